@@ -1,0 +1,250 @@
+"""The `checkin` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import select
+
+from bot.channels.console import ConsoleChannel
+from bot.runtime import NotInitialised, Runtime, build
+from bot.settings import LANGUAGES, SettingsError, load_settings
+from handlers import enrol
+from handlers.addressing import console_address
+from handlers.roster import import_roster, normalise_phone
+from handlers.types import Inbound, Location
+from scheduler.outbox import Outbox
+from storage import queries
+from storage.db import current_revision, migrate, session_scope
+from storage.models import Officer, Role, Supervisee
+
+app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+officer_app = typer.Typer(help="Officers: assistant officers, township supervisors, administrators.",
+                          no_args_is_help=True)
+roster_app = typer.Typer(help="The roster of people under supervision.", no_args_is_help=True)
+app.add_typer(officer_app, name="officer")
+app.add_typer(roster_app, name="roster")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _runtime(schema: bool = True) -> Runtime:
+    try:
+        rt = build(load_settings())
+        if schema:
+            rt.require_schema()
+    except (SettingsError, NotInitialised) as exc:
+        err.print(f"[red]{exc}[/]", markup=True)
+        raise typer.Exit(2) from None
+    return rt
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]{message}[/]", markup=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def init() -> None:
+    """Create or migrate the database."""
+    rt = _runtime(schema=False)
+    before = current_revision(rt.engine)
+    migrate(rt.engine)
+    after = current_revision(rt.engine)
+    where = rt.engine.url.render_as_string(hide_password=True)
+    if before == after:
+        out.print(f"database {where} is up to date (revision {after})")
+    else:
+        out.print(f"database {where} migrated from {before or 'empty'} to revision {after}")
+
+
+@officer_app.command("add")
+def officer_add(
+    name: Annotated[str, typer.Option("--name", help="Full name")],
+    township: Annotated[str, typer.Option("--township", help="Township")],
+    role: Annotated[Role, typer.Option("--role")] = Role.assistant,
+    supervisor: Annotated[Optional[int], typer.Option("--supervisor", help="Id of the township supervisor")] = None,
+    telegram_id: Annotated[Optional[int], typer.Option("--telegram-id", help="Telegram user id")] = None,
+    phone: Annotated[Optional[str], typer.Option("--phone", help="Mobile number")] = None,
+    language: Annotated[str, typer.Option("--language", help="zh-CN or en")] = "zh-CN",
+) -> None:
+    """Add an officer and print its id."""
+    rt = _runtime()
+    if language not in LANGUAGES:
+        _fail(f"--language={language!r}: must be one of {', '.join(LANGUAGES)}", 2)
+    if phone is not None:
+        try:
+            phone = normalise_phone(phone, rt.settings.phone_region)
+        except ValueError as exc:
+            _fail(f"--phone={phone!r}: {exc}", 2)
+    with session_scope(rt.engine) as session:
+        if supervisor is not None:
+            boss = session.get(Officer, supervisor)
+            if boss is None or boss.role not in (Role.supervisor, Role.admin):
+                _fail(f"--supervisor={supervisor}: no supervisor with this id", 2)
+        if telegram_id is not None and queries.officer_by_telegram(session, telegram_id):
+            _fail(f"--telegram-id={telegram_id}: already used by another officer", 2)
+        if phone is not None and queries.officer_by_phone(session, phone):
+            _fail(f"--phone={phone}: already used by another officer", 2)
+        officer = queries.add_officer(
+            session, name=name.strip(), township=township.strip(), role=role, now=rt.clock.now(),
+            supervisor_id=supervisor, telegram_id=telegram_id, phone=phone, language=language,
+        )
+        out.print(officer.id)
+
+
+@officer_app.command("list")
+def officer_list() -> None:
+    """Table of officers."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        officers = session.exec(select(Officer).order_by(Officer.township, Officer.id)).all()
+        load = dict(session.exec(
+            select(Supervisee.officer_id, queries.func.count()).where(Supervisee.status != "ended")
+            .group_by(Supervisee.officer_id)
+        ).all())
+    table = Table("id", "name", "township", "role", "supervisor", "telegram", "phone", "lang", "caseload")
+    for o in officers:
+        table.add_row(str(o.id), o.name, o.township, o.role, str(o.supervisor_id or ""),
+                      "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language, str(load.get(o.id, 0)))
+    out.print(table)
+
+
+@roster_app.command("import")
+def roster_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Roster CSV (UTF-8)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing")] = False,
+) -> None:
+    """Import or update people from CSV: all rows or none."""
+    rt = _runtime()
+    data = file.read_bytes()
+    with session_scope(rt.engine) as session:
+        result = import_roster(
+            session, data, now=rt.clock.now(), region=rt.settings.phone_region,
+            default_language=rt.settings.language, dry_run=dry_run,
+        )
+        if not result.ok:
+            session.rollback()
+    if not result.ok:
+        for e in result.errors:
+            err.print(f"{file.name}: {e}", markup=False)
+        _fail(f"{len(result.errors)} problem(s) found; nothing was imported.")
+    verb = "would be" if dry_run else "were"
+    out.print(f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged "
+              f"({result.created + result.updated} {verb} written).")
+
+
+@roster_app.command("list")
+def roster_list(
+    township: Annotated[Optional[str], typer.Option("--township")] = None,
+    officer: Annotated[Optional[int], typer.Option("--officer")] = None,
+) -> None:
+    """Table of people under supervision."""
+    rt = _runtime()
+    query = select(Supervisee).order_by(Supervisee.township, Supervisee.case_number)
+    if township:
+        query = query.where(Supervisee.township == township)
+    if officer is not None:
+        query = query.where(Supervisee.officer_id == officer)
+    with session_scope(rt.engine) as session:
+        people = session.exec(query).all()
+    table = Table("case", "name", "category", "level", "township", "officer", "start", "end",
+                  "status", "channel", title=f"{len(people)} people")
+    for p in people:
+        channel = "telegram" if p.telegram_chat_id else "sms"
+        table.add_row(p.case_number, p.name, p.category, p.level, p.township, str(p.officer_id),
+                      p.supervision_start.isoformat(), p.supervision_end.isoformat(), p.status, channel)
+    out.print(table)
+
+
+@app.command("enroll-link")
+def enroll_link(case_number: Annotated[str, typer.Argument(help="The person's case number")]) -> None:
+    """Print the Telegram deep link and the SMS instructions for one person."""
+    rt = _runtime()
+    s = rt.settings
+    with session_scope(rt.engine) as session:
+        person = queries.supervisee_by_case(session, case_number)
+        if person is None:
+            _fail(f"no person with case number {case_number!r}", 2)
+        code = enrol.issue_code(session, person, rt.clock.now(), s.enrol_code_days)
+    expires = code.expires_at.astimezone(s.zone).strftime("%Y-%m-%d %H:%M")
+    out.print(f"Enrolment code for {person.case_number}: [bold]{code.code}[/] (single use, expires {expires})",
+              markup=True)
+    if s.telegram_bot_username:
+        out.print(f"Telegram: https://t.me/{s.telegram_bot_username}?start={code.code.replace('-', '')}")
+    else:
+        out.print(f"Telegram: open the bot and send  /start {code.code}")
+    sender = s.twilio_from_number or "the service's SMS number"
+    out.print(f"SMS: no code needed. From {person.phone}, text HELP (or 帮助) to {sender}.")
+
+
+@app.command()
+def console(
+    as_: Annotated[str, typer.Option("--as", help="CASE_NUMBER, or officer:ID")],
+) -> None:
+    """Talk to the service as that person from the terminal."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        if as_.startswith("officer:"):
+            ref = as_.split(":", 1)[1]
+            who = session.get(Officer, int(ref)) if ref.isdigit() else None
+        else:
+            who = queries.supervisee_by_case(session, as_)
+        if who is None:
+            _fail(f"--as={as_!r}: no such person or officer", 2)
+        address = console_address(who)
+    asyncio.run(_console_loop(rt, address, who.name))
+
+
+async def _console_loop(rt: Runtime, address: str, name: str) -> None:
+    channel = ConsoleChannel(out)
+    outbox = Outbox(rt.engine, {"console": channel})
+    interactive = sys.stdin.isatty()
+    out.print(f"[dim]Talking as {name} ({address}). Type /help; a digit presses a button; "
+              "@LAT,LON shares a location; Ctrl-D ends.[/]", markup=True)
+    await outbox.drain(rt.clock.now(), address=address)
+    while True:
+        try:
+            line = input("you › " if interactive else "")
+        except EOFError:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if not interactive:
+            out.print(f"you › {line}", markup=False)
+        inbound = _console_inbound(address, line, channel)
+        await rt.router.handle(rt.engine, inbound, rt.clock.now())
+        await outbox.drain(rt.clock.now(), address=address)
+
+
+def _console_inbound(address: str, line: str, channel: ConsoleChannel) -> Inbound:
+    button = channel.button_for(line)
+    if button is not None:
+        return Inbound("console", address, text=line, button=button)
+    if line.startswith("@") and "," in line:
+        try:
+            lat, lon = (float(x) for x in line[1:].split(",", 1))
+            return Inbound("console", address, location=Location(lat, lon))
+        except ValueError:
+            pass
+    return Inbound("console", address, text=line)
+
+
+def main() -> None:
+    """Entry point of the `checkin` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

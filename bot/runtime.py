@@ -1,0 +1,49 @@
+"""Composition root: build the engine, clock, router and outbox from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from bot.settings import Settings, parse_clock
+from handlers.router import Router, default_router
+from scheduler.clock import Clock, FastClock, RealClock
+from storage.db import has_schema, make_engine
+
+
+class NotInitialised(RuntimeError):
+    """The database has no checkin schema yet."""
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The real clock, or CHECKIN_CLOCK's fast one."""
+    if settings.clock:
+        start, speed = parse_clock(settings.clock)
+        return FastClock(start, speed)
+    return RealClock()
+
+
+@dataclass
+class Runtime:
+    """What every command needs, built once."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    router: Router = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.router = default_router(self.settings.language)
+
+    def require_schema(self) -> None:
+        if not has_schema(self.engine):
+            raise NotInitialised(
+                f"the database at {self.engine.url.render_as_string(hide_password=True)} has no "
+                "checkin tables: run `checkin init` first"
+            )
+
+
+def build(settings: Settings) -> Runtime:
+    """A runtime for these settings."""
+    return Runtime(settings, make_engine(settings.database_url), make_clock(settings))

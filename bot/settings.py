@@ -1,0 +1,179 @@
+"""Typed settings, read once from the environment and `.env`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import phonenumbers
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+LANGUAGES = ("zh-CN", "en")
+_CLOCK = re.compile(r"^(?P<start>[^@]+)@(?P<speed>[0-9]+(\.[0-9]+)?)$")
+
+
+def _env(name: str):
+    """A field bound to exactly one environment variable name."""
+    return AliasChoices(name, name.lower())
+
+
+class SettingsError(Exception):
+    """A setting has an invalid value; the message names the setting and the value."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a checkin instance; names as in the contract."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=False
+    )
+
+    database_url: str = Field("sqlite:///checkin.db", validation_alias=_env("CHECKIN_DATABASE_URL"))
+    timezone: str = Field("Asia/Shanghai", validation_alias=_env("CHECKIN_TIMEZONE"))
+    language: str = Field("zh-CN", validation_alias=_env("CHECKIN_LANGUAGE"))
+    holiday_country: str = Field("CN", validation_alias=_env("CHECKIN_HOLIDAY_COUNTRY"))
+    phone_region: str = Field("CN", validation_alias=_env("CHECKIN_PHONE_REGION"))
+    clock: str | None = Field(None, validation_alias=_env("CHECKIN_CLOCK"))
+    public_url: str | None = Field(None, validation_alias=_env("CHECKIN_PUBLIC_URL"))
+    http_host: str = Field("127.0.0.1", validation_alias=_env("CHECKIN_HTTP_HOST"))
+    http_port: int = Field(8080, ge=1, le=65535, validation_alias=_env("CHECKIN_HTTP_PORT"))
+    enrol_code_days: int = Field(14, ge=1, le=365, validation_alias=_env("CHECKIN_ENROL_CODE_DAYS"))
+    telegram_bot_token: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_bot_username: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_USERNAME"))
+    telegram_base_url: str = Field(
+        "https://api.telegram.org/bot", validation_alias=_env("TELEGRAM_BASE_URL")
+    )
+    telegram_webhook_secret: str | None = Field(None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
+    twilio_account_sid: str | None = Field(None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: str | None = Field(None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_from_number: str | None = Field(None, validation_alias=_env("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(
+        None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        try:
+            make_url(v)
+        except ArgumentError as exc:
+            raise ValueError("not a database URL (e.g. sqlite:///checkin.db)") from exc
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone (e.g. Asia/Shanghai)") from exc
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _lang(cls, v: str) -> str:
+        if v not in LANGUAGES:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+        return v
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        if v not in holidays.list_supported_countries():
+            raise ValueError("not a country the holidays package knows (e.g. CN)")
+        return v
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if v not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("not a phone region (e.g. CN)")
+        return v
+
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        parse_clock(v)
+        return v
+
+    @field_validator("public_url", "telegram_base_url", "twilio_api_base_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if not v.endswith("/bot") else v
+
+    @model_validator(mode="after")
+    def _twilio_pair(self) -> Settings:
+        if self.twilio_from_number and self.twilio_messaging_service_sid:
+            raise ValueError(
+                "set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID, not both"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The county's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Telegram is on when a bot token is set."""
+        return bool(self.telegram_bot_token)
+
+    @property
+    def sms_enabled(self) -> bool:
+        """SMS is on when Twilio credentials and a sender are set."""
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from_number or self.twilio_messaging_service_sid)
+        )
+
+
+def parse_clock(value: str) -> tuple[datetime, float]:
+    """Parse `START@SPEED` (aware ISO-8601 start, speed > 0)."""
+    m = _CLOCK.match(value.strip())
+    if not m:
+        raise ValueError("expected START@SPEED, e.g. 2027-03-01T06:00+08:00@720")
+    try:
+        start = datetime.fromisoformat(m["start"])
+    except ValueError as exc:
+        raise ValueError(f"start {m['start']!r} is not an ISO-8601 date-time") from exc
+    if start.tzinfo is None:
+        raise ValueError("start needs a UTC offset, e.g. +08:00")
+    speed = float(m["speed"])
+    if speed <= 0:
+        raise ValueError("speed must be above 0")
+    return start, speed
+
+
+_ALIASES = {name: f.validation_alias.choices[0] for name, f in Settings.model_fields.items()}
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings once; raise SettingsError naming each bad setting and value."""
+    try:
+        return Settings(**{_ALIASES.get(k, k): v for k, v in overrides.items()})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            if not err.get("loc"):
+                lines.append(f"invalid settings: {msg}")
+                continue
+            name = str(err["loc"][0])
+            name = _ALIASES.get(name, name).upper()
+            lines.append(f"invalid setting {name}={err.get('input')!r}: {msg}")
+        raise SettingsError("\n".join(lines)) from None

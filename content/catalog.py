@@ -1,0 +1,59 @@
+"""Message catalogues (zh-CN, en) and a small renderer."""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from functools import cache
+from pathlib import Path
+
+LOCALES = Path(__file__).with_name("locales")
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+
+
+class MissingText(KeyError):
+    """A key or placeholder the catalogue does not have."""
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+@cache
+def catalogue(language: str) -> dict[str, str]:
+    """All texts of one language, keyed by dotted name."""
+    if language not in LANGUAGES:
+        raise MissingText(f"no catalogue for language {language!r}")
+    with (LOCALES / f"{language}.toml").open("rb") as fh:
+        return _flatten(tomllib.load(fh))
+
+
+def placeholders(template: str) -> set[str]:
+    """The `{name}` fields a template uses."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def language_or_default(language: str | None) -> str:
+    """`language` when we have it, else the default."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def text(language: str | None, key: str, **params: object) -> str:
+    """Render `key` in `language` with `params`; a missing key or placeholder raises."""
+    texts = catalogue(language_or_default(language))
+    try:
+        template = texts[key]
+    except KeyError:
+        raise MissingText(f"no text {key!r} in {language_or_default(language)}") from None
+    try:
+        return template.format(**params)
+    except KeyError as exc:
+        raise MissingText(f"text {key!r} needs {exc.args[0]!r}") from None

@@ -1,0 +1,31 @@
+"""Where a message to an officer or a supervisee goes: channel and address."""
+
+from __future__ import annotations
+
+from storage.models import ChannelName, Officer, Supervisee
+
+
+def console_address(who: Officer | Supervisee) -> str:
+    """The console channel's address for a person: `officer:ID` or `case:CASE_NUMBER`."""
+    if isinstance(who, Officer):
+        return f"officer:{who.id}"
+    return f"case:{who.case_number}"
+
+
+def route_for(who: Officer | Supervisee) -> tuple[str, str]:
+    """The (channel, address) proactive messages to `who` use.
+
+    Telegram when bound (and preferred, for supervisees), else SMS when a phone
+    is known, else the console mailbox.
+    """
+    if isinstance(who, Officer):
+        if who.telegram_id is not None:
+            return ChannelName.telegram, str(who.telegram_id)
+        if who.phone:
+            return ChannelName.sms, who.phone
+        return ChannelName.console, console_address(who)
+    if who.telegram_chat_id is not None and (who.preferred_channel == ChannelName.telegram or not who.phone):
+        return ChannelName.telegram, str(who.telegram_chat_id)
+    if who.phone:
+        return ChannelName.sms, who.phone
+    return ChannelName.console, console_address(who)

@@ -1,0 +1,74 @@
+"""Help, messages to the officer, the officer's caseload, and the fallbacks."""
+
+from __future__ import annotations
+
+from content.catalog import text
+from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
+from storage import queries
+from storage.models import Officer
+
+# A forwarded note is cut here so an officer's alert stays readable on a phone.
+MAX_FORWARD = 500
+
+
+def _officer_of(ctx: Context) -> Officer:
+    return ctx.session.get(Officer, ctx.sender.supervisee.officer_id)
+
+
+async def unknown(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """Someone the service does not know."""
+    return [Reply(text(ctx.default_language, "unknown.intro"))]
+
+
+async def help_supervisee(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """What a supervisee can do."""
+    return [Reply(text(ctx.language, "help.supervisee", officer=_officer_of(ctx).name))]
+
+
+async def help_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """What an officer can do."""
+    return [Reply(text(ctx.language, "help.officer"))]
+
+
+async def contact_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """`找协管员 TEXT` / `officer TEXT`: pass a note to the assigned officer."""
+    note = ctx.args
+    if not note:
+        return [Reply(text(ctx.language, "contact.empty"))]
+    person, officer = ctx.sender.supervisee, _officer_of(ctx)
+    if len(note) > MAX_FORWARD:
+        note = note[:MAX_FORWARD] + "…"
+    return [
+        Reply(text(ctx.language, "contact.sent", officer=officer.name)),
+        Reply(
+            text(officer.language, "contact.officer_notice", name=person.name,
+                 case_number=person.case_number, township=person.township, text=note),
+            to=Recipient(SenderKind.officer, officer.id),
+            kind="contact",
+        ),
+    ]
+
+
+async def officer_caseload(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/list: the officer's active people."""
+    people = queries.caseload(ctx.session, ctx.sender.officer.id)
+    lang = ctx.language
+    if not people:
+        return [Reply(text(lang, "officer.caseload_empty"))]
+    lines = [text(lang, "officer.caseload_header", count=len(people))]
+    lines += [
+        text(lang, "officer.caseload_line", name=p.name, case_number=p.case_number,
+             level=text(lang, f"level.{p.level}"))
+        for p in people
+    ]
+    return [Reply("\n".join(lines))]
+
+
+async def not_understood(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """A supervisee's message that matched nothing: stored, and answered with the way out."""
+    return [Reply(text(ctx.language, "fallback.not_understood"))]
+
+
+async def officer_not_understood(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """An officer's message that matched nothing."""
+    return [Reply(text(ctx.language, "fallback.officer"))]

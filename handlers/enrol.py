@@ -1,0 +1,88 @@
+"""Enrolment: issuing single-use codes and binding a Telegram chat with /start CODE."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from content.catalog import text
+from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
+from storage import queries
+from storage.models import ChannelName, EnrolmentCode, Officer, Supervisee
+
+log = logging.getLogger(__name__)
+
+# No 0/O, 1/I/L: codes are read aloud and typed on keypads.
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+def new_code() -> str:
+    """A random code like K7Q2-9MZD."""
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_code(raw: str) -> str:
+    """Accept codes typed in lower case, with or without the dash or spaces."""
+    clean = "".join(ch for ch in raw.upper() if ch.isalnum())
+    return f"{clean[:4]}-{clean[4:]}" if len(clean) == 8 else clean
+
+
+def issue_code(session: Session, supervisee: Supervisee, now: datetime, days: int) -> EnrolmentCode:
+    """A fresh code for `supervisee`; earlier unused codes are revoked."""
+    for old in session.exec(
+        select(EnrolmentCode).where(
+            EnrolmentCode.supervisee_id == supervisee.id,
+            EnrolmentCode.used_at.is_(None),  # type: ignore[union-attr]
+            EnrolmentCode.revoked_at.is_(None),  # type: ignore[union-attr]
+        )
+    ):
+        old.revoked_at = now
+        session.add(old)
+    code = EnrolmentCode(
+        supervisee_id=supervisee.id, code=new_code(), created_at=now, expires_at=now + timedelta(days=days)
+    )
+    session.add(code)
+    session.flush()
+    return code
+
+
+async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/start CODE: bind this Telegram chat to the person the code was issued for."""
+    words = inbound.words()
+    if ctx.sender.kind is SenderKind.supervisee:
+        return [Reply(text(ctx.language, "enrol.already"))]
+    if ctx.sender.kind is SenderKind.officer:
+        return [Reply(text(ctx.language, "help.officer"))]
+    if len(words) < 2:
+        return [Reply(text(ctx.default_language, "unknown.intro"))]
+    code = queries.enrolment_code(ctx.session, normalise_code("".join(words[1:])))
+    if code is None or code.revoked_at is not None:
+        return [Reply(text(ctx.default_language, "enrol.code_unknown"))]
+    person = ctx.session.get(Supervisee, code.supervisee_id)
+    lang = person.language
+    if code.used_at is not None:
+        return [Reply(text(lang, "enrol.code_used"))]
+    if code.expires_at <= ctx.now:
+        return [Reply(text(lang, "enrol.code_expired"))]
+    if inbound.channel != ChannelName.telegram:
+        return [Reply(text(lang, "enrol.already"))]
+    code.used_at = ctx.now
+    person.telegram_chat_id = int(inbound.address)
+    person.preferred_channel = ChannelName.telegram
+    person.updated_at = ctx.now
+    ctx.session.add_all([code, person])
+    ctx.sender.supervisee, ctx.sender.kind, ctx.sender.language = person, SenderKind.supervisee, lang
+    officer = ctx.session.get(Officer, person.officer_id)
+    log.info("supervisee %s enrolled on telegram (code %s)", person.id, code.id)
+    return [
+        Reply(text(lang, "enrol.welcome", name=person.name, officer=officer.name), kind="enrol"),
+        Reply(
+            text(officer.language, "enrol.officer_notice", name=person.name, case_number=person.case_number),
+            to=Recipient(SenderKind.officer, officer.id),
+            kind="notice",
+        ),
+    ]

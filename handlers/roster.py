@@ -1,0 +1,260 @@
+"""Roster import: validate every row of the contract CSV, then import all of it or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import phonenumbers
+from sqlalchemy import inspect
+from sqlmodel import Session, select
+
+from storage.models import Category, Level, Officer, Role, Status, Supervisee
+
+COLUMNS = (
+    "case_number", "name", "phone", "language", "category", "level",
+    "township", "officer_id", "supervision_start", "supervision_end",
+)
+LANGUAGE_ALIASES = {"zh-cn": "zh-CN", "zh_cn": "zh-CN", "zh": "zh-CN", "en": "en", "en-us": "en", "en-gb": "en"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-/]{0,39}$")
+_MOBILE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+# Fields compared to tell an unchanged row from an update.
+_FIELDS = COLUMNS[1:]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad value: where it is and what is wrong with it."""
+
+    line: int
+    column: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, {self.column}={self.value!r}: {self.message}"
+
+
+@dataclass
+class RosterRow:
+    """One validated row."""
+
+    line: int
+    case_number: str
+    name: str
+    phone: str
+    language: str
+    category: str
+    level: str
+    township: str
+    officer_id: int
+    supervision_start: date
+    supervision_end: date
+
+
+@dataclass
+class ImportResult:
+    """What an import did (or, dry run, would do)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def normalise_phone(raw: str, region: str) -> str:
+    """E.164 for a valid mobile number, else ValueError saying why."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid number for region {region}")
+    if phonenumbers.number_type(number) not in _MOBILE:
+        raise ValueError("not a mobile number (SMS needs a mobile)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    return data.decode("utf-8-sig")
+
+
+def parse_roster(data: bytes | str, region: str, default_language: str) -> tuple[list[RosterRow], list[RowError]]:
+    """Parse and validate the CSV text; every problem is reported, none is fatal here."""
+    errors: list[RowError] = []
+    try:
+        text = _decode(data)
+    except UnicodeDecodeError as exc:
+        return [], [RowError(1, "file", "", f"not UTF-8 (bad byte at offset {exc.start})")]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in COLUMNS if c not in header]
+    extra = [c for c in header if c not in COLUMNS]
+    for c in missing:
+        errors.append(RowError(1, c, "", "column missing from the header"))
+    for c in extra:
+        errors.append(RowError(1, c, c, "unknown column (expected: " + ",".join(COLUMNS) + ")"))
+    if missing or extra:
+        return [], errors
+
+    rows: list[RosterRow] = []
+    seen_case: dict[str, int] = {}
+    seen_phone: dict[str, int] = {}
+    for raw in reader:
+        line = reader.line_num
+        if raw.get(None):
+            errors.append(RowError(line, "row", ",".join(raw[None]), "more fields than the header has"))
+            continue
+        values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+        if not any(values.values()):
+            continue
+        row_errors: list[RowError] = []
+
+        def bad(column: str, message: str) -> None:
+            row_errors.append(RowError(line, column, values[column], message))
+
+        case = values["case_number"]
+        if not _CASE.match(case):
+            bad("case_number", "must be 1-40 letters, digits, '-', '_' or '/'")
+        elif case in seen_case:
+            bad("case_number", f"duplicate case number (also on line {seen_case[case]})")
+        else:
+            seen_case[case] = line
+        if not values["name"]:
+            bad("name", "must not be empty")
+        elif len(values["name"]) > 100:
+            bad("name", "longer than 100 characters")
+        phone = ""
+        try:
+            phone = normalise_phone(values["phone"], region)
+        except ValueError as exc:
+            bad("phone", str(exc))
+        else:
+            if phone in seen_phone:
+                bad("phone", f"same phone as line {seen_phone[phone]}")
+            seen_phone.setdefault(phone, line)
+        language = LANGUAGE_ALIASES.get(values["language"].lower(), None) if values["language"] else default_language
+        if language is None:
+            bad("language", "must be zh-CN or en (or empty for the default)")
+        category, level = values["category"].lower(), values["level"].lower()
+        if category not in Category.__members__:
+            bad("category", "must be one of " + ", ".join(Category))
+        if level not in Level.__members__:
+            bad("level", "must be one of " + ", ".join(Level))
+        if not values["township"]:
+            bad("township", "must not be empty")
+        officer_id = int(values["officer_id"]) if values["officer_id"].isdigit() else None
+        if officer_id is None:
+            bad("officer_id", "must be an officer id (a whole number; see `checkin officer list`)")
+        dates: dict[str, date] = {}
+        for col in ("supervision_start", "supervision_end"):
+            if not _DATE.match(values[col]):
+                bad(col, "must be a date as YYYY-MM-DD")
+                continue
+            try:
+                dates[col] = date.fromisoformat(values[col])
+            except ValueError:
+                bad(col, "no such date")
+        if len(dates) == 2 and dates["supervision_end"] <= dates["supervision_start"]:
+            bad("supervision_end", f"must be after supervision_start ({values['supervision_start']})")
+        if row_errors:
+            errors.extend(row_errors)
+            continue
+        rows.append(RosterRow(
+            line=line, case_number=case, name=values["name"], phone=phone, language=language,
+            category=category, level=level, township=values["township"], officer_id=officer_id,
+            supervision_start=dates["supervision_start"], supervision_end=dates["supervision_end"],
+        ))
+    return rows, errors
+
+
+def _chunks(items: list, size: int = 500):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _check_against_db(session: Session, rows: list[RosterRow]) -> list[RowError]:
+    """Officers must exist and not be administrators; a phone may not belong to another person."""
+    errors: list[RowError] = []
+    officer_ids = sorted({r.officer_id for r in rows})
+    officers: dict[int, Officer] = {}
+    for chunk in _chunks(officer_ids):
+        officers.update({o.id: o for o in session.exec(select(Officer).where(Officer.id.in_(chunk)))})
+    holders: dict[str, str] = {}
+    for chunk in _chunks([r.phone for r in rows]):
+        holders.update({p: c for p, c in session.exec(
+            select(Supervisee.phone, Supervisee.case_number).where(Supervisee.phone.in_(chunk))
+        )})
+    cases_in_file = {r.case_number for r in rows}
+    for r in rows:
+        officer = officers.get(r.officer_id)
+        if officer is None:
+            errors.append(RowError(r.line, "officer_id", str(r.officer_id), "no officer with this id"))
+        elif officer.role == Role.admin or not officer.active:
+            errors.append(RowError(r.line, "officer_id", str(r.officer_id),
+                                   "officer is an administrator or inactive and cannot supervise"))
+        holder = holders.get(r.phone)
+        if holder is not None and holder != r.case_number and holder not in cases_in_file:
+            errors.append(RowError(r.line, "phone", r.phone, f"already the phone of case {holder}"))
+    return errors
+
+
+def import_roster(
+    session: Session, data: bytes | str, *, now: datetime, region: str = "CN",
+    default_language: str = "zh-CN", dry_run: bool = False,
+) -> ImportResult:
+    """Validate, then create or update every row in the caller's transaction; on any error write nothing."""
+    result = ImportResult(dry_run=dry_run)
+    rows, errors = parse_roster(data, region, default_language)
+    if not errors:
+        errors = _check_against_db(session, rows)
+    if errors:
+        result.errors = errors
+        return result
+    existing: dict[str, Supervisee] = {}
+    for chunk in _chunks([r.case_number for r in rows]):
+        existing.update({p.case_number: p for p in session.exec(
+            select(Supervisee).where(Supervisee.case_number.in_(chunk))
+        )})
+    changed: list[Supervisee] = []
+    for r in rows:
+        values = {f: getattr(r, f) for f in _FIELDS}
+        person = existing.get(r.case_number)
+        if person is None:
+            result.created += 1
+            changed.append(Supervisee(
+                case_number=r.case_number, status=Status.active, created_at=now, updated_at=now, **values
+            ))
+        elif any(getattr(person, f) != v for f, v in values.items()):
+            result.updated += 1
+            for f, v in values.items():
+                setattr(person, f, v)
+            person.updated_at = now
+            changed.append(person)
+        else:
+            result.unchanged += 1
+    if not dry_run:
+        # Phones may move between people in one file: park the changed ones
+        # first so the unique index holds at every step of the flush.
+        movers = [(p, p.phone) for p in changed if p.id is not None and inspect(p).attrs.phone.history.has_changes()]
+        if movers:
+            for p, _ in movers:
+                p.phone = None
+            session.flush()
+            for p, phone in movers:
+                p.phone = phone
+        session.add_all(changed)
+        session.flush()
+    return result

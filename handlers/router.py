@@ -1,0 +1,216 @@
+"""The inbound pipeline: store, deduplicate, resolve the sender, dispatch through one table, enqueue replies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from content.catalog import text
+from handlers import basic, enrol
+from handlers.addressing import route_for
+from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
+from storage import outbox, queries
+from storage.db import session_scope
+from storage.models import ChannelName, Direction, Message, MessageStatus, Officer, Supervisee
+
+log = logging.getLogger(__name__)
+
+ANYONE = frozenset(SenderKind)
+PERSON = frozenset({SenderKind.supervisee})
+OFFICER = frozenset({SenderKind.officer})
+
+
+@dataclass(frozen=True)
+class Route:
+    """Keywords (matched on the first word, or as a prefix for CJK keywords) for some senders."""
+
+    keywords: tuple[str, ...]
+    who: frozenset[SenderKind]
+    handler: Handler
+
+
+@dataclass
+class Handled:
+    """What the pipeline did with one inbound message."""
+
+    message_id: int | None
+    duplicate: bool = False
+    replies: list[Reply] = field(default_factory=list)
+    error: bool = False
+
+
+def _is_cjk(word: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in word)
+
+
+def stored_text(raw: str) -> str:
+    """The text as stored: capped, with a note saying how much was cut."""
+    if len(raw) <= MAX_STORED_TEXT:
+        return raw
+    return raw[:MAX_STORED_TEXT] + f"\n[truncated: {len(raw)} characters received]"
+
+
+def resolve_sender(session: Session, channel: str, address: str, default_language: str) -> Sender:
+    """Officer, supervisee or unknown, by channel and address."""
+    officer: Officer | None = None
+    person: Supervisee | None = None
+    if channel == ChannelName.telegram and address.lstrip("-").isdigit():
+        officer = queries.officer_by_telegram(session, int(address))
+        person = None if officer else queries.supervisee_by_telegram(session, int(address))
+    elif channel == ChannelName.sms:
+        officer = queries.officer_by_phone(session, address)
+        person = None if officer else queries.supervisee_by_phone(session, address)
+    elif channel == ChannelName.console:
+        kind, _, ref = address.partition(":")
+        if kind == "officer" and ref.isdigit():
+            officer = session.get(Officer, int(ref))
+        elif kind == "case":
+            person = queries.supervisee_by_case(session, ref)
+    if officer is not None:
+        return Sender(SenderKind.officer, officer=officer, language=officer.language)
+    if person is not None:
+        return Sender(SenderKind.supervisee, supervisee=person, language=person.language)
+    return Sender(SenderKind.unknown, language=default_language)
+
+
+class Router:
+    """One explicit dispatch table: conversation states first, then keywords, then buttons, then the fallback."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        fallbacks: dict[SenderKind, Handler],
+        states: dict[str, Handler] | None = None,
+        buttons: dict[str, Handler] | None = None,
+        default_language: str = "zh-CN",
+    ) -> None:
+        self.routes = routes
+        self.fallbacks = fallbacks
+        self.states = states or {}
+        self.buttons = buttons or {}
+        self.default_language = default_language
+
+    def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str]:
+        """The handler for this message and the text after its keyword."""
+        body = inbound.text.strip()
+        first = body.split(maxsplit=1)[0].lower() if body else ""
+        first = first.split("@", 1)[0] if first.startswith("/") else first  # /start@bot
+        for route in self.routes:
+            if sender.kind not in route.who:
+                continue
+            for kw in route.keywords:
+                if first == kw:
+                    return route.handler, body[len(body.split(maxsplit=1)[0]):].strip()
+                if _is_cjk(kw) and body.startswith(kw):
+                    return route.handler, body[len(kw):].strip()
+        if inbound.button:
+            prefix = inbound.button.split(":", 1)[0]
+            if prefix in self.buttons:
+                return self.buttons[prefix], inbound.button
+        if state in self.states:
+            return self.states[state], body
+        return self.fallbacks[sender.kind], body
+
+    async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
+        """Store the message, then handle it; it is stored and answered even when a handler fails."""
+        received = inbound.received_at or now
+        with session_scope(engine) as session:
+            sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+            row = dict(
+                direction=Direction.inbound, channel=inbound.channel, address=inbound.address,
+                supervisee_id=sender.supervisee.id if sender.supervisee else None,
+                officer_id=sender.officer.id if sender.officer else None,
+                kind="button" if inbound.button else ("location" if inbound.location else "text"),
+                body=stored_text(inbound.text), payload=None, status=MessageStatus.received,
+                provider_id=inbound.provider_id, attempts=0, created_at=received, updated_at=now,
+            )
+            if inbound.button:
+                row["payload"] = json.dumps({"button": inbound.button[:200]}, ensure_ascii=False)
+            if inbound.provider_id is None:
+                msg = Message(**row)
+                session.add(msg)
+                session.flush()
+                message_id = msg.id
+            else:
+                message_id = outbox.insert_ignore(session, row, ["channel", "provider_id", "direction"])
+        if message_id is None:
+            log.info("duplicate inbound %s/%s ignored", inbound.channel, inbound.provider_id)
+            return Handled(None, duplicate=True)
+        try:
+            with session_scope(engine) as session:
+                replies = await self._dispatch(session, inbound, message_id, now)
+            return Handled(message_id, replies=replies)
+        except Exception:
+            log.exception("handler failed on message %s", message_id)
+            with session_scope(engine) as session:
+                sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+                reply = Reply(text(sender.language, "fallback.error"), kind="error")
+                self._enqueue(session, inbound, message_id, [reply], now)
+                self._mark(session, message_id, now, error="handler_error")
+            return Handled(message_id, replies=[reply], error=True)
+
+    async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime) -> list[Reply]:
+        sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+        conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
+        handler, args = self.match(inbound, sender, conv.state)
+        ctx = Context(session, now, sender, conv, message_id, self.default_language, args)
+        log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
+        replies = await handler(inbound, ctx)
+        if ctx.sender.supervisee is not None:
+            ctx.sender.supervisee.last_contact_at = now
+            session.add(ctx.sender.supervisee)
+        self._enqueue(session, inbound, message_id, replies, now)
+        self._mark(session, message_id, now)
+        return replies
+
+    @staticmethod
+    def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime) -> None:
+        for i, reply in enumerate(replies):
+            supervisee_id = officer_id = None
+            if reply.to is None:
+                channel, address = inbound.channel, inbound.address
+            else:
+                model = Officer if reply.to.kind is SenderKind.officer else Supervisee
+                who = session.get(model, reply.to.id)
+                channel, address = route_for(who)
+                if model is Officer:
+                    officer_id = who.id
+                else:
+                    supervisee_id = who.id
+            outbox.enqueue(
+                session, channel=channel, address=address, body=reply.text, now=now,
+                dedupe_key=f"reply:{message_id}:{i}", kind=reply.kind, payload=reply.payload(),
+                supervisee_id=supervisee_id, officer_id=officer_id,
+            )
+
+    @staticmethod
+    def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:
+        session.execute(
+            update(Message).where(Message.id == message_id)
+            .values(status=MessageStatus.handled, error_code=error, updated_at=now)
+        )
+
+
+def default_router(default_language: str = "zh-CN") -> Router:
+    """The service's routing table."""
+    return Router(
+        routes=[
+            Route(("/start",), ANYONE, enrol.start),
+            Route(("/help", "help", "帮助"), PERSON, basic.help_supervisee),
+            Route(("/help", "help", "帮助"), OFFICER, basic.help_officer),
+            Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
+            Route(("/list", "list"), OFFICER, basic.officer_caseload),
+        ],
+        fallbacks={
+            SenderKind.unknown: basic.unknown,
+            SenderKind.supervisee: basic.not_understood,
+            SenderKind.officer: basic.officer_not_understood,
+        },
+        default_language=default_language,
+    )

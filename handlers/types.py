@@ -1,0 +1,134 @@
+"""Transport-neutral message types shared by the handlers and the channel adapters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from storage.models import Conversation, Officer, Supervisee
+
+# Stored inbound text is capped; the rest is cut with a note, never dropped silently.
+MAX_STORED_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class Location:
+    """A shared point; accuracy in metres when the device gave one."""
+
+    latitude: float
+    longitude: float
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as it arrived from any channel."""
+
+    channel: str
+    address: str
+    text: str = ""
+    received_at: datetime | None = None
+    location: Location | None = None
+    button: str | None = None
+    provider_id: str | None = None
+
+    def words(self) -> list[str]:
+        """The text split on whitespace."""
+        return self.text.split()
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice offered with a reply: a Telegram inline button, a digit by SMS."""
+
+    label: str
+    data: str
+
+
+class SenderKind(StrEnum):
+    officer = "officer"
+    supervisee = "supervisee"
+    unknown = "unknown"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone other than the sender to whom a reply goes."""
+
+    kind: SenderKind
+    id: int
+
+
+@dataclass
+class Reply:
+    """Something to send; to the sender on the inbound channel unless `to` says otherwise."""
+
+    text: str
+    buttons: list[Button] = field(default_factory=list)
+    request_location: bool = False
+    to: Recipient | None = None
+    kind: str = "reply"
+
+    def payload(self) -> dict:
+        """The channel-neutral extras stored with the outbox row."""
+        out: dict = {}
+        if self.buttons:
+            out["buttons"] = [[b.label, b.data] for b in self.buttons]
+        if self.request_location:
+            out["request_location"] = True
+        return out
+
+
+@dataclass
+class Sender:
+    """Who sent a message, as the router resolved it."""
+
+    kind: SenderKind
+    officer: Officer | None = None
+    supervisee: Supervisee | None = None
+    language: str = "zh-CN"
+
+    @property
+    def label(self) -> str:
+        """An id for logs: never a name or phone number."""
+        if self.officer is not None:
+            return f"officer:{self.officer.id}"
+        if self.supervisee is not None:
+            return f"supervisee:{self.supervisee.id}"
+        return "unknown"
+
+
+@dataclass
+class Context:
+    """What a handler may use: the session (its effects commit with the replies), the time, the sender."""
+
+    session: Session
+    now: datetime
+    sender: Sender
+    conversation: Conversation
+    message_id: int
+    default_language: str = "zh-CN"
+    args: str = ""  # the text after the keyword that picked the handler
+
+    @property
+    def language(self) -> str:
+        return self.sender.language
+
+    def state_data(self) -> dict:
+        """The conversation's stored data."""
+        return json.loads(self.conversation.data or "{}")
+
+    def set_state(self, state: str, data: dict | None = None) -> None:
+        """Move the conversation to `state`, keeping `data` with it."""
+        self.conversation.state = state
+        self.conversation.data = json.dumps(data or {}, ensure_ascii=False)
+        self.conversation.updated_at = self.now
+        self.session.add(self.conversation)
+
+
+Handler = Callable[[Inbound, Context], Awaitable[list[Reply]]]

@@ -1,0 +1,203 @@
+"""SQLModel tables: the database is the source of truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC everywhere."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Role(StrEnum):
+    assistant = "assistant"
+    supervisor = "supervisor"
+    admin = "admin"
+
+
+class Category(StrEnum):
+    probation = "probation"
+    parole = "parole"
+    control = "control"
+    medical_parole = "medical_parole"
+    deprivation = "deprivation"
+
+
+class Level(StrEnum):
+    strict = "strict"
+    ordinary = "ordinary"
+    lenient = "lenient"
+
+
+class Status(StrEnum):
+    active = "active"
+    ended = "ended"
+    lost_contact = "lost_contact"
+
+
+class ChannelName(StrEnum):
+    telegram = "telegram"
+    sms = "sms"
+    console = "console"
+
+
+class Direction(StrEnum):
+    inbound = "in"
+    outbound = "out"
+
+
+class MessageStatus(StrEnum):
+    received = "received"  # inbound, stored
+    handled = "handled"  # inbound, replies enqueued
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class ObligationState(StrEnum):
+    planned = "planned"
+    prompted = "prompted"
+    reminded = "reminded"
+    done = "done"
+    missed = "missed"
+    excused = "excused"
+
+
+class Officer(SQLModel, table=True):
+    """An assistant officer, a township supervisor or an administrator."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    township: str = Field(max_length=100, index=True)
+    role: str = Field(default=Role.assistant, max_length=16)
+    supervisor_id: int | None = Field(default=None, foreign_key="officer.id")
+    telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
+    phone: str | None = Field(default=None, max_length=20, unique=True)
+    language: str = Field(default="zh-CN", max_length=8)
+    active: bool = True
+    created_at: datetime | None = _ts(nullable=False)
+
+
+class Supervisee(SQLModel, table=True):
+    """A person under supervision."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_number: str = Field(max_length=40, unique=True)
+    name: str = Field(max_length=100)
+    phone: str | None = Field(default=None, max_length=20, unique=True)
+    language: str = Field(default="zh-CN", max_length=8)
+    category: str = Field(max_length=20)
+    level: str = Field(max_length=12, index=True)
+    township: str = Field(max_length=100, index=True)
+    officer_id: int = Field(foreign_key="officer.id", index=True)
+    supervision_start: date
+    supervision_end: date
+    status: str = Field(default=Status.active, max_length=16, index=True)
+    telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
+    preferred_channel: str = Field(default=ChannelName.sms, max_length=12)
+    timezone: str | None = Field(default=None, max_length=64)
+    last_contact_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class EnrolmentCode(SQLModel, table=True):
+    """A single-use code that binds a Telegram chat to a supervisee."""
+
+    __tablename__ = "enrolment_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    code: str = Field(max_length=16, unique=True)
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)
+    used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()
+
+
+class Conversation(SQLModel, table=True):
+    """Where a conversation with one (channel, address) stands."""
+
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_conversation_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=12)
+    address: str = Field(max_length=64)
+    state: str = Field(default="idle", max_length=40)
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    updated_at: datetime | None = _ts(nullable=False)
+
+
+class Obligation(SQLModel, table=True):
+    """Something a supervisee owes in one period: a check-in, a report, study, service."""
+
+    __table_args__ = (
+        UniqueConstraint("supervisee_id", "kind", "period_key", name="uq_obligation_period"),
+        Index("ix_obligation_state_due", "state", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    kind: str = Field(max_length=20)
+    period_key: str = Field(max_length=32)
+    due_at: datetime | None = _ts(nullable=False)
+    window_end_at: datetime | None = _ts(nullable=False)
+    state: str = Field(default=ObligationState.planned, max_length=12)
+    answered_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(nullable=False)
+
+
+class Message(SQLModel, table=True):
+    """Every message in and out: the audit trail, and (outbound) the outbox."""
+
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id", "direction", name="uq_message_provider"),
+        Index("ix_message_outbox", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    direction: str = Field(max_length=3)
+    channel: str = Field(max_length=12)
+    address: str = Field(max_length=64)
+    supervisee_id: int | None = Field(default=None, foreign_key="supervisee.id", index=True)
+    officer_id: int | None = Field(default=None, foreign_key="officer.id", index=True)
+    kind: str = Field(default="reply", max_length=32)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(max_length=12)
+    provider_id: str | None = Field(default=None, max_length=64)
+    error_code: str | None = Field(default=None, max_length=32)
+    error_detail: str | None = Field(default=None, max_length=500)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    claimed_at: datetime | None = _ts()
+    claim_token: str | None = Field(default=None, max_length=32, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    created_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts(nullable=False)

@@ -1,0 +1,178 @@
+"""The message table as outbox: enqueue with a dedupe key, claim, record results."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from storage.models import Direction, Message, MessageStatus
+
+# A row left in `sending` longer than this (its sender died) is claimed again.
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed outbox row, detached from the session."""
+
+    id: int
+    channel: str
+    address: str
+    body: str
+    payload: dict
+    attempts: int
+    kind: str
+
+
+def insert_ignore(session: Session, row: dict, conflict: list[str]) -> int | None:
+    """INSERT a message row unless `conflict` columns clash; the new id or None."""
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
+    stmt = ins.values(**row).on_conflict_do_nothing(index_elements=conflict).returning(Message.id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    address: str,
+    body: str,
+    now: datetime,
+    dedupe_key: str | None = None,
+    kind: str = "reply",
+    payload: dict | None = None,
+    supervisee_id: int | None = None,
+    officer_id: int | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue one outbound message; a second enqueue with the same dedupe key does nothing.
+
+    Returns the new row's id, or None when the key was already there.
+    """
+    row = dict(
+        direction=Direction.outbound,
+        channel=channel,
+        address=address,
+        body=body,
+        payload=json.dumps(payload, ensure_ascii=False) if payload else None,
+        status=MessageStatus.queued,
+        kind=kind,
+        supervisee_id=supervisee_id,
+        officer_id=officer_id,
+        attempts=0,
+        next_attempt_at=not_before or now,
+        dedupe_key=dedupe_key,
+        created_at=now,
+        updated_at=now,
+    )
+    if dedupe_key is None:
+        msg = Message(**row)
+        session.add(msg)
+        session.flush()
+        return msg.id
+    return insert_ignore(session, row, ["dedupe_key"])
+
+
+def claim(
+    session: Session,
+    now: datetime,
+    channels: list[str],
+    limit: int = 100,
+    address: str | None = None,
+) -> list[Outgoing]:
+    """Claim up to `limit` due rows for `channels`, marking them `sending`.
+
+    On PostgreSQL the candidate rows are locked FOR UPDATE SKIP LOCKED, so
+    concurrent drains take disjoint rows; on SQLite the write lock taken at
+    BEGIN IMMEDIATE serialises claims. The UPDATE re-checks the status either way.
+    """
+    due = or_(
+        and_(Message.status == MessageStatus.queued, Message.next_attempt_at <= now),
+        and_(Message.status == MessageStatus.sending, Message.claimed_at <= now - CLAIM_LEASE),
+    )
+    cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due]
+    if address is not None:
+        cond.append(Message.address == address)
+    ids = (
+        session.execute(
+            select(Message.id)
+            .where(*cond)
+            .order_by(Message.next_attempt_at, Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return []
+    token = secrets.token_hex(8)
+    session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), due)
+        .values(
+            status=MessageStatus.sending,
+            claimed_at=now,
+            claim_token=token,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(
+            Message.id, Message.channel, Message.address, Message.body,
+            Message.payload, Message.attempts, Message.kind,
+        )
+        .where(Message.claim_token == token)
+        .order_by(Message.next_attempt_at, Message.id)
+    ).all()
+    return [
+        Outgoing(r.id, r.channel, r.address, r.body, json.loads(r.payload or "{}"), r.attempts, r.kind)
+        for r in rows
+    ]
+
+
+def record_sent(session: Session, message_id: int, provider_id: str | None, now: datetime) -> None:
+    """The provider took the message."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            status=MessageStatus.sent, provider_id=provider_id, sent_at=now,
+            error_code=None, error_detail=None, claim_token=None, updated_at=now,
+        )
+    )
+
+
+def record_retry(
+    session: Session, message_id: int, code: str | None, detail: str, retry_at: datetime, now: datetime
+) -> None:
+    """A transient failure: back to the queue until `retry_at`."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            status=MessageStatus.queued, error_code=code, error_detail=detail[:500],
+            next_attempt_at=retry_at, claim_token=None, updated_at=now,
+        )
+    )
+
+
+def record_failed(session: Session, message_id: int, code: str | None, detail: str, now: datetime) -> None:
+    """A permanent failure: no more attempts."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            status=MessageStatus.failed, error_code=code, error_detail=detail[:500],
+            claim_token=None, updated_at=now,
+        )
+    )

@@ -1,0 +1,85 @@
+"""Lookups and small writes shared by the handlers and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func  # noqa: F401  (re-exported for callers)
+from sqlmodel import Session, select
+
+from storage.models import Conversation, EnrolmentCode, Officer, Supervisee
+
+
+def officer_by_telegram(session: Session, telegram_id: int) -> Officer | None:
+    return session.exec(select(Officer).where(Officer.telegram_id == telegram_id)).first()
+
+
+def officer_by_phone(session: Session, phone: str) -> Officer | None:
+    return session.exec(select(Officer).where(Officer.phone == phone)).first()
+
+
+def supervisee_by_telegram(session: Session, chat_id: int) -> Supervisee | None:
+    return session.exec(select(Supervisee).where(Supervisee.telegram_chat_id == chat_id)).first()
+
+
+def supervisee_by_phone(session: Session, phone: str) -> Supervisee | None:
+    return session.exec(select(Supervisee).where(Supervisee.phone == phone)).first()
+
+
+def supervisee_by_case(session: Session, case_number: str) -> Supervisee | None:
+    return session.exec(select(Supervisee).where(Supervisee.case_number == case_number)).first()
+
+
+def enrolment_code(session: Session, code: str) -> EnrolmentCode | None:
+    return session.exec(select(EnrolmentCode).where(EnrolmentCode.code == code)).first()
+
+
+def conversation_for(session: Session, channel: str, address: str, now: datetime) -> Conversation:
+    """The conversation row of (channel, address), created idle when new."""
+    conv = session.exec(
+        select(Conversation).where(Conversation.channel == channel, Conversation.address == address)
+    ).first()
+    if conv is None:
+        conv = Conversation(channel=channel, address=address, state="idle", data="{}", updated_at=now)
+        session.add(conv)
+        session.flush()
+    return conv
+
+
+def caseload(session: Session, officer_id: int) -> list[Supervisee]:
+    """The active people assigned to an officer, by case number."""
+    return list(
+        session.exec(
+            select(Supervisee)
+            .where(Supervisee.officer_id == officer_id, Supervisee.status != "ended")
+            .order_by(Supervisee.case_number)
+        )
+    )
+
+
+def add_officer(
+    session: Session,
+    *,
+    name: str,
+    township: str,
+    role: str,
+    now: datetime,
+    supervisor_id: int | None = None,
+    telegram_id: int | None = None,
+    phone: str | None = None,
+    language: str = "zh-CN",
+) -> Officer:
+    """Insert an officer and return it with its id."""
+    officer = Officer(
+        name=name, township=township, role=role, supervisor_id=supervisor_id,
+        telegram_id=telegram_id, phone=phone, language=language, created_at=now,
+    )
+    session.add(officer)
+    session.flush()
+    return officer
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """How many supervisees are in each status."""
+    rows = session.execute(select(Supervisee.status, func.count()).group_by(Supervisee.status)).all()
+    return {status: n for status, n in rows}
