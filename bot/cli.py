@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
+from bot import sample
 from bot.channels.console import ConsoleChannel
 from bot.runtime import NotInitialised, Runtime, build
 from bot.settings import LANGUAGES, SettingsError, load_settings
@@ -132,7 +133,7 @@ def roster_import(
             session, data, now=rt.clock.now(), region=rt.settings.phone_region,
             default_language=rt.settings.language, dry_run=dry_run,
         )
-        if not result.ok:
+        if dry_run or not result.ok:
             session.rollback()
     if not result.ok:
         for e in result.errors:
@@ -192,7 +193,11 @@ def console(
     as_: Annotated[str, typer.Option("--as", help="CASE_NUMBER, or officer:ID")],
 ) -> None:
     """Talk to the service as that person from the terminal."""
-    rt = _runtime()
+    console_as(_runtime(), as_)
+
+
+def console_as(rt: Runtime, as_: str) -> None:
+    """Open the console as a supervisee (case number) or `officer:ID`."""
     with session_scope(rt.engine) as session:
         if as_.startswith("officer:"):
             ref = as_.split(":", 1)[1]
@@ -238,6 +243,25 @@ def _console_inbound(address: str, line: str, channel: ConsoleChannel) -> Inboun
         except ValueError:
             pass
     return Inbound("console", address, text=line)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo database lives")] = Path("checkin-demo"),
+    as_: Annotated[str, typer.Option("--as", help="Whom to talk as: CASE_NUMBER or officer:ID")] = "JZ2027001",
+) -> None:
+    """Seed a small sample county offline and talk to the service as one of its people."""
+    directory.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
+    try:
+        rt = build(load_settings(database_url=url))
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    migrate(rt.engine)
+    if sample.seed(rt.engine, rt.clock.now()):
+        out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
+    out.print(f"Explore it with CHECKIN_DATABASE_URL={url} checkin roster list")
+    console_as(rt, as_)
 
 
 def main() -> None:

@@ -1,0 +1,114 @@
+"""The `checkin` command line, end to end through typer on both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot.cli import app
+from storage.db import session_scope
+from storage.models import EnrolmentCode, Message, Officer
+from tests.conftest import clear_env, roster_csv
+
+runner = CliRunner()
+
+
+def run(*args, input=None, ok=True):
+    result = runner.invoke(app, list(args), input=input, env={"COLUMNS": "200"})
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def seeded(env, tmp_path):
+    run("init")
+    boss = run("officer", "add", "--name", "张主任", "--township", "红果镇", "--role", "supervisor").output.strip()
+    li = run("officer", "add", "--name", "李娜", "--township", "红果镇", "--supervisor", boss,
+             "--phone", "138 0000 1111").output.strip()
+    roster = tmp_path / "r.csv"
+    roster.write_text(roster_csv(6, [int(li)]), encoding="utf-8")
+    run("roster", "import", str(roster))
+    return env, int(boss), int(li)
+
+
+def test_init_on_an_empty_database_then_again(empty_url, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    monkeypatch.setenv("CHECKIN_DATABASE_URL", empty_url)
+    assert "migrated from empty to revision 0001" in run("init").output
+    assert "up to date" in run("init").output
+
+
+def test_commands_before_init_say_so(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = run("officer", "list", ok=False)
+    assert result.exit_code == 2 and "checkin init" in result.output
+
+
+def test_officer_add_and_list(seeded):
+    db, boss, li = seeded
+    listing = run("officer", "list").output
+    assert "张主任" in listing and "李娜" in listing and "supervisor" in listing
+    with session_scope(db.engine) as s:
+        assert s.get(Officer, li).phone == "+8613800001111"
+        assert s.get(Officer, li).supervisor_id == boss
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--phone", "12345"], "--phone='12345'"),
+        (["--language", "fr"], "--language='fr'"),
+        (["--supervisor", "999"], "--supervisor=999"),
+        (["--role", "boss"], "boss"),
+    ],
+)
+def test_officer_add_refuses_bad_values(seeded, args, expect):
+    result = run("officer", "add", "--name", "X", "--township", "Y", *args, ok=False)
+    assert result.exit_code == 2 and expect in result.output
+
+
+def test_roster_list_filters(seeded):
+    out = run("roster", "list", "--township", "两河镇").output
+    assert "JZ2700001" in out and "JZ2700002" not in out and "2 people" in out
+
+
+def test_enroll_link_issues_a_fresh_code(seeded, monkeypatch):
+    db, _, _ = seeded
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "county_checkin_bot")
+    out = run("enroll-link", "JZ2700001").output
+    with session_scope(db.engine) as s:
+        (code,) = s.exec(select(EnrolmentCode)).all()
+    assert code.code in out and f"https://t.me/county_checkin_bot?start={code.code.replace('-', '')}" in out
+    assert "+8613900000001" in out
+    assert run("enroll-link", "NOPE", ok=False).exit_code == 2
+
+
+def test_console_conversation_as_person_then_officer(seeded):
+    db, _, li = seeded
+    out = run("console", "--as", "JZ2700001", input="/help\n找协管员 明天去医院\n").output
+    assert "you › /help" in out and "发 /help 查看本说明" in out
+    assert "已转告李娜" in out
+    officer_view = run("console", "--as", f"officer:{li}", input="/list\n").output
+    # The officer has a phone, so the note went out by SMS, not to the console mailbox.
+    assert "明天去医院" not in officer_view and "您负责 6 人" in officer_view
+    with session_scope(db.engine) as s:
+        note = s.exec(select(Message).where(Message.kind == "contact")).one()
+        assert (note.channel, note.address, note.status) == ("sms", "+8613800001111", "queued")
+
+
+def test_console_unknown_identity(seeded):
+    assert run("console", "--as", "JZ0000000", ok=False).exit_code == 2
+
+
+def test_demo_seeds_the_sample_county_once_and_talks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    out = run("demo", "--dir", str(tmp_path / "d"), input="/help\n").output
+    assert "Seeded the sample county" in out and "发 /help 查看本说明" in out
+    again = run("demo", "--dir", str(tmp_path / "d"), "--as", "officer:2", input="/list\n").output
+    assert "Seeded" not in again and "您负责 13 人" in again
+    monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
+    assert "40 people" in run("roster", "list").output

@@ -1,0 +1,67 @@
+"""Schema, migrations and the UTC datetime column, on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from storage.db import current_revision, has_schema, make_engine, migrate, session_scope
+from storage.models import Message, SQLModel
+from tests.conftest import NOW
+from tests.factories import officer, supervisee
+
+
+def test_migrations_match_the_models(db):
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
+    assert diff == []
+    assert current_revision(db.engine) == "0001"
+
+
+def test_migrate_twice_is_a_no_op(db):
+    migrate(db.engine)
+    assert has_schema(db.engine)
+
+
+def test_fresh_sqlite_file_gets_wal_and_foreign_keys(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_datetimes_come_back_aware_utc(db):
+    o = officer(db.engine, NOW)
+    shanghai = timezone(timedelta(hours=8))
+    supervisee(db.engine, NOW.astimezone(shanghai), o.id)
+    with session_scope(db.engine) as s:
+        from storage.models import Supervisee
+
+        p = s.exec(select(Supervisee)).one()
+    assert p.created_at == NOW and p.created_at.tzinfo == UTC
+
+
+def test_naive_datetime_is_refused(db):
+    o = officer(db.engine, NOW)
+    with pytest.raises(Exception, match="naive"):
+        supervisee(db.engine, datetime(2027, 1, 1), o.id)
+
+
+def test_foreign_keys_are_enforced(db):
+    with pytest.raises(IntegrityError):
+        supervisee(db.engine, NOW, officer_id=999)
+
+
+def test_message_dedupe_key_is_unique(db):
+    row = dict(direction="out", channel="sms", address="+8613812345678", body="x", status="queued",
+               dedupe_key="k1", created_at=NOW, updated_at=NOW)
+    with session_scope(db.engine) as s:
+        s.add(Message(**row))
+    with pytest.raises(IntegrityError):
+        with session_scope(db.engine) as s:
+            s.add(Message(**row))
