@@ -109,10 +109,7 @@ def officer_list() -> None:
     rt = _runtime()
     with session_scope(rt.engine) as session:
         officers = session.exec(select(Officer).order_by(Officer.township, Officer.id)).all()
-        load = dict(session.exec(
-            select(Supervisee.officer_id, queries.func.count()).where(Supervisee.status != "ended")
-            .group_by(Supervisee.officer_id)
-        ).all())
+        load = queries.caseload_counts(session)
     table = Table("id", "name", "township", "role", "supervisor", "telegram", "phone", "lang", "caseload")
     for o in officers:
         table.add_row(str(o.id), o.name, o.township, o.role, str(o.supervisor_id or ""),

@@ -112,7 +112,7 @@ class Settings(BaseSettings):
             return None
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("must be an http:// or https:// URL")
-        return v.rstrip("/") if not v.endswith("/bot") else v
+        return v.rstrip("/")
 
     @model_validator(mode="after")
     def _twilio_pair(self) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func  # noqa: F401  (re-exported for callers)
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from storage.models import Conversation, EnrolmentCode, Officer, Supervisee
@@ -79,7 +79,9 @@ def add_officer(
     return officer
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    """How many supervisees are in each status."""
-    rows = session.execute(select(Supervisee.status, func.count()).group_by(Supervisee.status)).all()
-    return {status: n for status, n in rows}
+def caseload_counts(session: Session) -> dict[int, int]:
+    """How many people (not ended) each officer has, by officer id."""
+    rows = session.exec(
+        select(Supervisee.officer_id, func.count()).where(Supervisee.status != "ended").group_by(Supervisee.officer_id)
+    ).all()
+    return dict(rows)
