@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,12 +17,14 @@ from sqlmodel import select
 from bot import sample
 from bot.channels.console import ConsoleChannel
 from bot.runtime import NotInitialised, Runtime, build
+from bot.service import build_channels, serve
 from bot.settings import LANGUAGES, SettingsError, load_settings
 from handlers import enrol
 from handlers.addressing import console_address
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
+from scheduler.service import Ticker
 from storage import queries
 from storage.db import current_revision, migrate, session_scope
 from storage.models import Officer, Role, Supervisee
@@ -240,6 +243,53 @@ def _console_inbound(address: str, line: str, channel: ConsoleChannel) -> Inboun
         except ValueError:
             pass
     return Inbound("console", address, text=line)
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}={value!r}: not an ISO-8601 date-time (e.g. 2027-03-01T09:00+08:00)", 2)
+    if at.tzinfo is None:
+        _fail(f"{option}={value!r}: give a UTC offset, e.g. +08:00", 2)
+    return at
+
+
+@app.command()
+def tick(
+    at: Annotated[Optional[str], typer.Option("--at", help="The instant (ISO-8601 with offset); default now")] = None,
+) -> None:
+    """One sweep and one outbox drain at that instant (catch-up, testing)."""
+    rt = _runtime()
+    now = _instant(at, "--at") or rt.clock.now()
+    outbox = Outbox(rt.engine, build_channels(rt))
+    report = asyncio.run(Ticker(rt.engine, outbox, rt.sweep_config, rt.clock).tick(now))
+    table = Table("step", "count", title=f"tick at {now.astimezone(rt.settings.zone).isoformat()}")
+    for key, value in report.sweep.as_dict().items():
+        if key != "skipped":
+            table.add_row(key, str(value))
+    table.add_row("sent", str(report.drain.sent))
+    table.add_row("retried", str(report.drain.retried))
+    table.add_row("failed", str(report.drain.failed))
+    out.print(table)
+    if report.sweep.skipped:
+        out.print("another worker holds the sweep lock; this tick only drained")
+
+
+@app.command()
+def run(
+    no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Serve the channels only; sweeps run elsewhere")] = False,
+    stop_at: Annotated[Optional[str], typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")] = None,
+) -> None:
+    """The service: web routes, channels, the clock job (sweep and drain) and the outbox."""
+    rt = _runtime()
+    until = _instant(stop_at, "--stop-at")
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))
+    out.print(f"stopped after {ticker.ticks} ticks at {rt.clock.now().isoformat()}")
 
 
 @app.command()

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings, parse_clock
+from content.policy import Policy, load_policy
 from handlers.router import Router, default_router
 from scheduler.clock import Clock, FastClock, RealClock
+from scheduler.sweep import SweepConfig
 from storage.db import has_schema, make_engine
 
 
@@ -31,10 +33,16 @@ class Runtime:
     settings: Settings
     engine: Engine
     clock: Clock
+    policy: Policy = field(init=False)
     router: Router = field(init=False)
 
     def __post_init__(self) -> None:
-        self.router = default_router(self.settings.language)
+        self.policy = load_policy(self.settings.policy_file)
+        self.router = default_router(self.settings.language, self.settings.zone, self.policy)
+
+    @property
+    def sweep_config(self) -> SweepConfig:
+        return SweepConfig(self.policy, self.settings.zone)
 
     def require_schema(self) -> None:
         if not has_schema(self.engine):

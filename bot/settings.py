@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from content.policy import load_policy
+
 LANGUAGES = ("zh-CN", "en")
 _CLOCK = re.compile(r"^(?P<start>[^@]+)@(?P<speed>[0-9]+(\.[0-9]+)?)$")
 
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
         None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
     )
     twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
+    policy_file: str | None = Field(None, validation_alias=_env("CHECKIN_POLICY_FILE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
 
     @field_validator("database_url")
@@ -65,6 +68,14 @@ class Settings(BaseSettings):
             make_url(v)
         except ArgumentError as exc:
             raise ValueError("not a database URL (e.g. sqlite:///checkin.db)") from exc
+        return v
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        load_policy(v)  # PolicyError (a ValueError) names the key and value
         return v
 
     @field_validator("timezone")

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import phonenumbers
-from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlalchemy import delete, text
+from sqlmodel import Session, col, select
 
-from storage.models import Category, Level, Officer, Role, Status, Supervisee
+from storage.models import Category, Level, Obligation, ObligationState, Officer, Role, Status, Supervisee
 
 COLUMNS = (
     "case_number", "name", "phone", "language", "category", "level",
@@ -24,6 +24,8 @@ _CASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-/]{0,39}$")
 _MOBILE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 # Fields compared to tell an unchanged row from an update.
 _FIELDS = COLUMNS[1:]
+# Fields whose change invalidates the planned obligations.
+_CADENCE = ("level", "supervision_start", "supervision_end")
 
 
 @dataclass(frozen=True)
@@ -250,10 +252,18 @@ def import_roster(
         p.phone = None
     if movers:
         session.flush()
+    replan = []
     for person, values in updates:
+        if any(getattr(person, f) != values[f] for f in _CADENCE):
+            replan.append(person.id)
+            person.planned_until = None
         for f, v in values.items():
             setattr(person, f, v)
         person.updated_at = now
+    if replan:
+        # The cadence changed: drop what was planned but not yet sent; the next sweep plans anew.
+        session.execute(delete(Obligation).where(col(Obligation.supervisee_id).in_(replan),
+                                                 Obligation.state == ObligationState.planned))
     session.add_all(created)
     session.flush()
     if len(created) >= 500 and session.get_bind().dialect.name == "postgresql":

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from content.catalog import text
-from handlers import basic, enrol
-from handlers.addressing import route_for
+from content.policy import Policy
+from handlers import basic, checkin, enrol, escalation, report
+from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
 from storage.db import session_scope
@@ -89,16 +91,31 @@ class Router:
         states: dict[str, Handler] | None = None,
         buttons: dict[str, Handler] | None = None,
         default_language: str = "zh-CN",
+        zone: tzinfo | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.routes = routes
         self.fallbacks = fallbacks
         self.states = states or {}
         self.buttons = buttons or {}
         self.default_language = default_language
+        self.zone = zone or ZoneInfo("Asia/Shanghai")
+        self.policy = policy
 
     def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str]:
-        """The handler for this message and the text after its keyword."""
+        """The handler for this message and the text after its keyword.
+
+        Buttons first (they name their flow), then the conversation's state for
+        plain text (a report in progress takes its parts), then keywords, then
+        the fallback for this kind of sender.
+        """
         body = inbound.text.strip()
+        if inbound.button:
+            prefix = inbound.button.split(":", 1)[0]
+            if prefix in self.buttons:
+                return self.buttons[prefix], inbound.button
+        if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
+            return self.states[state], body
         first = body.split(maxsplit=1)[0].lower() if body else ""
         first = first.split("@", 1)[0] if first.startswith("/") else first  # /start@bot
         for route in self.routes:
@@ -109,12 +126,6 @@ class Router:
                     return route.handler, body[len(body.split(maxsplit=1)[0]):].strip()
                 if _is_cjk(kw) and body.startswith(kw):
                     return route.handler, body[len(kw):].strip()
-        if inbound.button:
-            prefix = inbound.button.split(":", 1)[0]
-            if prefix in self.buttons:
-                return self.buttons[prefix], inbound.button
-        if state in self.states:
-            return self.states[state], body
         return self.fallbacks[sender.kind], body
 
     async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
@@ -159,7 +170,7 @@ class Router:
         sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, args = self.match(inbound, sender, conv.state)
-        ctx = Context(session, now, sender, conv, message_id, self.default_language, args)
+        ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
         replies = await handler(inbound, ctx)
         if ctx.sender.supervisee is not None:
@@ -172,22 +183,8 @@ class Router:
     @staticmethod
     def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime) -> None:
         for i, reply in enumerate(replies):
-            supervisee_id = officer_id = None
-            if reply.to is None:
-                channel, address = inbound.channel, inbound.address
-            else:
-                model = Officer if reply.to.kind is SenderKind.officer else Supervisee
-                who = session.get(model, reply.to.id)
-                channel, address = route_for(who)
-                if model is Officer:
-                    officer_id = who.id
-                else:
-                    supervisee_id = who.id
-            outbox.enqueue(
-                session, channel=channel, address=address, body=reply.text, now=now,
-                dedupe_key=f"reply:{message_id}:{i}", kind=reply.kind, payload=reply.payload(),
-                supervisee_id=supervisee_id, officer_id=officer_id,
-            )
+            deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}",
+                    channel=inbound.channel, address=inbound.address)
 
     @staticmethod
     def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:
@@ -197,20 +194,29 @@ class Router:
         )
 
 
-def default_router(default_language: str = "zh-CN") -> Router:
+def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, policy: Policy | None = None) -> Router:
     """The service's routing table."""
+    esc_words = tuple(escalation.WORDS) + tuple(f"/{w}" for w in ("ack", "reached", "unreachable", "excuse"))
     return Router(
         routes=[
             Route(("/start",), ANYONE, enrol.start),
             Route(("/help", "help", "帮助"), PERSON, basic.help_supervisee),
             Route(("/help", "help", "帮助"), OFFICER, basic.help_officer),
             Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
+            Route(tuple(checkin.TYPED), PERSON, checkin.answer),
+            Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
+            Route(("/open", "open", "待处理"), OFFICER, escalation.open_list),
+            Route(esc_words, OFFICER, escalation.act),
         ],
+        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act},
+        states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason},
         fallbacks={
             SenderKind.unknown: basic.unknown,
             SenderKind.supervisee: basic.not_understood,
             SenderKind.officer: basic.officer_not_understood,
         },
         default_language=default_language,
+        zone=zone,
+        policy=policy,
     )

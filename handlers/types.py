@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 from enum import StrEnum
 
 from sqlmodel import Session
 
+from content.policy import Policy
+
 from storage.models import Conversation, Officer, Supervisee
+
+
+def zone_of(person: Supervisee, default: tzinfo) -> tzinfo:
+    """A person's own time zone when set, else `default` (the county's)."""
+    return ZoneInfo(person.timezone) if person.timezone else default
 
 # Stored inbound text is capped; the rest is cut with a note, never dropped silently.
 MAX_STORED_TEXT = 4000
@@ -114,6 +122,13 @@ class Context:
     message_id: int
     default_language: str = "zh-CN"
     args: str = ""  # the text after the keyword that picked the handler
+    zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the county's
+    policy: Policy | None = None
+
+    @property
+    def person_zone(self) -> tzinfo:
+        """The sending supervisee's time zone, else the county's."""
+        return zone_of(self.sender.supervisee, self.zone) if self.sender.supervisee else self.zone
 
     @property
     def language(self) -> str:

@@ -72,6 +72,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema's Alembic revision, or None when the database is empty."""
     from alembic.runtime.migration import MigrationContext

@@ -84,8 +84,30 @@ class ObligationState(StrEnum):
     prompted = "prompted"
     reminded = "reminded"
     done = "done"
+    late = "late"  # answered after the window closed
     missed = "missed"
     excused = "excused"
+
+
+OPEN_OBLIGATION = (ObligationState.planned, ObligationState.prompted, ObligationState.reminded)
+
+
+class ObligationKind(StrEnum):
+    checkin = "checkin"
+    report = "report"
+
+
+class EscalationState(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class Resolution(StrEnum):
+    reached = "reached"
+    unreachable = "unreachable"
+    excused = "excused"
+    answered_late = "answered_late"
 
 
 class Officer(SQLModel, table=True):
@@ -106,6 +128,8 @@ class Officer(SQLModel, table=True):
 class Supervisee(SQLModel, table=True):
     """A person under supervision."""
 
+    __table_args__ = (Index("ix_supervisee_status_end", "status", "supervision_end"),)
+
     id: int | None = Field(default=None, primary_key=True)
     case_number: str = Field(max_length=40, unique=True)
     name: str = Field(max_length=100)
@@ -122,6 +146,9 @@ class Supervisee(SQLModel, table=True):
     preferred_channel: str = Field(default=ChannelName.sms, max_length=12)
     timezone: str | None = Field(default=None, max_length=64)
     last_contact_at: datetime | None = _ts()
+    last_contact_kind: str | None = Field(default=None, max_length=20)
+    # Obligations exist up to here; the sweep plans the people whose mark falls behind.
+    planned_until: datetime | None = _ts(index=True)
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
 
@@ -159,6 +186,7 @@ class Obligation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("supervisee_id", "kind", "period_key", name="uq_obligation_period"),
         Index("ix_obligation_state_due", "state", "due_at"),
+        Index("ix_obligation_state_next", "state", "next_check_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -167,9 +195,54 @@ class Obligation(SQLModel, table=True):
     period_key: str = Field(max_length=32)
     due_at: datetime | None = _ts(nullable=False)
     window_end_at: datetime | None = _ts(nullable=False)
+    remind_at: datetime | None = _ts()
     state: str = Field(default=ObligationState.planned, max_length=12)
+    # When the sweep must next look at this row: due_at, then remind_at, then window_end_at.
+    next_check_at: datetime | None = _ts()
+    prompted_at: datetime | None = _ts()
+    reminded_at: datetime | None = _ts()
     answered_at: datetime | None = _ts()
     created_at: datetime | None = _ts(nullable=False)
+
+
+class Escalation(SQLModel, table=True):
+    """Something that needs a human: to the assistant officer, then the township supervisor."""
+
+    __table_args__ = (
+        UniqueConstraint("obligation_id", "kind", name="uq_escalation_obligation"),
+        Index("ix_escalation_state_due", "state", "officer_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    kind: str = Field(max_length=32)
+    officer_id: int = Field(foreign_key="officer.id", index=True)
+    supervisor_id: int | None = Field(default=None, foreign_key="officer.id")
+    state: str = Field(default=EscalationState.open, max_length=16)
+    opened_at: datetime | None = _ts(nullable=False)
+    officer_due_at: datetime | None = _ts()
+    supervisor_notified_at: datetime | None = _ts()
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: int | None = Field(default=None, foreign_key="officer.id")
+    resolution: str | None = Field(default=None, max_length=20)
+    resolved_at: datetime | None = _ts()
+    resolved_by: int | None = Field(default=None, foreign_key="officer.id")
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class WrittenReport(SQLModel, table=True):
+    """A written report as the person sent it, in one or more messages."""
+
+    __tablename__ = "written_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    receipt: str = Field(max_length=24, unique=True)
+    parts: int = 0
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    submitted_at: datetime | None = _ts(nullable=False)
 
 
 class Message(SQLModel, table=True):

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from storage.db import current_revision, has_schema, make_engine, migrate, session_scope
+from storage.db import current_revision, head_revision, has_schema, make_engine, migrate, session_scope
 from storage.models import Message, SQLModel
 from tests.conftest import NOW
 from tests.factories import officer, supervisee
@@ -18,7 +18,7 @@ def test_migrations_match_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
     assert diff == []
-    assert current_revision(db.engine) == "0001"
+    assert current_revision(db.engine) == head_revision() == "0002"
 
 
 def test_migrate_twice_is_a_no_op(db):

@@ -1,0 +1,63 @@
+"""`checkin run`: the web routes, the channels, and the clock job (sweep and drain) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime
+
+import uvicorn
+
+from bot.runtime import Runtime
+from bot.web import make_app
+from scheduler.channels import Channel
+from scheduler.outbox import Outbox
+from scheduler.service import Ticker, make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def build_channels(rt: Runtime) -> dict[str, Channel]:
+    """The channel adapters the settings turn on (Telegram and SMS adapters register here)."""
+    return {}
+
+
+async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None = None) -> Ticker:
+    """Run until a signal, or until the clock passes `stop_at`; return the ticker for its counts."""
+    channels = build_channels(rt)
+    outbox = Outbox(rt.engine, channels)
+    ticker = Ticker(rt.engine, outbox, rt.sweep_config, rt.clock, sweeps=scheduler)
+    status: dict = {"sweeps": scheduler, "channels": sorted(channels), "ticks": 0}
+    stop = asyncio.Event()
+
+    async def job() -> None:
+        try:
+            report = await ticker.tick()
+        except Exception:  # a failed tick is retried by the next one; the state is in the database
+            log.exception("tick failed")
+            return
+        status["ticks"], status["last_tick"] = ticker.ticks, report.at.isoformat()
+        if stop_at is not None and report.at >= stop_at:
+            stop.set()
+
+    clock_job = make_scheduler(job, rt.clock)
+    server = uvicorn.Server(uvicorn.Config(
+        make_app(rt.clock, status), host=rt.settings.http_host, port=rt.settings.http_port,
+        log_level="warning", lifespan="off",
+    ))
+    server.install_signal_handlers = lambda: None  # ours below stop everything together
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    web = asyncio.create_task(server.serve())
+    clock_job.start()
+    log.info("checkin running: sweeps=%s channels=%s http=%s:%s",
+             scheduler, sorted(channels), rt.settings.http_host, rt.settings.http_port)
+    try:
+        await stop.wait()
+    finally:
+        clock_job.shutdown(wait=False)
+        server.should_exit = True
+        await web
+    return ticker

@@ -1,0 +1,156 @@
+"""Supervision policy: the defaults in policy.toml, overridden by an administrator's file."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULTS = Path(__file__).with_name("policy.toml")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LEVELS = ("strict", "ordinary", "lenient")
+
+
+class PolicyError(ValueError):
+    """The policy file is unreadable or has a bad value; the message names the key and value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _hhmm(v: object) -> time:
+    if isinstance(v, time):
+        return v
+    try:
+        hh, mm = str(v).split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        raise ValueError("expected a time as HH:MM") from None
+
+
+class CheckinRule(_Strict):
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
+    time: time
+
+    _t = field_validator("time", mode="before")(_hhmm)
+
+    def weekday_numbers(self) -> frozenset[int]:
+        """Python weekday numbers (Monday 0)."""
+        return frozenset(WEEKDAYS.index(d) for d in self.weekdays)
+
+
+class Window(_Strict):
+    reply_hours: float = Field(gt=0, le=24)
+    reminder_hours: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _inside(self) -> Window:
+        if self.reminder_hours >= self.reply_hours:
+            raise ValueError("reminder_hours must be less than reply_hours")
+        return self
+
+    @property
+    def reply(self) -> timedelta:
+        return timedelta(hours=self.reply_hours)
+
+    @property
+    def reminder(self) -> timedelta:
+        return timedelta(hours=self.reminder_hours)
+
+
+class ReportRule(_Strict):
+    period: Literal["week", "month"]
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "fri"
+    day: int = Field(25, ge=1, le=31)
+    time: time
+    deadline_hours: float = Field(gt=0, le=24 * 28)
+    reminder_hours: float = Field(gt=0)
+
+    _t = field_validator("time", mode="before")(_hhmm)
+
+    @model_validator(mode="after")
+    def _inside(self) -> ReportRule:
+        if self.reminder_hours >= self.deadline_hours:
+            raise ValueError("reminder_hours must be less than deadline_hours")
+        return self
+
+
+class QuietHours(_Strict):
+    start: time
+    end: time
+
+    _t = field_validator("start", "end", mode="before")(_hhmm)
+
+    def contains(self, t: time) -> bool:
+        """True when local time `t` falls in the quiet hours (which may span midnight)."""
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+class Escalation(_Strict):
+    officer_sla_hours: float = Field(gt=0, le=72)
+
+    @property
+    def officer_sla(self) -> timedelta:
+        return timedelta(hours=self.officer_sla_hours)
+
+
+class Planning(_Strict):
+    horizon_days: int = Field(ge=1, le=31)
+    people_per_sweep: int = Field(ge=1)
+
+
+class Policy(_Strict):
+    checkin: dict[Literal["strict", "ordinary", "lenient"], CheckinRule]
+    window: Window
+    report: dict[Literal["strict", "ordinary", "lenient"], ReportRule]
+    quiet_hours: QuietHours
+    escalation: Escalation
+    planning: Planning
+
+    @model_validator(mode="after")
+    def _every_level(self) -> Policy:
+        for part in ("checkin", "report"):
+            missing = set(LEVELS) - set(getattr(self, part))
+            if missing:
+                raise ValueError(f"[{part}] lacks levels {sorted(missing)}")
+        return self
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The default policy, with the file at `path` (if any) merged over it."""
+    with DEFAULTS.open("rb") as fh:
+        data = tomllib.load(fh)
+    source = str(DEFAULTS)
+    if path:
+        source = str(path)
+        try:
+            with Path(path).open("rb") as fh:
+                data = _merge(data, tomllib.load(fh))
+        except OSError as exc:
+            raise PolicyError(f"policy file {source}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"policy file {source}: not valid TOML ({exc})") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"policy file {source}: {key}={err.get('input')!r}: {msg}")
+        raise PolicyError("\n".join(lines)) from None

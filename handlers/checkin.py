@@ -1,0 +1,129 @@
+"""Check-ins: the prompt and reminder the sweep sends, and the answer that closes the obligation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, tzinfo
+
+from sqlmodel import Session, col, select
+
+from content.catalog import catalogue, text
+from content.formatting import hm, phone_national, when
+from handlers.escalation import close_for_late_answer
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
+from storage.models import (
+    OPEN_OBLIGATION,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    Officer,
+    Supervisee,
+)
+
+log = logging.getLogger(__name__)
+
+OK, HELP = "ok", "help"
+# What a person may type instead of pressing a button (SMS: "1" / "2").
+TYPED = {"1": OK, "ok": OK, "正常": OK, "报到": OK, "checkin": OK, "/checkin": OK,
+         "2": HELP}
+
+
+def _words(lang: str) -> dict[str, str]:
+    return {"today": catalogue(lang)["when.today"], "tomorrow": catalogue(lang)["when.tomorrow"]}
+
+
+def prompt(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
+    """Today's check-in, with the two answers as buttons."""
+    lang = person.language
+    return Reply(
+        text(lang, "checkin.prompt", deadline=hm(ob.window_end_at, zone)),
+        buttons=[Button(text(lang, "checkin.button_ok"), f"checkin:{ob.id}:{OK}"),
+                 Button(text(lang, "checkin.button_help"), f"checkin:{ob.id}:{HELP}")],
+        to=Recipient(SenderKind.supervisee, person.id), kind="checkin_prompt",
+    )
+
+
+def reminder(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
+    """The one reminder, with the same buttons."""
+    first = prompt(ob, person, zone)
+    first.text = text(person.language, "checkin.reminder", deadline=hm(ob.window_end_at, zone))
+    first.kind = "checkin_reminder"
+    return first
+
+
+def next_due(session: Session, person_id: int, kind: str, after: datetime) -> Obligation | None:
+    """The person's next planned obligation of `kind` after `after`."""
+    return session.exec(
+        select(Obligation)
+        .where(Obligation.supervisee_id == person_id, Obligation.kind == kind,
+               Obligation.state == ObligationState.planned, Obligation.due_at > after)
+        .order_by(Obligation.due_at)
+    ).first()
+
+
+def _current(session: Session, person_id: int, now: datetime) -> Obligation | None:
+    """The check-in a typed answer is for: the open prompted one, else the latest missed one from the last day."""
+    open_one = session.exec(
+        select(Obligation)
+        .where(Obligation.supervisee_id == person_id, Obligation.kind == ObligationKind.checkin,
+               col(Obligation.state).in_([ObligationState.prompted, ObligationState.reminded]))
+        .order_by(col(Obligation.due_at).desc())
+    ).first()
+    if open_one is not None:
+        return open_one
+    latest = session.exec(
+        select(Obligation)
+        .where(Obligation.supervisee_id == person_id, Obligation.kind == ObligationKind.checkin,
+               Obligation.due_at <= now)
+        .order_by(col(Obligation.due_at).desc())
+    ).first()
+    return latest if latest is not None and latest.state != ObligationState.planned else None
+
+
+def _next_text(ctx: Context, kind: str = ObligationKind.checkin) -> str | None:
+    nxt = next_due(ctx.session, ctx.sender.supervisee.id, kind, ctx.now)
+    return when(nxt.due_at, ctx.person_zone, ctx.language, ctx.now, _words(ctx.language)) if nxt else None
+
+
+async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """A check-in answer, by button `checkin:ID:ok|help` or typed (`1`, `2`, `报到`)."""
+    person, lang, session, now = ctx.sender.supervisee, ctx.language, ctx.session, ctx.now
+    zone = ctx.person_zone
+    if inbound.button:
+        parts = inbound.button.split(":")
+        choice = parts[2] if len(parts) > 2 and parts[2] in (OK, HELP) else OK
+        ob = session.get(Obligation, int(parts[1])) if len(parts) > 1 and parts[1].isdigit() else None
+        if ob is None or ob.supervisee_id != person.id or ob.kind != ObligationKind.checkin:
+            ob = _current(session, person.id, now)
+    else:
+        choice = TYPED.get(inbound.text.strip().split(maxsplit=1)[0].lower(), OK) if inbound.text.strip() else OK
+        ob = _current(session, person.id, now)
+    if ob is None:
+        nxt = _next_text(ctx)
+        return [Reply(text(lang, "checkin.none_open", next=nxt) if nxt else text(lang, "checkin.none_open_no_next"))]
+    if ob.state in (ObligationState.done, ObligationState.late, ObligationState.excused):
+        return [Reply(text(lang, "checkin.already"))]
+    officer = session.get(Officer, person.officer_id)
+    person.last_contact_kind = "checkin"
+    replies: list[Reply] = []
+    if ob.state in OPEN_OBLIGATION and now <= ob.window_end_at:
+        ob.state, ob.answered_at, ob.next_check_at = ObligationState.done, now, None
+        log.info("obligation %s done (supervisee %s)", ob.id, person.id)
+        if choice == HELP:
+            replies.append(Reply(text(lang, "checkin.received_help", officer=officer.name)))
+        else:
+            nxt = _next_text(ctx)
+            replies.append(Reply(text(lang, "checkin.received", next=nxt) if nxt else text(lang, "checkin.received_last")))
+    else:  # missed, or the window closed before the sweep noticed
+        ob.state, ob.answered_at, ob.next_check_at = ObligationState.late, now, None
+        log.info("obligation %s answered late (supervisee %s)", ob.id, person.id)
+        close_for_late_answer(session, ob, now, ctx.zone)
+        replies.append(Reply(text(lang, "checkin.late", deadline=hm(ob.window_end_at, zone), officer=officer.name)))
+    session.add(ob)
+    if choice == HELP:
+        replies.append(Reply(
+            text(officer.language, "checkin.officer_help", name=person.name, case_number=person.case_number,
+                 township=person.township, phone=phone_national(person.phone) or "-"),
+            to=Recipient(SenderKind.officer, officer.id), kind="contact",
+        ))
+    return replies

@@ -1,0 +1,89 @@
+"""Written reports: the prompt the sweep sends, and the conversation that collects the report."""
+
+from __future__ import annotations
+
+import logging
+from datetime import tzinfo
+
+from sqlmodel import col, select
+
+from content.catalog import text
+from content.formatting import day_and_time
+from handlers.escalation import close_for_late_answer
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
+from storage.models import Message, Obligation, ObligationKind, ObligationState, Supervisee, WrittenReport
+
+log = logging.getLogger(__name__)
+
+STATE = "report"
+DONE_WORDS = {"done", "/done", "完成", "好了", "结束"}
+CANCEL_WORDS = {"cancel", "/cancel", "取消"}
+MAX_PARTS = 50
+
+
+def prompt(ob: Obligation, person: Supervisee, zone: tzinfo, *, reminder: bool = False, period: str = "week") -> Reply:
+    """The report prompt or its reminder, with the deadline."""
+    deadline = day_and_time(ob.window_end_at, zone, person.language)
+    key = "report.reminder" if reminder else ("report.prompt_week" if period == "week" else "report.prompt_month")
+    return Reply(text(person.language, key, deadline=deadline), to=Recipient(SenderKind.supervisee, person.id),
+                 kind="report_reminder" if reminder else "report_prompt")
+
+
+async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/report, 汇报: start collecting a report; text after the keyword is the first part."""
+    parts = [ctx.message_id] if ctx.args else []
+    ctx.set_state(STATE, {"parts": parts})
+    return [Reply(text(ctx.language, "report.start"),
+                  buttons=[Button(text(ctx.language, "report.button_done"), "report:done")])]
+
+
+async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """In the report conversation: a part, done, or cancel."""
+    word = inbound.text.strip().lower()
+    data = ctx.state_data()
+    if inbound.button == "report:done" or word in DONE_WORDS:
+        return finish(ctx, data.get("parts", []))
+    if word in CANCEL_WORDS:
+        ctx.set_state("idle")
+        return [Reply(text(ctx.language, "report.cancelled"))]
+    if inbound.text.strip():
+        parts = data.get("parts", []) + [ctx.message_id]
+        if len(parts) >= MAX_PARTS:
+            return finish(ctx, parts)
+        ctx.set_state(STATE, {"parts": parts})
+    return []
+
+
+def finish(ctx: Context, part_ids: list[int]) -> list[Reply]:
+    """Store the report, close the open report obligation, give a receipt."""
+    session, person, now = ctx.session, ctx.sender.supervisee, ctx.now
+    bodies = [m.body for m in session.exec(
+        select(Message).where(col(Message.id).in_(part_ids)).order_by(Message.id))] if part_ids else []
+    if not bodies:
+        return [Reply(text(ctx.language, "report.empty"))]
+    ctx.set_state("idle")
+    ob = session.exec(
+        select(Obligation)
+        .where(Obligation.supervisee_id == person.id, Obligation.kind == ObligationKind.report,
+               Obligation.due_at <= now,
+               col(Obligation.state).in_([ObligationState.planned, ObligationState.prompted,
+                                          ObligationState.reminded, ObligationState.missed]))
+        .order_by(col(Obligation.due_at).desc())
+    ).first()
+    report = WrittenReport(supervisee_id=person.id, obligation_id=ob.id if ob else None,
+                           receipt="pending", parts=len(bodies), body="\n\n".join(bodies), submitted_at=now)
+    session.add(report)
+    session.flush()
+    report.receipt = f"R-{now.astimezone(ctx.person_zone).year}-{report.id:04d}"
+    if ob is not None:
+        if ob.state == ObligationState.missed or now > ob.window_end_at:
+            ob.state = ObligationState.late
+            close_for_late_answer(session, ob, now, ctx.zone)
+        else:
+            ob.state = ObligationState.done
+        ob.answered_at, ob.next_check_at = now, None
+        session.add(ob)
+    person.last_contact_kind = "report"
+    log.info("written report %s from supervisee %s (%s parts, obligation %s)",
+             report.id, person.id, len(bodies), ob.id if ob else None)
+    return [Reply(text(ctx.language, "report.received", parts=len(bodies), receipt=report.receipt))]

@@ -1,0 +1,247 @@
+"""The sweep at `now`: end supervisions, plan obligations, prompt, remind, mark missed, escalate.
+
+Each step touches only rows that are due (indexed on state and time), never the
+whole roster, except planning, which takes a bounded number of people per sweep.
+Every step is idempotent: unique keys on obligations, escalations and outbox
+rows, and state transitions made under row locks (SKIP LOCKED on PostgreSQL),
+so running it twice, or in two workers at once, creates and sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, tzinfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from content.policy import Policy
+from handlers import checkin, escalation, report
+from handlers.delivery import deliver
+from handlers.types import zone_of
+from scheduler.cadence import quiet_end_after, slots
+from storage.db import session_scope
+from storage.models import (
+    OPEN_OBLIGATION,
+    Escalation,
+    EscalationState,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    Status,
+    Supervisee,
+)
+
+log = logging.getLogger(__name__)
+
+ADVISORY_LOCK = 0x636B696E  # "ckin": one sweeper at a time on PostgreSQL
+MAX_ROUNDS = 1000
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    ended: int = 0
+    planned_people: int = 0
+    planned: int = 0
+    prompted: int = 0
+    reminded: int = 0
+    deferred: int = 0
+    missed: int = 0
+    excused: int = 0
+    escalated: int = 0
+    to_supervisor: int = 0
+    skipped: bool = False  # another worker held the sweep lock
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Policy and the county's time zone."""
+
+    policy: Policy
+    zone: tzinfo
+    batch: int = 500
+
+
+@contextmanager
+def _sweep_lock(engine: Engine) -> Iterator[bool]:
+    """On PostgreSQL, a session advisory lock so that one worker sweeps at a time."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        got = conn.execute(select(func.pg_try_advisory_lock(ADVISORY_LOCK))).scalar()
+        conn.commit()
+        try:
+            yield bool(got)
+        finally:
+            if got:
+                conn.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK)))
+                conn.commit()
+
+
+def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
+    """One sweep at `now`."""
+    rep = SweepReport()
+    with _sweep_lock(engine) as got:
+        if not got:
+            rep.skipped = True
+            return rep
+        with session_scope(engine) as s:
+            _end_supervisions(s, now, cfg, rep)
+        with session_scope(engine) as s:
+            _plan(s, now, cfg, rep)
+        for _ in range(MAX_ROUNDS):
+            with session_scope(engine) as s:
+                if not _advance_obligations(s, now, cfg, rep):
+                    break
+        for _ in range(MAX_ROUNDS):
+            with session_scope(engine) as s:
+                if not _step_up_escalations(s, now, cfg, rep):
+                    break
+    if any(v for k, v in rep.as_dict().items() if k != "skipped"):
+        log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
+    return rep
+
+
+def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+    """People past their end date become `ended`; their open obligations are excused."""
+    today = now.astimezone(cfg.zone).date()
+    ids = list(s.exec(
+        select(Supervisee.id).where(col(Supervisee.status).in_([Status.active, Status.lost_contact]),
+                                    Supervisee.supervision_end < today)
+    ).scalars())
+    if not ids:
+        return
+    s.execute(update(Supervisee).where(col(Supervisee.id).in_(ids)).values(status=Status.ended, updated_at=now))
+    result = s.execute(
+        update(Obligation)
+        .where(col(Obligation.supervisee_id).in_(ids), col(Obligation.state).in_(OPEN_OBLIGATION))
+        .values(state=ObligationState.excused, next_check_at=None)
+    )
+    rep.ended += len(ids)
+    rep.excused += result.rowcount or 0
+    log.info("supervision ended for %s people", len(ids))
+
+
+def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+    """Plan obligations up to the horizon for people whose plan runs short (bounded per sweep)."""
+    policy = cfg.policy
+    horizon = now + timedelta(days=policy.planning.horizon_days)
+    refill = horizon - timedelta(days=1)
+    people = s.exec(
+        select(Supervisee)
+        .where(col(Supervisee.status).in_([Status.active, Status.lost_contact]),
+               or_(col(Supervisee.planned_until).is_(None), col(Supervisee.planned_until) < refill))
+        .order_by(col(Supervisee.planned_until).is_not(None), Supervisee.planned_until, Supervisee.id)
+        .limit(policy.planning.people_per_sweep)
+        .with_for_update(skip_locked=True)
+    ).scalars().all()
+    rows = []
+    for person in people:
+        start = person.planned_until or now
+        if start >= horizon:
+            continue
+        for slot in slots(policy, person.level, zone_of(person, cfg.zone), start, horizon,
+                          person.supervision_start, person.supervision_end):
+            rows.append(dict(
+                supervisee_id=person.id, kind=slot.kind, period_key=slot.period_key, due_at=slot.due_at,
+                remind_at=slot.remind_at, window_end_at=slot.window_end_at, state=ObligationState.planned,
+                next_check_at=slot.due_at, created_at=now,
+            ))
+        person.planned_until = horizon
+        s.add(person)
+    insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(Obligation)
+    for i in range(0, len(rows), 500):
+        stmt = insert.values(rows[i:i + 500]).on_conflict_do_nothing(
+            index_elements=["supervisee_id", "kind", "period_key"])
+        rep.planned += s.execute(stmt).rowcount or 0
+    rep.planned_people += len(people)
+
+
+def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Move due obligations on one step; True while there may be more."""
+    due = s.exec(
+        select(Obligation, Supervisee)
+        .join(Supervisee, Supervisee.id == Obligation.supervisee_id)
+        .where(col(Obligation.state).in_(OPEN_OBLIGATION), col(Obligation.next_check_at) <= now)
+        .order_by(Obligation.next_check_at, Obligation.id)
+        .limit(cfg.batch)
+        .with_for_update(of=Obligation, skip_locked=True)
+    ).all()
+    for ob, person in due:
+        _advance(s, ob, person, now, cfg, rep)
+        s.add(ob)
+    return len(due) == cfg.batch
+
+
+def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
+             rep: SweepReport) -> None:
+    zone = zone_of(person, cfg.zone)
+    if person.status == Status.ended or now.astimezone(zone).date() > person.supervision_end:
+        ob.state, ob.next_check_at = ObligationState.excused, None
+        rep.excused += 1
+        return
+    if ob.window_end_at <= now:
+        _miss(s, ob, person, now, cfg, rep)
+        return
+    if ob.state == ObligationState.reminded:  # window still open: look again when it closes
+        ob.next_check_at = ob.window_end_at
+        return
+    quiet_end = quiet_end_after(now, cfg.policy.quiet_hours, zone)
+    if quiet_end is not None:  # nothing goes to people in quiet hours: wait for the morning
+        ob.next_check_at = min(quiet_end, ob.window_end_at)
+        rep.deferred += 1
+        return
+    if ob.state == ObligationState.planned:
+        if ob.kind == ObligationKind.checkin:
+            reply = checkin.prompt(ob, person, zone)
+        else:
+            reply = report.prompt(ob, person, zone, period="week" if "W" in ob.period_key else "month")
+        deliver(s, reply, now=now, dedupe_key=f"prompt:{ob.id}")
+        ob.state, ob.prompted_at = ObligationState.prompted, now
+        # A prompt sent after the reminder point (catch-up) gets no reminder on its heels.
+        ob.next_check_at = ob.remind_at if ob.remind_at and ob.remind_at > now else ob.window_end_at
+        rep.prompted += 1
+    elif ob.state == ObligationState.prompted:
+        if ob.kind == ObligationKind.checkin:
+            reply = checkin.reminder(ob, person, zone)
+        else:
+            reply = report.prompt(ob, person, zone, reminder=True)
+        deliver(s, reply, now=now, dedupe_key=f"remind:{ob.id}")
+        ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
+        rep.reminded += 1
+
+
+def _miss(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
+          rep: SweepReport) -> None:
+    ob.state, ob.next_check_at = ObligationState.missed, None
+    rep.missed += 1
+    s.add(ob)
+    s.flush()
+    if escalation.open_for_missed(s, ob, person, now, cfg.policy.escalation.officer_sla, cfg.zone):
+        rep.escalated += 1
+
+
+def _step_up_escalations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Escalations the officer has not acknowledged within the SLA go to the supervisor."""
+    due = s.exec(
+        select(Escalation)
+        .where(Escalation.state == EscalationState.open, col(Escalation.officer_due_at) <= now)
+        .order_by(Escalation.officer_due_at, Escalation.id)
+        .limit(cfg.batch)
+        .with_for_update(skip_locked=True)
+    ).scalars().all()
+    for esc in due:
+        if escalation.step_up(s, esc, now, cfg.zone):
+            rep.to_supervisor += 1
+    return len(due) == cfg.batch
