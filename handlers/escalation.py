@@ -175,12 +175,11 @@ async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
         parts = inbound.button.split(":")
         esc_ref, action, reason = (parts[1] if len(parts) > 1 else ""), (parts[2] if len(parts) > 2 else ""), ""
     else:
-        word = inbound.text.strip().split(maxsplit=1)[0].lower()
         m = re.match(r"^#?(\d+)\s*(.*)$", ctx.args, re.S)
-        if not m or word.lstrip("/") not in WORDS and word not in WORDS:
+        action = WORDS.get(ctx.keyword.lstrip("/"))
+        if not m or action is None:
             return [Reply(text(lang, "escalation.usage"))]
         esc_ref, reason = m.group(1), m.group(2).strip()
-        action = WORDS.get(word.lstrip("/"), WORDS.get(word))
     if action not in ACTIONS or not esc_ref.isdigit():
         return [Reply(text(lang, "escalation.usage"))]
     return apply_action(ctx, int(esc_ref), action, reason)

@@ -102,8 +102,8 @@ class Router:
         self.zone = zone or ZoneInfo("Asia/Shanghai")
         self.policy = policy
 
-    def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str]:
-        """The handler for this message and the text after its keyword.
+    def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str, str]:
+        """The handler for this message, the keyword that chose it, and the text after the keyword.
 
         Buttons first (they name their flow), then the conversation's state for
         plain text (a report in progress takes its parts), then keywords, then
@@ -113,9 +113,9 @@ class Router:
         if inbound.button:
             prefix = inbound.button.split(":", 1)[0]
             if prefix in self.buttons:
-                return self.buttons[prefix], inbound.button
+                return self.buttons[prefix], prefix, inbound.button
         if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
-            return self.states[state], body
+            return self.states[state], "", body
         first = body.split(maxsplit=1)[0].lower() if body else ""
         first = first.split("@", 1)[0] if first.startswith("/") else first  # /start@bot
         for route in self.routes:
@@ -123,10 +123,10 @@ class Router:
                 continue
             for kw in route.keywords:
                 if first == kw:
-                    return route.handler, body[len(body.split(maxsplit=1)[0]):].strip()
+                    return route.handler, kw, body[len(body.split(maxsplit=1)[0]):].strip()
                 if _is_cjk(kw) and body.startswith(kw):
-                    return route.handler, body[len(kw):].strip()
-        return self.fallbacks[sender.kind], body
+                    return route.handler, kw, body[len(kw):].strip()
+        return self.fallbacks[sender.kind], "", body
 
     async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
         """Store the message, then handle it; it is stored and answered even when a handler fails."""
@@ -169,8 +169,9 @@ class Router:
     async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime) -> list[Reply]:
         sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
-        handler, args = self.match(inbound, sender, conv.state)
-        ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy)
+        handler, keyword, args = self.match(inbound, sender, conv.state)
+        ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,
+                      keyword)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
         replies = await handler(inbound, ctx)
         if ctx.sender.supervisee is not None:

@@ -124,6 +124,7 @@ class Context:
     args: str = ""  # the text after the keyword that picked the handler
     zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the county's
     policy: Policy | None = None
+    keyword: str = ""  # the keyword (or button prefix) that picked the handler
 
     @property
     def person_zone(self) -> tzinfo:

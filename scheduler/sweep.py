@@ -147,8 +147,10 @@ def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None
         .with_for_update(skip_locked=True)
     ).scalars().all()
     rows = []
+    # A person planned for the first time also gets today's check-in if its window is still open.
+    first_start = now - policy.window.reply
     for person in people:
-        start = person.planned_until or now
+        start = person.planned_until or first_start
         if start >= horizon:
             continue
         for slot in slots(policy, person.level, zone_of(person, cfg.zone), start, horizon,

@@ -65,3 +65,25 @@ def test_message_dedupe_key_is_unique(db):
     with pytest.raises(IntegrityError):
         with session_scope(db.engine) as s:
             s.add(Message(**row))
+
+
+def test_upgrade_from_the_first_schema_keeps_data(empty_url):
+    engine = make_engine(empty_url)
+    migrate(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO officer (name, township, role, language, active, created_at) "
+            "VALUES ('李娜', '红果镇', 'assistant', 'zh-CN', true, '2027-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO supervisee (case_number, name, phone, language, category, level, township, officer_id, "
+            "supervision_start, supervision_end, status, preferred_channel, created_at, updated_at) VALUES "
+            "('JZ1', '王伟', '+8613800000001', 'zh-CN', 'probation', 'strict', '红果镇', 1, '2027-01-01', "
+            "'2028-01-01', 'active', 'sms', '2027-01-01 00:00:00', '2027-01-01 00:00:00')")
+    migrate(engine)
+    assert current_revision(engine) == head_revision()
+    with session_scope(engine) as s:
+        from storage.models import Supervisee
+
+        p = s.exec(select(Supervisee)).one()
+        assert p.name == "王伟" and p.planned_until is None
+    engine.dispose()

@@ -188,7 +188,9 @@ async def test_quiet_hours_hold_a_reminder_until_morning(db, tmp_path):
     c = County(db, policy=load_policy(f))
     for now in steps(local(2027, 3, 1, 8), local(2027, 3, 2, 12), minutes=15):
         c.sweep(now)
-    prompt, reminder = c.out(address=c.strict.phone, kind=["checkin_prompt", "checkin_reminder"])[:2]
+    prompt, reminder = [m for m in c.out(address=c.strict.phone, kind=["checkin_prompt", "checkin_reminder"])
+                        if m.dedupe_key.endswith(f":{c.obligations(c.strict)[1].id}")]
+    assert c.obligations(c.strict)[1].period_key == "2027-03-01"
     assert hhmm(prompt) == "19:30" and hhmm(reminder) == "08:00"  # 21:30 is quiet
     assert reminder.created_at.astimezone(SH).day == 2
 
