@@ -118,3 +118,14 @@ def test_two_workers_at_once_create_and_send_nothing_twice(db):
     assert len(rows) == len({m.dedupe_key for m in rows})
     assert Counter(m.kind for m in rows) == {"checkin_prompt": 3, "checkin_reminder": 3, "escalation": 6}
     assert {m.status for m in rows if m.channel != "console"} == {"sent"}
+
+
+async def test_a_channels_only_worker_drains_without_sweeping(db):
+    c = County(db)
+    c.sweep(local(2027, 3, 1, 9))
+    channel = RecordingChannel("sms")
+    ticker = Ticker(c.engine, Outbox(c.engine, {"sms": channel}), c.cfg, FixedClock(local(2027, 3, 1, 9)),
+                    sweeps=False)
+    report = await ticker.tick(local(2027, 3, 1, 14))
+    assert report.sweep is None and report.drain.sent == 2  # the two SMS prompts, nothing swept at 14:00
+    assert c.escalations() == []
