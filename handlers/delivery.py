@@ -12,7 +12,7 @@ from storage import outbox
 from storage.models import Officer, Supervisee
 
 
-def deliver(
+def reply_row(
     session: Session,
     reply: Reply,
     *,
@@ -21,8 +21,8 @@ def deliver(
     channel: str | None = None,
     address: str | None = None,
     not_before: datetime | None = None,
-) -> int | None:
-    """Enqueue `reply`; `channel`/`address` are the sender's, used when `reply.to` is None."""
+) -> dict:
+    """The outbox row for `reply`; `channel`/`address` are the sender's, used when `reply.to` is None."""
     supervisee_id = officer_id = None
     if reply.to is not None:
         model = Officer if reply.to.kind is SenderKind.officer else Supervisee
@@ -34,8 +34,14 @@ def deliver(
             supervisee_id = who.id
     if channel is None or address is None:
         raise ValueError("a reply without a recipient needs the sender's channel and address")
-    return outbox.enqueue(
-        session, channel=channel, address=address, body=reply.text, now=now, dedupe_key=dedupe_key,
+    return outbox.outbound_row(
+        channel=channel, address=address, body=reply.text, now=now, dedupe_key=dedupe_key,
         kind=reply.kind, payload=reply.payload(), supervisee_id=supervisee_id, officer_id=officer_id,
         not_before=not_before,
     )
+
+
+def deliver(session: Session, reply: Reply, **kw) -> int | None:
+    """Enqueue `reply` (arguments as for `reply_row`); None when its dedupe key was already queued."""
+    row = reply_row(session, reply, **kw)
+    return outbox.insert_ignore(session, row, ["dedupe_key"])

@@ -22,10 +22,11 @@ from sqlmodel import Session, col
 
 from content.policy import Policy
 from handlers import checkin, escalation, report
-from handlers.delivery import deliver
+from handlers.delivery import reply_row
 from handlers.types import zone_of
 from scheduler.cadence import quiet_end_after, slots
 from storage.db import session_scope
+from storage.outbox import enqueue_many
 from storage.models import (
     OPEN_OBLIGATION,
     Escalation,
@@ -180,14 +181,16 @@ def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: Sweep
         .limit(cfg.batch)
         .with_for_update(of=Obligation, skip_locked=True)
     ).all()
+    rows: list[dict] = []  # prompts and reminders, inserted together
     for ob, person in due:
-        _advance(s, ob, person, now, cfg, rep)
+        _advance(s, ob, person, now, cfg, rep, rows)
         s.add(ob)
+    enqueue_many(s, rows)
     return len(due) == cfg.batch
 
 
 def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
-             rep: SweepReport) -> None:
+             rep: SweepReport, rows: list[dict]) -> None:
     zone = zone_of(person, cfg.zone)
     if person.status == Status.ended or now.astimezone(zone).date() > person.supervision_end:
         ob.state, ob.next_check_at = ObligationState.excused, None
@@ -209,7 +212,7 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
             reply = checkin.prompt(ob, person, zone)
         else:
             reply = report.prompt(ob, person, zone, period="week" if "W" in ob.period_key else "month")
-        deliver(s, reply, now=now, dedupe_key=f"prompt:{ob.id}")
+        rows.append(reply_row(s, reply, now=now, dedupe_key=f"prompt:{ob.id}"))
         ob.state, ob.prompted_at = ObligationState.prompted, now
         # A prompt sent after the reminder point (catch-up) gets no reminder on its heels.
         ob.next_check_at = ob.remind_at if ob.remind_at and ob.remind_at > now else ob.window_end_at
@@ -219,7 +222,7 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
             reply = checkin.reminder(ob, person, zone)
         else:
             reply = report.prompt(ob, person, zone, reminder=True)
-        deliver(s, reply, now=now, dedupe_key=f"remind:{ob.id}")
+        rows.append(reply_row(s, reply, now=now, dedupe_key=f"remind:{ob.id}"))
         ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
         rep.reminded += 1
 

@@ -38,8 +38,7 @@ def insert_ignore(session: Session, row: dict, conflict: list[str]) -> int | Non
     return session.execute(stmt).scalar_one_or_none()
 
 
-def enqueue(
-    session: Session,
+def outbound_row(
     *,
     channel: str,
     address: str,
@@ -51,12 +50,9 @@ def enqueue(
     supervisee_id: int | None = None,
     officer_id: int | None = None,
     not_before: datetime | None = None,
-) -> int | None:
-    """Queue one outbound message; a second enqueue with the same dedupe key does nothing.
-
-    Returns the new row's id, or None when the key was already there.
-    """
-    row = dict(
+) -> dict:
+    """The column values of one queued outbound message."""
+    return dict(
         direction=Direction.outbound,
         channel=channel,
         address=address,
@@ -72,12 +68,30 @@ def enqueue(
         created_at=now,
         updated_at=now,
     )
-    if dedupe_key is None:
+
+
+def enqueue(session: Session, **fields) -> int | None:
+    """Queue one outbound message; a second enqueue with the same dedupe key does nothing.
+
+    Takes the arguments of `outbound_row`. Returns the new row's id, or None
+    when the key was already there.
+    """
+    row = outbound_row(**fields)
+    if row["dedupe_key"] is None:
         msg = Message(**row)
         session.add(msg)
         session.flush()
         return msg.id
     return insert_ignore(session, row, ["dedupe_key"])
+
+
+def enqueue_many(session: Session, rows: list[dict]) -> None:
+    """Queue many rows from `outbound_row` in one statement; rows whose dedupe key exists are skipped."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
+    session.execute(ins.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
 
 
 def claim(

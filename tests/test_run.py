@@ -100,6 +100,8 @@ def test_two_workers_at_once_create_and_send_nothing_twice(db):
 
             async def ticks():
                 for now in instants:
+                    # Both workers tick each instant together, as two processes on one clock would.
+                    await asyncio.to_thread(barrier.wait)
                     await ticker.tick(now)
 
             asyncio.run(ticks())
