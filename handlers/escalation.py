@@ -52,8 +52,10 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     else:
         deadline = day_and_time(ob.window_end_at, zone, lang) if ob else "-"
         history = text(lang, "escalation.not_prompted", deadline=deadline)
-    last = (day_and_time(person.last_contact_at, zone, lang) if person.last_contact_at
-            else text(lang, "escalation.never"))
+    last = text(lang, "escalation.never")
+    if person.last_contact_at:
+        last = text(lang, "escalation.last_contact", at=day_and_time(person.last_contact_at, zone, lang),
+                    kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
     facts = dict(
         id=esc.id, what=text(lang, f"what.{_what(esc.kind)}"), name=person.name,
         case_number=person.case_number, level=text(lang, f"level.{person.level}"),
@@ -93,7 +95,7 @@ def open_for_missed(
     reply = Reply(alert_text(session, esc, officer, zone, supervisor=False),
                   buttons=action_buttons(esc.id, officer.language),
                   to=Recipient(SenderKind.officer, officer.id), kind="escalation")
-    _deliver(session, reply, now, f"esc:{esc.id}:officer")
+    deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:officer")
     log.info("escalation %s opened for supervisee %s (obligation %s) to officer %s",
              esc.id, person.id, ob.id, officer.id)
     return esc
@@ -122,7 +124,7 @@ def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> b
     reply = Reply(alert_text(session, esc, boss, zone, supervisor=True),
                   buttons=action_buttons(esc.id, boss.language),
                   to=Recipient(SenderKind.officer, boss.id), kind="escalation")
-    _deliver(session, reply, now, f"esc:{esc.id}:supervisor")
+    deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:supervisor")
     log.info("escalation %s stepped up to supervisor %s", esc.id, boss.id)
     return True
 
@@ -141,12 +143,8 @@ def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone:
             body = text(officer.language, "late.officer", name=person.name, case_number=person.case_number,
                         time=hm(now, zone), what=text(officer.language, f"what.{_what(esc.kind)}"),
                         deadline=day_and_time(ob.window_end_at, zone, officer.language))
-            _deliver(session, Reply(body, to=Recipient(SenderKind.officer, officer.id), kind="escalation_closed"),
-                     now, f"esc:{esc.id}:late:{n}")
-
-
-def _deliver(session: Session, reply: Reply, now: datetime, key: str) -> None:
-    deliver(session, reply, now=now, dedupe_key=key)
+            deliver(session, Reply(body, to=Recipient(SenderKind.officer, officer.id), kind="escalation_closed"),
+                    now=now, dedupe_key=f"esc:{esc.id}:late:{n}")
 
 
 # ---- the officer's side ------------------------------------------------------------
@@ -161,10 +159,11 @@ def may_act(session: Session, officer: Officer, esc: Escalation) -> bool:
 
 
 def _outcome(lang: str, esc: Escalation, session: Session, zone: tzinfo) -> dict:
-    label = esc.resolution or "ack"
-    who = session.get(Officer, esc.resolved_by or esc.acknowledged_by) if (esc.resolved_by or esc.acknowledged_by) else None
+    """How a resolved escalation ended: what, by whom, when."""
+    by = esc.resolved_by or esc.acknowledged_by
+    who = session.get(Officer, by) if by else None
     at = esc.resolved_at or esc.acknowledged_at
-    return dict(action=text(lang, f"escalation.{label}" if label != "excused" else "escalation.excused"),
+    return dict(action=text(lang, f"escalation.{esc.resolution or 'ack'}"),
                 officer=who.name if who else "-", time=hm(at, zone) if at else "-")
 
 

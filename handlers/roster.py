@@ -257,6 +257,8 @@ def import_roster(
         if any(getattr(person, f) != values[f] for f in _CADENCE):
             replan.append(person.id)
             person.planned_until = None
+            if person.status == Status.ended and values["supervision_end"] >= now.date():
+                person.status = Status.active  # the roster extended the supervision
         for f, v in values.items():
             setattr(person, f, v)
         person.updated_at = now

@@ -173,10 +173,10 @@ class Router:
         ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,
                       keyword)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
+        if sender.supervisee is not None:  # a handler may name the contact more precisely
+            sender.supervisee.last_contact_at, sender.supervisee.last_contact_kind = now, "message"
+            session.add(sender.supervisee)
         replies = await handler(inbound, ctx)
-        if ctx.sender.supervisee is not None:
-            ctx.sender.supervisee.last_contact_at = now
-            session.add(ctx.sender.supervisee)
         self._enqueue(session, inbound, message_id, replies, now)
         self._mark(session, message_id, now)
         return replies

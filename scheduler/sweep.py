@@ -13,9 +13,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
@@ -40,6 +40,8 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+# Ended people are parked here so that planning's index walk never meets them again.
+PLANNED_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 ADVISORY_LOCK = 0x636B696E  # "ckin": one sweeper at a time on PostgreSQL
 MAX_ROUNDS = 1000
 
@@ -123,7 +125,8 @@ def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRep
     ).scalars())
     if not ids:
         return
-    s.execute(update(Supervisee).where(col(Supervisee.id).in_(ids)).values(status=Status.ended, updated_at=now))
+    s.execute(update(Supervisee).where(col(Supervisee.id).in_(ids))
+              .values(status=Status.ended, planned_until=PLANNED_FOREVER, updated_at=now))
     result = s.execute(
         update(Obligation)
         .where(col(Obligation.supervisee_id).in_(ids), col(Obligation.state).in_(OPEN_OBLIGATION))
@@ -139,19 +142,29 @@ def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None
     policy = cfg.policy
     horizon = now + timedelta(days=policy.planning.horizon_days)
     refill = horizon - timedelta(days=1)
-    people = s.exec(
-        select(Supervisee)
-        .where(col(Supervisee.status).in_([Status.active, Status.lost_contact]),
-               or_(col(Supervisee.planned_until).is_(None), col(Supervisee.planned_until) < refill))
-        .order_by(col(Supervisee.planned_until).is_not(None), Supervisee.planned_until, Supervisee.id)
-        .limit(policy.planning.people_per_sweep)
-        .with_for_update(skip_locked=True)
-    ).scalars().all()
+    # Never planned first, then those whose plan runs out soonest; two queries so that
+    # each walks the planned_until index instead of the whole roster.
+    people: list[Supervisee] = []
+    for when in (col(Supervisee.planned_until).is_(None), col(Supervisee.planned_until) < refill):
+        room = policy.planning.people_per_sweep - len(people)
+        if room <= 0:
+            break
+        people += s.exec(
+            select(Supervisee)
+            .where(when)
+            .order_by(Supervisee.planned_until, Supervisee.id)
+            .limit(room)
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
     rows = []
     # A person planned for the first time also gets today's check-in if its window is still open.
     first_start = now - policy.window.reply
     for person in people:
         start = person.planned_until or first_start
+        if person.status == Status.ended:
+            person.planned_until = PLANNED_FOREVER
+            s.add(person)
+            continue
         if start >= horizon:
             continue
         for slot in slots(policy, person.level, zone_of(person, cfg.zone), start, horizon,

@@ -82,7 +82,7 @@ async def test_a_simulated_month_for_each_level(db):
     alert = c.out(kind="escalation", address="5001")[0]
     assert "王伟（JZ-S，严管，红果镇）" in alert.body
     assert "09:00 已提醒，11:00 再次提醒，均未回复" in alert.body
-    assert "电话：138 0000 0001" in alert.body and "上次联系：3月2日 09:30" in alert.body
+    assert "电话：138 0000 0001" in alert.body and "上次联系：3月2日 09:30（报到）" in alert.body
     (to_boss,) = c.out(kind="escalation", address="9000")
     assert "协管员李娜 3月3日 13:00 收到，未处理" in to_boss.body
     (closed,) = c.out(kind="escalation_closed")
@@ -220,3 +220,22 @@ async def test_level_change_in_roster_replans(db):
         assert import_roster(s, f"{HEADER}\n{row}\n", now=local(2027, 3, 1, 8, 5)).updated == 1
     c.sweep(local(2027, 3, 1, 8, 10))
     assert [o.period_key for o in c.obligations(c.strict)] == ["2027-03-01"]  # Mondays only now
+
+
+async def test_roster_extension_brings_an_ended_person_back(db):
+    from handlers.roster import import_roster
+    from tests.conftest import HEADER
+
+    c = County(db)
+    with session_scope(c.engine) as s:
+        p = s.get(Supervisee, c.strict.id)
+        p.supervision_end = local(2027, 2, 27).astimezone(SH).date()
+        s.add(p)
+    c.sweep(local(2027, 3, 1, 8))
+    assert c.person(c.strict).status == "ended" and c.obligations(c.strict) == []
+    row = f"JZ-S,王伟,13800000001,zh-CN,probation,strict,红果镇,{c.li.id},2026-01-01,2027-12-31"
+    with session_scope(c.engine) as s:
+        assert import_roster(s, f"{HEADER}\n{row}\n", now=local(2027, 3, 1, 8, 5)).updated == 1
+    c.sweep(local(2027, 3, 1, 9))
+    assert c.person(c.strict).status == "active"
+    assert [m.kind for m in c.out(address=c.strict.phone)] == ["checkin_prompt"]
