@@ -17,14 +17,14 @@ from sqlmodel import select
 from bot import sample
 from bot.channels.console import ConsoleChannel
 from bot.runtime import NotInitialised, Runtime, build
-from bot.service import build_channels, serve
+from bot.service import serve
+from bot.stack import Stack
 from bot.settings import LANGUAGES, SettingsError, load_settings
 from handlers import enrol
 from handlers.addressing import console_address
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
-from scheduler.service import Ticker
 from storage import queries
 from storage.db import current_revision, migrate, session_scope
 from storage.models import Officer, Role, Supervisee
@@ -257,6 +257,15 @@ def _instant(value: str | None, option: str) -> datetime | None:
     return at
 
 
+async def _tick(rt: Runtime, now: datetime):
+    stack = Stack(rt)
+    await stack.start(receive=False)
+    try:
+        return await stack.ticker.tick(now)
+    finally:
+        await stack.stop()
+
+
 @app.command()
 def tick(
     at: Annotated[Optional[str], typer.Option("--at", help="The instant (ISO-8601 with offset); default now")] = None,
@@ -264,8 +273,7 @@ def tick(
     """One sweep and one outbox drain at that instant (catch-up, testing)."""
     rt = _runtime()
     now = _instant(at, "--at") or rt.clock.now()
-    outbox = Outbox(rt.engine, build_channels(rt))
-    report = asyncio.run(Ticker(rt.engine, outbox, rt.sweep_config, rt.clock).tick(now))
+    report = asyncio.run(_tick(rt, now))
     table = Table("step", "count", title=f"tick at {now.astimezone(rt.settings.zone).isoformat()}")
     for key, value in report.sweep.as_dict().items():
         if key != "skipped":

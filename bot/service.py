@@ -11,24 +11,17 @@ import uvicorn
 
 from bot.runtime import Runtime
 from bot.web import make_app
-from scheduler.channels import Channel
-from scheduler.outbox import Outbox
+from bot.stack import Stack
 from scheduler.service import Ticker, make_scheduler
 
 log = logging.getLogger(__name__)
 
 
-def build_channels(rt: Runtime) -> dict[str, Channel]:
-    """The channel adapters the settings turn on (Telegram and SMS adapters register here)."""
-    return {}
-
-
 async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None = None) -> Ticker:
     """Run until a signal, or until the clock passes `stop_at`; return the ticker for its counts."""
-    channels = build_channels(rt)
-    outbox = Outbox(rt.engine, channels)
-    ticker = Ticker(rt.engine, outbox, rt.sweep_config, rt.clock, sweeps=scheduler)
-    status: dict = {"sweeps": scheduler, "channels": sorted(channels), "ticks": 0}
+    stack = Stack(rt, sweeps=scheduler)
+    ticker = stack.ticker
+    status: dict = {"sweeps": scheduler, "channels": sorted(stack.channels), "ticks": 0}
     stop = asyncio.Event()
 
     async def job() -> None:
@@ -43,7 +36,7 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
 
     clock_job = make_scheduler(job, rt.clock)
     server = uvicorn.Server(uvicorn.Config(
-        make_app(rt.clock, status), host=rt.settings.http_host, port=rt.settings.http_port,
+        make_app(rt.clock, status, stack.routes()), host=rt.settings.http_host, port=rt.settings.http_port,
         log_level="warning", lifespan="off",
     ))
     server.install_signal_handlers = lambda: None  # ours below stop everything together
@@ -51,13 +44,15 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     web = asyncio.create_task(server.serve())
+    await stack.start()
     clock_job.start()
     log.info("checkin running: sweeps=%s channels=%s http=%s:%s",
-             scheduler, sorted(channels), rt.settings.http_host, rt.settings.http_port)
+             scheduler, sorted(stack.channels), rt.settings.http_host, rt.settings.http_port)
     try:
         await stop.wait()
     finally:
         clock_job.shutdown(wait=False)
+        await stack.stop()
         server.should_exit = True
         await web
     return ticker

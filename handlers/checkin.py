@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from sqlmodel import Session, col, select
 
 from content.catalog import catalogue, text
 from content.formatting import hm, phone_national, when
+from handlers.cadence import checkin_slots
 from handlers.escalation import close_for_late_answer
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
 from storage.models import (
@@ -80,9 +81,16 @@ def _current(session: Session, person_id: int, now: datetime) -> Obligation | No
     return latest if latest is not None and latest.state != ObligationState.planned else None
 
 
-def _next_text(ctx: Context, kind: str = ObligationKind.checkin) -> str | None:
-    nxt = next_due(ctx.session, ctx.sender.supervisee.id, kind, ctx.now)
-    return when(nxt.due_at, ctx.person_zone, ctx.language, ctx.now, _words(ctx.language)) if nxt else None
+def _next_text(ctx: Context) -> str | None:
+    """When the next check-in is: planned already, else as the policy will plan it."""
+    person = ctx.sender.supervisee
+    nxt = next_due(ctx.session, person.id, ObligationKind.checkin, ctx.now)
+    due = nxt.due_at if nxt else None
+    if due is None and ctx.policy is not None:
+        coming = checkin_slots(ctx.policy, person.level, ctx.person_zone, ctx.now, ctx.now + timedelta(days=8))
+        due = next((s.due_at for s in coming if s.due_at > ctx.now
+                    and s.due_at.astimezone(ctx.person_zone).date() <= person.supervision_end), None)
+    return when(due, ctx.person_zone, ctx.language, ctx.now, _words(ctx.language)) if due else None
 
 
 async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:

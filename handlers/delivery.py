@@ -21,6 +21,7 @@ def reply_row(
     channel: str | None = None,
     address: str | None = None,
     not_before: datetime | None = None,
+    extra_payload: dict | None = None,
 ) -> dict:
     """The outbox row for `reply`; `channel`/`address` are the sender's, used when `reply.to` is None."""
     supervisee_id = officer_id = None
@@ -36,7 +37,8 @@ def reply_row(
         raise ValueError("a reply without a recipient needs the sender's channel and address")
     return outbox.outbound_row(
         channel=channel, address=address, body=reply.text, now=now, dedupe_key=dedupe_key,
-        kind=reply.kind, payload=reply.payload(), supervisee_id=supervisee_id, officer_id=officer_id,
+        kind=reply.kind, payload={**reply.payload(), **(extra_payload or {})},
+        supervisee_id=supervisee_id, officer_id=officer_id,
         not_before=not_before,
     )
 

@@ -218,7 +218,9 @@ def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> li
     ctx.session.add(esc)
     log.info("officer %s: escalation %s %s", officer.id, esc_id, action)
     label = text(lang, f"escalation.{'excused' if action == 'excuse' else action}")
-    return [Reply(text(lang, "escalation.done", action=label, id=esc_id, officer=officer.name, time=hm(now, ctx.zone)))]
+    # On Telegram the alert itself is edited to show what was done, and loses its buttons.
+    return [Reply(text(lang, "escalation.done", action=label, id=esc_id, officer=officer.name, time=hm(now, ctx.zone)),
+                  edit_origin=True)]
 
 
 async def excuse_reason(inbound: Inbound, ctx: Context) -> list[Reply]:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from content.catalog import text
-from content.policy import Policy
+from content.policy import Policy, load_policy
 from handlers import basic, checkin, enrol, escalation, report
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
@@ -100,7 +100,7 @@ class Router:
         self.buttons = buttons or {}
         self.default_language = default_language
         self.zone = zone or ZoneInfo("Asia/Shanghai")
-        self.policy = policy
+        self.policy = policy or load_policy()
 
     def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str, str]:
         """The handler for this message, the keyword that chose it, and the text after the keyword.
@@ -184,8 +184,11 @@ class Router:
     @staticmethod
     def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime) -> None:
         for i, reply in enumerate(replies):
+            extra = None
+            if reply.edit_origin and reply.to is None and inbound.origin_message_id is not None:
+                extra = {"edit": {"message_id": inbound.origin_message_id, "prefix": inbound.origin_text or ""}}
             deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}",
-                    channel=inbound.channel, address=inbound.address)
+                    channel=inbound.channel, address=inbound.address, extra_payload=extra)
 
     @staticmethod
     def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:

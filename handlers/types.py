@@ -44,6 +44,10 @@ class Inbound:
     location: Location | None = None
     button: str | None = None
     provider_id: str | None = None
+    # Telegram: the bot message whose button was pressed, or which this message replies to.
+    origin_message_id: int | None = None
+    origin_text: str | None = None
+    reply_to_message_id: int | None = None
 
     def words(self) -> list[str]:
         """The text split on whitespace."""
@@ -81,6 +85,7 @@ class Reply:
     request_location: bool = False
     to: Recipient | None = None
     kind: str = "reply"
+    edit_origin: bool = False  # Telegram: edit the message whose button was pressed, instead of sending
 
     def payload(self) -> dict:
         """The channel-neutral extras stored with the outbox row."""

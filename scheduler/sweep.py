@@ -24,7 +24,7 @@ from content.policy import Policy
 from handlers import checkin, escalation, report
 from handlers.delivery import reply_row
 from handlers.types import zone_of
-from scheduler.cadence import quiet_end_after, slots
+from handlers.cadence import quiet_end_after, slots
 from storage.db import session_scope
 from storage.outbox import enqueue_many
 from storage.models import (

@@ -7,7 +7,7 @@ import pytest
 
 from bot.settings import SettingsError, load_settings
 from content.policy import PolicyError, load_policy
-from scheduler.cadence import checkin_slots, quiet_end_after, report_slots, slots
+from handlers.cadence import checkin_slots, quiet_end_after, report_slots, slots
 from tests.conftest import clear_env
 
 SH = ZoneInfo("Asia/Shanghai")

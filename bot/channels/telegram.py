@@ -1,0 +1,200 @@
+"""The Telegram channel on python-telegram-bot 22: thin callbacks in, rendered messages out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiolimiter import AsyncLimiter
+from starlette.requests import Request
+from starlette.responses import Response
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from handlers.types import Inbound, Location
+from scheduler.channels import PermanentSendError, SendResult, TransientSendError
+from storage.outbox import Outgoing
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+COMMANDS = [
+    BotCommand("help", "帮助 / help"),
+    BotCommand("report", "书面汇报 / written report"),
+    BotCommand("officer", "找协管员 / message my officer"),
+]
+
+
+def _seconds(value) -> float:
+    """PTB 22 gives retry_after as int seconds or (opt-in) a timedelta."""
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+class TelegramChannel:
+    """Polling without a public URL, a webhook with one; sends under the overall and per-chat limits."""
+
+    name = "telegram"
+    rate = 30.0  # messages per second over all chats (Bot API's broadcast limit)
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str,
+        on_inbound: Callable[[Inbound], Awaitable[None]],
+        *,
+        public_url: str | None = None,
+        webhook_secret: str | None = None,
+        per_chat_rate: float = 1.0,
+        poll_timeout: float = 10.0,
+    ) -> None:
+        self.poll_timeout = poll_timeout
+        self.on_inbound = on_inbound
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.webhook_secret = webhook_secret
+        builder = Application.builder().token(token).base_url(base_url).rate_limiter(AIORateLimiter(max_retries=0))
+        if self.public_url:
+            builder = builder.updater(None)  # updates come through our Starlette route
+        self.application = builder.build()
+        self.application.add_handler(CallbackQueryHandler(self._on_callback))
+        self.application.add_handler(MessageHandler(
+            filters.ChatType.PRIVATE & (filters.TEXT | filters.LOCATION | filters.COMMAND), self._on_message))
+        # AIORateLimiter applies no per-chat limit to private chats: ours is one message a second.
+        self._per_chat_rate = per_chat_rate
+        self._chat_limiters: dict[int, AsyncLimiter] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self, receive: bool = True) -> None:
+        """Initialise; then (when `receive`) poll, or register the webhook when a public URL is set.
+
+        `checkin tick` only sends: it must not take updates from a running service's poller.
+        """
+        app = self.application
+        await app.initialize()
+        await app.start()
+        if not receive:
+            return
+        await app.bot.set_my_commands(COMMANDS)
+        allowed = ["message", "callback_query"]
+        if self.public_url:
+            await app.bot.set_webhook(f"{self.public_url}{WEBHOOK_PATH}", secret_token=self.webhook_secret,
+                                      allowed_updates=allowed)
+            log.info("telegram: webhook mode")
+        else:
+            await app.bot.delete_webhook()
+            await app.updater.start_polling(poll_interval=0.0, timeout=self.poll_timeout,
+                                            allowed_updates=allowed)
+            log.info("telegram: polling mode")
+
+    async def stop(self) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def webhook(self, request: Request) -> Response:
+        """POST /telegram/webhook: refuse without the right secret header, else queue the update."""
+        if self.webhook_secret and request.headers.get(SECRET_HEADER) != self.webhook_secret:
+            log.warning("telegram webhook: wrong or missing secret header")
+            return Response(status_code=403)
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return Response(status_code=400)
+        await self.application.update_queue.put(update)
+        return Response(status_code=200)
+
+    # ---- in: thin callbacks that convert and delegate ----------------------------------
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg = update.effective_message
+        location = None
+        if msg.location is not None:
+            location = Location(msg.location.latitude, msg.location.longitude, msg.location.horizontal_accuracy)
+        reply_to = msg.reply_to_message
+        await self.on_inbound(Inbound(
+            channel=self.name, address=str(msg.chat.id), text=msg.text or "", location=location,
+            received_at=(msg.date or datetime.now(UTC)), provider_id=str(update.update_id),
+            reply_to_message_id=reply_to.message_id if reply_to and reply_to.from_user
+            and reply_to.from_user.is_bot else None,
+            origin_text=reply_to.text if reply_to else None,
+        ))
+
+    async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        try:
+            await query.answer()  # stop the button's spinner at once; the result comes as a message or edit
+        except TelegramError:
+            log.info("telegram: could not answer callback query %s", query.id)
+        message = query.message
+        if message is None or message.chat.type != "private":
+            return
+        await self.on_inbound(Inbound(
+            channel=self.name, address=str(message.chat.id), text="", button=(query.data or "")[:64],
+            received_at=datetime.now(UTC), provider_id=str(update.update_id),
+            origin_message_id=message.message_id, origin_text=getattr(message, "text", None),
+        ))
+
+    # ---- out -------------------------------------------------------------------------
+
+    @staticmethod
+    def _markup(payload: dict):
+        if payload.get("request_location"):
+            label = payload.get("location_label") or "📍"
+            return ReplyKeyboardMarkup([[KeyboardButton(label, request_location=True)]],
+                                       one_time_keyboard=True, resize_keyboard=True)
+        buttons = payload.get("buttons") or []
+        if buttons:
+            return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)] for label, data in buttons])
+        if payload.get("remove_keyboard"):
+            return ReplyKeyboardRemove()
+        return None
+
+    def _limiter(self, chat_id: int) -> AsyncLimiter:
+        limiter = self._chat_limiters.get(chat_id)
+        if limiter is None:
+            limiter = self._chat_limiters[chat_id] = AsyncLimiter(1, 1.0 / self._per_chat_rate)
+        return limiter
+
+    async def send(self, message: Outgoing) -> SendResult:
+        """Send (or, for an officer's action, edit) one outbox row; map Bot API errors to retry or give up."""
+        try:
+            chat_id = int(message.address)
+        except ValueError:
+            raise PermanentSendError(f"not a Telegram chat id: {message.address!r}", code="400") from None
+        bot = self.application.bot
+        edit = message.payload.get("edit")
+        await self._limiter(chat_id).acquire()
+        try:
+            if edit:
+                try:
+                    text = f"{edit.get('prefix', '')}\n\n{message.body}".strip()
+                    done = await bot.edit_message_text(text[:4096], chat_id=chat_id, message_id=edit["message_id"],
+                                                       reply_markup=None)
+                    return SendResult(provider_id=f"{chat_id}:{done.message_id}:edit")
+                except BadRequest:
+                    log.info("telegram: edit of message %s failed; sending instead", message.id)
+            sent = await bot.send_message(chat_id, message.body[:4096], reply_markup=self._markup(message.payload))
+            return SendResult(provider_id=f"{chat_id}:{sent.message_id}")
+        except RetryAfter as exc:
+            raise TransientSendError("Too Many Requests", code="429", retry_after=_seconds(exc.retry_after)) from None
+        except Forbidden as exc:
+            raise PermanentSendError(str(exc), code="403") from None
+        except BadRequest as exc:
+            raise PermanentSendError(str(exc), code="400") from None
+        except (TimedOut, NetworkError) as exc:
+            raise TransientSendError(f"{type(exc).__name__}: {exc}", code="network") from None

@@ -1,0 +1,80 @@
+"""The running service's parts wired together: channels, router, outbox, clock job, web routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.routing import Route
+
+from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
+from bot.runtime import Runtime
+from handlers.types import Inbound
+from scheduler.channels import Channel
+from scheduler.outbox import Outbox
+from scheduler.service import Ticker
+
+log = logging.getLogger(__name__)
+
+
+class Stack:
+    """Inbound goes through the router, then the outbox is drained at once; the clock job does the rest."""
+
+    def __init__(self, rt: Runtime, *, sweeps: bool = True, poll_timeout: float = 10.0) -> None:
+        self.rt = rt
+        s = rt.settings
+        self.channels: dict[str, Channel] = {}
+        self.telegram: TelegramChannel | None = None
+        if s.telegram_enabled:
+            self.telegram = TelegramChannel(
+                s.telegram_bot_token, s.telegram_base_url, self.handle_inbound,
+                public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
+                per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout,
+            )
+            self.channels["telegram"] = self.telegram
+        self.outbox = Outbox(rt.engine, self.channels)
+        self.ticker = Ticker(rt.engine, self.outbox, rt.sweep_config, rt.clock, sweeps=sweeps)
+        self._drainer: asyncio.Task | None = None
+        self._again = False
+
+    async def start(self, receive: bool = True) -> None:
+        """Start the channels; `receive=False` only sends (a tick beside a running service)."""
+        for channel in self.channels.values():
+            await channel.start(receive=receive)
+
+    async def stop(self) -> None:
+        for channel in self.channels.values():
+            await channel.stop()
+        if self._drainer is not None:
+            await self._drainer
+
+    def routes(self) -> list[Route]:
+        """Web routes the channels need on the service's Starlette app."""
+        out = []
+        if self.telegram is not None and self.rt.settings.public_url:
+            out.append(Route(WEBHOOK_PATH, self.telegram.webhook, methods=["POST"]))
+        return out
+
+    async def handle_inbound(self, inbound: Inbound) -> None:
+        """One message from any channel: through the router, then send the replies now."""
+        await self.rt.router.handle(self.rt.engine, inbound, self.rt.clock.now())
+        self.kick()
+
+    def kick(self) -> None:
+        """Drain the outbox soon; kicks that arrive during a drain make one more pass."""
+        self._again = True
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                await self.outbox.drain(self.rt.clock.now())
+            except Exception:  # the next kick or tick retries; the rows are in the database
+                log.exception("drain after inbound failed")
+
+    async def idle(self) -> None:
+        """Wait until no drain is running (tests)."""
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.wait([self._drainer])

@@ -1,0 +1,235 @@
+"""The real python-telegram-bot Application against the Bot API stand-in over HTTP: whole conversations."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import timedelta
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.runtime import Runtime
+from bot.sandbox.telegram_api import FakeTelegram
+from bot.settings import load_settings
+from bot.stack import Stack
+from bot.web import make_app
+from handlers import enrol
+from scheduler.clock import FixedClock
+from storage.db import session_scope
+from storage.models import Message, Supervisee, WrittenReport
+from sqlmodel import select
+from tests.conftest import clear_env
+from tests.sim import County, local
+
+
+class Harness:
+    """A county, the fake Bot API, and the service's stack on a fixed clock."""
+
+    def __init__(self, db, fake: FakeTelegram, clock: FixedClock, **settings) -> None:
+        self.db, self.fake, self.clock = db, fake, clock
+        self.county = County(db)
+        # Ten messages a second per chat instead of one, so that conversations do not wait on the limiter.
+        s = load_settings(database_url=db.url, telegram_bot_token=fake.token, telegram_base_url=fake.base_url,
+                          telegram_chat_rate=10, **settings)
+        self.rt = Runtime(s, db.engine, clock)
+        self.stack = Stack(self.rt, poll_timeout=0.5)
+
+    async def tick(self, at) -> None:
+        self.clock.set(at)
+        await self.stack.ticker.tick(at)
+
+    async def said(self, chat_id: int, count: int):
+        """Wait for the bot's `count`-th message to `chat_id` and return it."""
+        msgs = await self.fake.wait_for_messages(chat_id, count)
+        return msgs[count - 1]
+
+    async def settle(self) -> None:
+        await self.stack.idle()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def tg(db, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    fake = FakeTelegram()
+    await fake.start()
+    h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)))
+    await h.stack.start()
+    yield h
+    await h.stack.stop()
+    await fake.stop()
+
+
+def _code(h: Harness, person) -> str:
+    with session_scope(h.db.engine) as s:
+        return enrol.issue_code(s, s.get(Supervisee, person.id), h.clock.now(), days=14).code
+
+
+async def test_enrolment_good_wrong_and_expired_codes(tg):
+    h, fake = tg, tg.fake
+    await fake.send_text(7777, "/start ZZZZ-ZZZZ")
+    assert "没有找到这个报到码" in (await h.said(7777, 1)).text
+    code = _code(h, h.county.strict)
+    await fake.send_text(7777, f"/start {code}")
+    welcome = await h.said(7777, 2)
+    assert welcome.text.startswith("王伟，您好。") and "李娜（协管员）" in welcome.text
+    notice = await h.said(5001, 1)
+    assert "王伟（JZ-S）已通过 Telegram 绑定" in notice.text
+    await fake.send_text(8888, f"/start {code}")  # the same code from another chat
+    assert "已经用过了" in (await h.said(8888, 1)).text
+    tom_code = _code(h, h.county.lenient)
+    h.clock.advance(timedelta(days=15))
+    await fake.send_text(9999, f"/start {tom_code}")
+    assert "expired" in (await h.said(9999, 1)).text
+    assert fake.commands and {c["command"] for c in fake.commands} >= {"help", "report"}
+
+
+async def test_check_in_by_button_and_by_text(tg):
+    h, fake = tg, tg.fake
+    await h.tick(local(2027, 3, 1, 9))
+    prompt = await h.said(7002, 1)  # 刘芳 is on Telegram (chat 7002)
+    assert prompt.text == "今天的报到时间到了。请在 13:00 前回复。"
+    assert [label for label, _ in prompt.buttons] == ["我一切正常", "我需要联系协管员"]
+    h.clock.set(local(2027, 3, 1, 9, 5))
+    await fake.press(7002, prompt.message_id, prompt.buttons[0][1])
+    reply = await h.said(7002, 2)
+    assert reply.text.startswith("已收到，谢谢。下次报到：")
+    assert fake.callback_answers, "the button's spinner was not stopped"
+    assert h.county.obligations(h.county.ordinary)[0].state == "done"
+    # Thursday: answered by typing.
+    await h.tick(local(2027, 3, 4, 9))
+    await h.said(7002, 3)
+    h.clock.set(local(2027, 3, 4, 9, 30))
+    await fake.send_text(7002, "1")
+    assert (await h.said(7002, 4)).text.startswith("已收到，谢谢。")
+    assert [o.state for o in h.county.obligations(h.county.ordinary)][:2] == ["done", "done"]
+
+
+async def test_three_message_report_with_receipt(tg):
+    h, fake = tg, tg.fake
+    h.clock.set(local(2027, 3, 2, 10))
+    await fake.send_text(7002, "/report")
+    start = await h.said(7002, 1)
+    assert start.buttons == [("完成", "report:done")]
+    for text in ("周一到周五在砖厂上班。", "周三参加了学习。", "周末在家。"):
+        await fake.send_text(7002, text)
+    await fake.press(7002, start.message_id, "report:done")
+    receipt = await h.said(7002, 2)
+    with session_scope(h.db.engine) as s:
+        (report,) = s.exec(select(WrittenReport)).all()
+    assert report.parts == 3 and report.body.count("\n\n") == 2
+    assert receipt.text == f"汇报已收到（共 3 条）。回执号：{report.receipt}。协管员现在可以看到。"
+
+
+async def _alert(h: Harness):
+    for hour in (9, 11, 13):
+        await h.tick(local(2027, 3, 1, hour))
+    await h.settle()
+    alerts = [m for m in h.fake.messages(5001) if "JZ-S" in m.text]
+    assert len(alerts) == 1
+    return alerts[0]
+
+
+async def test_escalation_acknowledged_by_the_officer_edits_the_alert(tg):
+    h, fake = tg, tg.fake
+    alert = await _alert(h)
+    assert alert.text.startswith("⚠ 未报到 #") and "09:00 已提醒，11:00 再次提醒，均未回复" in alert.text
+    assert [label for label, _ in alert.buttons] == ["已知悉", "已联系上", "联系不上", "免除（填写原因）"]
+    h.clock.set(local(2027, 3, 1, 13, 25))
+    await fake.press(5001, alert.message_id, alert.buttons[1][1])
+    await fake.wait_for(lambda: bool(fake.message(5001, alert.message_id).edits))
+    edited = fake.message(5001, alert.message_id)
+    assert edited.text.startswith(alert.edits[0] if alert.edits else "⚠ 未报到")
+    assert edited.text.endswith("✅ 已联系上 #%d — 李娜，13:25" % int(alert.text.split("#")[1].split("：")[0]))
+    assert edited.buttons == []  # no more buttons once handled
+    esc = next(e for e in h.county.escalations() if e.supervisee_id == h.county.strict.id)
+    assert (esc.state, esc.resolution) == ("resolved", "reached")
+
+
+async def test_an_officer_is_refused_another_officers_person(tg):
+    h, fake = tg, tg.fake
+    alert = await _alert(h)
+    esc_data = alert.buttons[0][1]
+    await fake.send_text(5002, "/start")  # 赵强, 两河镇, has a chat with the bot
+    await h.said(5002, 1)
+    # 赵强 cannot press 李娜's button, but a forged callback carrying its data is tried.
+    bait = await h.said(5002, 1)
+    await fake.forge_press(5002, bait.message_id, esc_data)
+    refusal = await h.said(5002, 2)
+    assert "不归您处理" in refusal.text
+    esc = next(e for e in h.county.escalations() if e.supervisee_id == h.county.strict.id)
+    assert esc.state == "open"
+
+
+async def test_rate_limit_from_telegram_is_honoured(tg):
+    h, fake = tg, tg.fake
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    await h.tick(local(2027, 3, 1, 9))
+    with session_scope(h.db.engine) as s:
+        row = s.exec(select(Message).where(Message.address == "7002", Message.kind == "checkin_prompt")).one()
+    assert row.status == "queued" and row.error_code == "429"
+    assert row.next_attempt_at >= local(2027, 3, 1, 9) + timedelta(seconds=30)  # backoff, at least retry_after
+    await h.tick(row.next_attempt_at)
+    assert (await h.said(7002, 1)).text.startswith("今天的报到时间到了")
+
+
+async def test_duplicate_update_is_handled_once(tg):
+    h, fake = tg, tg.fake
+    update = await fake.send_text(7002, "/help")
+    await h.said(7002, 1)
+    fake.updates.append(update)  # Telegram delivers the same update again
+    fake.updates.append(dict(update))
+    await fake.send_text(7002, "/help")  # a new one, so we know the duplicates were consumed
+    await h.said(7002, 2)
+    await h.settle()
+    assert len(fake.messages(7002)) == 2
+
+
+@pytest.fixture
+async def tg_webhook(db, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    fake = FakeTelegram()
+    await fake.start()
+    port = _free_port()
+    h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), public_url=f"http://127.0.0.1:{port}",
+                telegram_webhook_secret="s3cret-token")
+    server = uvicorn.Server(uvicorn.Config(make_app(h.clock, {}, h.stack.routes()), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0)
+    await h.stack.start()
+    h.port = port
+    yield h
+    await h.stack.stop()
+    server.should_exit = True
+    await task
+    await fake.stop()
+
+
+async def test_webhook_mode_conversation_and_secret(tg_webhook):
+    h, fake = tg_webhook, tg_webhook.fake
+    assert fake.webhook == {"url": f"http://127.0.0.1:{h.port}/telegram/webhook", "secret_token": "s3cret-token"}
+    await fake.send_text(7002, "/help")
+    assert "您可以" in (await h.said(7002, 1)).text
+    assert fake.webhook_deliveries == [200]
+    forged = {"update_id": 999, "message": {"message_id": 1, "date": 0, "chat": {"id": 7002, "type": "private"},
+                                            "from": {"id": 7002, "is_bot": False, "first_name": "x"}, "text": "/help"}}
+    async with httpx.AsyncClient() as client:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+            resp = await client.post(f"http://127.0.0.1:{h.port}/telegram/webhook", json=forged, headers=headers)
+            assert resp.status_code == 403
+    await h.settle()
+    with session_scope(h.db.engine) as s:
+        assert len(s.exec(select(Message).where(Message.direction == "in")).all()) == 1
+    assert len(fake.messages(7002)) == 1
