@@ -24,7 +24,8 @@ def route_for(who: Officer | Supervisee) -> tuple[str, str]:
         if who.phone:
             return ChannelName.sms, who.phone
         return ChannelName.console, console_address(who)
-    if who.telegram_chat_id is not None and (who.preferred_channel == ChannelName.telegram or not who.phone):
+    telegram_ok = who.telegram_chat_id is not None and who.telegram_blocked_at is None
+    if telegram_ok and (who.preferred_channel == ChannelName.telegram or not who.phone):
         return ChannelName.telegram, str(who.telegram_chat_id)
     if who.phone:
         return ChannelName.sms, who.phone

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, tzinfo
 from sqlmodel import Session, col, select
 
 from content.catalog import catalogue, text
-from content.formatting import hm, phone_national, when
+from content.formatting import hm, when
 from handlers.cadence import checkin_slots
-from handlers.escalation import close_for_late_answer
+from handlers.escalation import close_for_late_answer, open_escalation
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
 from storage.models import (
     OPEN_OBLIGATION,
@@ -128,10 +128,7 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
         close_for_late_answer(session, ob, now, ctx.zone)
         replies.append(Reply(text(lang, "checkin.late", deadline=hm(ob.window_end_at, zone), officer=officer.name)))
     session.add(ob)
-    if choice == HELP:
-        replies.append(Reply(
-            text(officer.language, "checkin.officer_help", name=person.name, case_number=person.case_number,
-                 township=person.township, phone=phone_national(person.phone) or "-"),
-            to=Recipient(SenderKind.officer, officer.id), kind="contact",
-        ))
+    if choice == HELP:  # "I need my officer" is an escalation at once, not a note
+        sla = ctx.policy.escalation.officer_sla if ctx.policy else timedelta(hours=4)
+        open_escalation(session, person, "asked_officer", now, sla, ctx.zone, obligation=ob)
     return replies

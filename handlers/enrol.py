@@ -72,6 +72,7 @@ async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
         return [Reply(text(lang, "enrol.already"))]
     code.used_at = ctx.now
     person.telegram_chat_id = int(inbound.address)
+    person.telegram_blocked_at = None
     person.preferred_channel = ChannelName.telegram
     person.updated_at = ctx.now
     ctx.session.add_all([code, person])

@@ -40,11 +40,16 @@ def _what(kind: str) -> str:
 
 
 def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo, *, supervisor: bool) -> str:
-    """The facts of an escalation for `reader`: who, what was missed, when prompted and reminded, last contact, how to reach."""
+    """The facts of an escalation for `reader`: who, what happened and when, last contact, how to reach them."""
     person = session.get(Supervisee, esc.supervisee_id)
     ob = session.get(Obligation, esc.obligation_id) if esc.obligation_id else None
     lang = reader.language
-    if ob is not None and ob.prompted_at and ob.reminded_at:
+    if esc.kind == "asked_officer":
+        history = text(lang, "escalation.asked_history", time=hm(esc.opened_at, zone))
+    elif esc.kind == "unreachable":
+        history = text(lang, "escalation.blocked_history", time=hm(esc.opened_at, zone),
+                       fallback=text(lang, "escalation.fallback_sms" if person.phone else "escalation.fallback_none"))
+    elif ob is not None and ob.prompted_at and ob.reminded_at:
         history = text(lang, "escalation.prompted_reminded", prompted=hm(ob.prompted_at, zone),
                        reminded=hm(ob.reminded_at, zone))
     elif ob is not None and ob.prompted_at:
@@ -56,18 +61,21 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     if person.last_contact_at:
         last = text(lang, "escalation.last_contact", at=day_and_time(person.last_contact_at, zone, lang),
                     kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
-    facts = dict(
-        id=esc.id, what=text(lang, f"what.{_what(esc.kind)}"), name=person.name,
-        case_number=person.case_number, level=text(lang, f"level.{person.level}"),
-        township=person.township, history=history, last_contact=last,
-        phone=phone_national(person.phone) or "-",
-        telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id else "escalation.telegram_no"),
-    )
+    who = dict(id=esc.id, name=person.name, case_number=person.case_number,
+               level=text(lang, f"level.{person.level}"), township=person.township)
+    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable") else "missed"
+    lines = [
+        text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
+        if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),
+        text(lang, "escalation.body", history=history, last_contact=last, phone=phone_national(person.phone) or "-",
+             telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id and not person.telegram_blocked_at
+                           else "escalation.telegram_no")),
+    ]
     if supervisor:
         officer = session.get(Officer, esc.officer_id)
-        return text(lang, "escalation.supervisor", officer=officer.name,
-                    opened=day_and_time(esc.opened_at, zone, lang), **facts)
-    return text(lang, "escalation.officer", **facts)
+        lines.append(text(lang, "escalation.not_acted", officer=officer.name,
+                          opened=day_and_time(esc.opened_at, zone, lang)))
+    return "\n".join(lines)
 
 
 def action_buttons(esc_id: int, language: str) -> list[Button]:
@@ -75,19 +83,21 @@ def action_buttons(esc_id: int, language: str) -> list[Button]:
     return [Button(text(language, f"escalation.{a}"), f"esc:{esc_id}:{a}") for a in ACTIONS]
 
 
-def open_for_missed(
-    session: Session, ob: Obligation, person: Supervisee, now: datetime, sla: timedelta, zone: tzinfo
+def open_escalation(
+    session: Session, person: Supervisee, kind: str, now: datetime, sla: timedelta, zone: tzinfo,
+    obligation: Obligation | None = None,
 ) -> Escalation | None:
-    """Open the escalation for a missed obligation and queue the officer's alert (once)."""
-    kind = f"missed_{ob.kind}"
-    existing = session.exec(
-        select(Escalation).where(Escalation.obligation_id == ob.id, Escalation.kind == kind)
-    ).first()
-    if existing is not None:
+    """Open an escalation to the person's officer and queue the alert; None when one is already open."""
+    query = select(Escalation).where(Escalation.supervisee_id == person.id, Escalation.kind == kind)
+    if obligation is not None:
+        query = query.where(Escalation.obligation_id == obligation.id)
+    else:  # one open at a time for alerts not tied to an obligation
+        query = query.where(Escalation.obligation_id.is_(None), Escalation.state != EscalationState.resolved)
+    if session.exec(query).first() is not None:
         return None
     esc = Escalation(
-        supervisee_id=person.id, obligation_id=ob.id, kind=kind, officer_id=person.officer_id,
-        state=EscalationState.open, opened_at=now, officer_due_at=now + sla,
+        supervisee_id=person.id, obligation_id=obligation.id if obligation else None, kind=kind,
+        officer_id=person.officer_id, state=EscalationState.open, opened_at=now, officer_due_at=now + sla,
     )
     session.add(esc)
     session.flush()
@@ -96,9 +106,15 @@ def open_for_missed(
                   buttons=action_buttons(esc.id, officer.language),
                   to=Recipient(SenderKind.officer, officer.id), kind="escalation")
     deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:officer")
-    log.info("escalation %s opened for supervisee %s (obligation %s) to officer %s",
-             esc.id, person.id, ob.id, officer.id)
+    log.info("escalation %s (%s) opened for supervisee %s to officer %s", esc.id, kind, person.id, officer.id)
     return esc
+
+
+def open_for_missed(
+    session: Session, ob: Obligation, person: Supervisee, now: datetime, sla: timedelta, zone: tzinfo
+) -> Escalation | None:
+    """Open the escalation for a missed obligation (once)."""
+    return open_escalation(session, person, f"missed_{ob.kind}", now, sla, zone, obligation=ob)
 
 
 def supervisor_of(session: Session, officer: Officer) -> Officer | None:

@@ -143,6 +143,7 @@ class Supervisee(SQLModel, table=True):
     supervision_end: date
     status: str = Field(default=Status.active, max_length=16, index=True)
     telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
+    telegram_blocked_at: datetime | None = _ts()  # the person blocked the bot: reach them by SMS
     preferred_channel: str = Field(default=ChannelName.sms, max_length=12)
     timezone: str | None = Field(default=None, max_length=64)
     last_contact_at: datetime | None = _ts()

@@ -116,13 +116,20 @@ async def test_answer_within_window_closes_and_says_when_next(db):
     assert c.person(c.strict).last_contact_kind == "checkin"
 
 
-async def test_asking_for_the_officer_tells_the_officer(db):
+async def test_asking_for_the_officer_opens_an_escalation_at_once(db):
     c = County(db)
     c.sweep(local(2027, 3, 1, 9))
     await c.sms(c.strict, "2", local(2027, 3, 1, 9, 5))
     assert c.obligations(c.strict)[0].state == "done"
-    (note,) = c.out(kind="contact")
-    assert note.address == "5001" and "王伟" in note.body and "138 0000 0001" in note.body
+    (esc,) = [e for e in c.escalations() if e.supervisee_id == c.strict.id]
+    assert (esc.kind, esc.officer_id, esc.state) == ("asked_officer", c.li.id, "open")
+    (alert,) = [m for m in c.out(kind="escalation") if "JZ-S" in m.body]
+    assert alert.address == "5001" and alert.body.startswith(f"☎ 请求联系 #{esc.id}：王伟")
+    assert "09:05 回复报到时请求联系协管员" in alert.body and "138 0000 0001" in alert.body
+    assert "已通知李娜" in c.out(kind="reply", address=c.strict.phone)[-1].body
+    for now in steps(local(2027, 3, 1, 9, 30), local(2027, 3, 1, 14)):
+        c.sweep(now)
+    assert [e.kind for e in c.escalations() if e.supervisee_id == c.strict.id] == ["asked_officer"]
 
 
 async def test_answer_with_nothing_open(db):
