@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.runtime import Runtime
+from handlers.failures import delivery_failed
 from handlers.types import Inbound
 from scheduler.channels import Channel
 from scheduler.outbox import Outbox
@@ -32,10 +33,14 @@ class Stack:
                 per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout,
             )
             self.channels["telegram"] = self.telegram
-        self.outbox = Outbox(rt.engine, self.channels)
+        self.outbox = Outbox(rt.engine, self.channels, on_failure=self._failed)
         self.ticker = Ticker(rt.engine, self.outbox, rt.sweep_config, rt.clock, sweeps=sweeps)
         self._drainer: asyncio.Task | None = None
         self._again = False
+
+    def _failed(self, session, row, error, now) -> None:
+        delivery_failed(session, row.id, error.code, now, zone=self.rt.settings.zone,
+                        sla=self.rt.policy.escalation.officer_sla)
 
     async def start(self, receive: bool = True) -> None:
         """Start the channels; `receive=False` only sends (a tick beside a running service)."""

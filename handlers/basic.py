@@ -67,8 +67,3 @@ async def officer_caseload(inbound: Inbound, ctx: Context) -> list[Reply]:
 async def not_understood(inbound: Inbound, ctx: Context) -> list[Reply]:
     """A supervisee's message that matched nothing: stored, and answered with the way out."""
     return [Reply(text(ctx.language, "fallback.not_understood"))]
-
-
-async def officer_not_understood(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """An officer's message that matched nothing."""
-    return [Reply(text(ctx.language, "fallback.officer"))]

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from content.catalog import text
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, report
+from handlers import basic, checkin, enrol, escalation, officer, report
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -210,7 +210,9 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(tuple(checkin.TYPED), PERSON, checkin.answer),
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
-            Route(("/open", "open", "待处理"), OFFICER, escalation.open_list),
+            Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
+            Route(("/case", "case", "查看"), OFFICER, officer.case),
+            Route(("/say", "say", "发给"), OFFICER, officer.say),
             Route(esc_words, OFFICER, escalation.act),
         ],
         buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act},
@@ -218,7 +220,7 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
         fallbacks={
             SenderKind.unknown: basic.unknown,
             SenderKind.supervisee: basic.not_understood,
-            SenderKind.officer: basic.officer_not_understood,
+            SenderKind.officer: officer.fallback,
         },
         default_language=default_language,
         zone=zone,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from scheduler.channels import Channel, PermanentSendError, SendResult, TransientSendError
+from scheduler.channels import Channel, PermanentSendError, SendError, SendResult, TransientSendError
 from storage import outbox
 from storage.db import session_scope
 
@@ -48,8 +49,10 @@ class DrainReport:
 class Outbox:
     """Sends queued rows through channel adapters, each under its own rate limiter."""
 
-    def __init__(self, engine: Engine, channels: Mapping[str, Channel], batch: int = 200) -> None:
+    def __init__(self, engine: Engine, channels: Mapping[str, Channel], batch: int = 200,
+                 on_failure: Callable[[Session, outbox.Outgoing, SendError, datetime], None] | None = None) -> None:
         self.engine = engine
+        self.on_failure = on_failure
         self.channels = dict(channels)
         self.batch = batch
         # Limiters live as long as the Outbox so the rate holds across drains.
@@ -94,8 +97,7 @@ class Outbox:
             log.exception("channel %s raised on message %s", channel.name, row.id)
             return TransientSendError(f"{type(exc).__name__}: {exc}")
 
-    @staticmethod
-    def _record(session, row: outbox.Outgoing, outcome, now: datetime, report: DrainReport) -> None:
+    def _record(self, session, row: outbox.Outgoing, outcome, now: datetime, report: DrainReport) -> None:
         if isinstance(outcome, SendResult):
             outbox.record_sent(session, row.id, outcome.provider_id, now)
             report.sent += 1
@@ -103,6 +105,8 @@ class Outbox:
         elif isinstance(outcome, PermanentSendError) or row.attempts >= MAX_ATTEMPTS:
             outbox.record_failed(session, row.id, outcome.code, outcome.detail, now)
             report.failed += 1
+            if self.on_failure is not None:
+                self.on_failure(session, row, outcome, now)
             log.warning("message %s failed on %s: code=%s", row.id, row.channel, outcome.code)
         else:
             retry_at = now + backoff(row.attempts, outcome.retry_after)

@@ -233,3 +233,59 @@ async def test_webhook_mode_conversation_and_secret(tg_webhook):
     with session_scope(h.db.engine) as s:
         assert len(s.exec(select(Message).where(Message.direction == "in")).all()) == 1
     assert len(fake.messages(7002)) == 1
+
+
+async def test_a_blocked_bot_falls_back_to_sms_and_escalates(tg):
+    h, fake = tg, tg.fake
+    fake.block(7002)
+    await h.tick(local(2027, 3, 1, 9))
+    await h.settle()
+    person = h.county.person(h.county.ordinary)
+    assert person.telegram_blocked_at is not None and person.preferred_channel == "sms"
+    with session_scope(h.db.engine) as s:
+        rows = s.exec(select(Message).where(Message.kind == "checkin_prompt", Message.supervisee_id == person.id)
+                      .order_by(Message.id)).all()
+    assert [(r.channel, r.status, r.error_code) for r in rows] == [("telegram", "failed", "403"),
+                                                                   ("sms", "queued", None)]
+    alert = next(m for m in fake.messages(5001) if "JZ-O" in m.text)
+    assert alert.text.startswith("📵 无法送达 #") and "对方已屏蔽机器人" in alert.text and "之后改用短信联系" in alert.text
+    (esc,) = [e for e in h.county.escalations() if e.supervisee_id == person.id]
+    assert esc.kind == "unreachable"
+    # Later messages go by SMS; enrolling again (after unblocking) brings Telegram back.
+    await h.tick(local(2027, 3, 4, 9))
+    with session_scope(h.db.engine) as s:
+        thursday = s.exec(select(Message).where(Message.kind == "checkin_prompt", Message.supervisee_id == person.id)
+                          .order_by(Message.id.desc())).first()
+    assert thursday.channel == "sms"
+
+
+async def test_officer_case_say_and_reply_to_an_alert(tg):
+    h, fake = tg, tg.fake
+    alert = await _alert(h)
+    h.clock.set(local(2027, 3, 1, 13, 30))
+    await fake.send_text(5001, "/case JZ-S")
+    card = await h.said(5001, len(fake.messages(5001)) + 1)
+    assert card.text.startswith("王伟（JZ-S，严管，红果镇，在矫）") and "待处理提醒 1 条" in card.text
+    await fake.send_text(5001, "/say JZ-O 明天上午来一趟司法所。")
+    assert (await h.said(7002, 3)).text == "协管员李娜：明天上午来一趟司法所。"  # after the prompt and reminder
+    # A reply to the alert goes to that person (by SMS: 王伟 has no Telegram).
+    await fake.send_text(5001, "请马上回电话。", reply_to=alert.message_id)
+    await h.settle()
+    with session_scope(h.db.engine) as s:
+        relayed = s.exec(select(Message).where(Message.kind == "officer_message",
+                                               Message.supervisee_id == h.county.strict.id)).one()
+    assert (relayed.channel, relayed.address, relayed.body) == ("sms", "+8613800000001", "协管员李娜：请马上回电话。")
+
+
+async def test_officers_see_only_their_people(tg):
+    h, fake = tg, tg.fake
+    await fake.send_text(5002, "/case JZ-S")  # 赵强 of 两河镇
+    assert (await h.said(5002, 1)).text == "JZ-S 不在您的管辖范围内。"
+    await fake.send_text(5002, "/say JZ-S hello")
+    assert (await h.said(5002, 2)).text == "JZ-S 不在您的管辖范围内。"
+    await fake.send_text(9000, "/case JZ-S")  # the 红果镇 supervisor
+    assert (await h.said(9000, 1)).text.startswith("王伟（JZ-S")
+    await fake.send_text(1, "/case JZ-L")  # an administrator
+    assert (await h.said(1, 1)).text.startswith("Tom Lee（JZ-L")
+    await fake.send_text(7002, "/case JZ-S")  # a supervisee is not an officer
+    assert "没有看懂" in (await h.said(7002, 1)).text

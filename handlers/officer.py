@@ -1,0 +1,133 @@
+"""The officer's side beyond alerts: one person's recent contact, and messages to a person through the service."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlmodel import Session, col, func, select
+
+from content.catalog import text
+from content.formatting import day_and_time, phone_national
+from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
+from storage import queries
+from storage.models import (
+    Escalation,
+    EscalationState,
+    Message,
+    Obligation,
+    ObligationState,
+    Officer,
+    Role,
+    Supervisee,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_SAY = 500
+
+
+def can_see(session: Session, officer: Officer, person: Supervisee) -> bool:
+    """An assistant sees their own caseload, a supervisor their township, an administrator everyone."""
+    if officer.role == Role.admin:
+        return True
+    if officer.role == Role.supervisor:
+        if person.township == officer.township:
+            return True
+        assigned = session.get(Officer, person.officer_id)
+        return assigned is not None and assigned.supervisor_id == officer.id
+    return person.officer_id == officer.id
+
+
+def _person(ctx: Context, case_number: str) -> tuple[Supervisee | None, list[Reply]]:
+    person = queries.supervisee_by_case(ctx.session, case_number) if case_number else None
+    if person is None:
+        return None, [Reply(text(ctx.language, "officer.no_case", case=case_number or "?"))]
+    if not can_see(ctx.session, ctx.sender.officer, person):
+        log.info("officer %s refused supervisee %s", ctx.sender.officer.id, person.id)
+        return None, [Reply(text(ctx.language, "officer.not_yours", case=case_number))]
+    return person, []
+
+
+async def case(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/case CASE: who, last contact, this month's check-ins, open alerts, the last messages."""
+    lang, s = ctx.language, ctx.session
+    person, refusal = _person(ctx, ctx.args.split(maxsplit=1)[0] if ctx.args else "")
+    if person is None:
+        return refusal
+    zone = ctx.zone
+    month_start = ctx.now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    counts = dict(s.exec(
+        select(Obligation.state, func.count()).where(Obligation.supervisee_id == person.id,
+                                                     Obligation.due_at >= month_start, Obligation.due_at <= ctx.now)
+        .group_by(Obligation.state)).all())
+    open_alerts = s.exec(select(func.count()).select_from(Escalation).where(
+        Escalation.supervisee_id == person.id, Escalation.state != EscalationState.resolved)).one()
+    recent = s.exec(select(Message).where(Message.supervisee_id == person.id, Message.direction == "in")
+                    .order_by(col(Message.id).desc()).limit(3)).all()
+    last = (day_and_time(person.last_contact_at, zone, lang) if person.last_contact_at
+            else text(lang, "escalation.never"))
+    lines = [
+        text(lang, "officer.case_header", name=person.name, case_number=person.case_number,
+             level=text(lang, f"level.{person.level}"), township=person.township,
+             status=text(lang, f"status.{person.status}")),
+        text(lang, "officer.case_contact", last=last, phone=phone_national(person.phone) or "-",
+             telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id and not person.telegram_blocked_at
+                           else "escalation.telegram_no")),
+        text(lang, "officer.case_month", done=counts.get(ObligationState.done, 0) + counts.get(ObligationState.late, 0),
+             missed=counts.get(ObligationState.missed, 0), alerts=open_alerts),
+    ]
+    for m in recent:
+        snippet = m.body if len(m.body) <= 60 else m.body[:60] + "…"
+        lines.append(f"· {day_and_time(m.created_at, zone, lang)} {snippet}")
+    return [Reply("\n".join(lines))]
+
+
+async def say(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/say CASE text: a message to the person through the service, in the officer's name."""
+    parts = ctx.args.split(maxsplit=1)
+    if len(parts) < 2:
+        return [Reply(text(ctx.language, "officer.say_usage"))]
+    person, refusal = _person(ctx, parts[0])
+    if person is None:
+        return refusal
+    return _relay(ctx, person, parts[1].strip())
+
+
+def _relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
+    officer = ctx.sender.officer
+    if len(body) > MAX_SAY:
+        body = body[:MAX_SAY] + "…"
+    log.info("officer %s sent a message to supervisee %s", officer.id, person.id)
+    return [
+        Reply(text(person.language, "officer.to_person", officer=officer.name, text=body),
+              to=Recipient(SenderKind.supervisee, person.id), kind="officer_message"),
+        Reply(text(ctx.language, "officer.say_sent", name=person.name)),
+    ]
+
+
+async def fallback(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """An officer's text that matched no command: a reply to an alert goes to that person; else help."""
+    if inbound.reply_to_message_id is not None and inbound.text.strip():
+        row = ctx.session.exec(select(Message).where(
+            Message.channel == inbound.channel, Message.direction == "out",
+            Message.provider_id == f"{inbound.address}:{inbound.reply_to_message_id}")).first()
+        esc_person = None
+        if row is not None and row.kind == "escalation":
+            esc_id = _alert_id(row.payload)
+            esc = ctx.session.get(Escalation, esc_id) if esc_id else None
+            esc_person = ctx.session.get(Supervisee, esc.supervisee_id) if esc else None
+        if esc_person is not None:
+            if not can_see(ctx.session, ctx.sender.officer, esc_person):
+                return [Reply(text(ctx.language, "officer.not_yours", case=esc_person.case_number))]
+            return _relay(ctx, esc_person, inbound.text.strip())
+    return [Reply(text(ctx.language, "fallback.officer"))]
+
+
+def _alert_id(payload: str | None) -> int | None:
+    """The escalation id carried by an alert's buttons (`esc:ID:action`)."""
+    for _, data in json.loads(payload or "{}").get("buttons", []):
+        parts = data.split(":")
+        if parts[0] == "esc" and parts[1].isdigit():
+            return int(parts[1])
+    return None
