@@ -167,25 +167,47 @@ def roster_list(
     out.print(table)
 
 
+def _bot_username(s) -> str | None:
+    """The bot's username: the setting, else asked of the Bot API with the token."""
+    if s.telegram_bot_username or not s.telegram_enabled:
+        return s.telegram_bot_username
+    from telegram import Bot
+
+    async def ask() -> str | None:
+        async with Bot(s.telegram_bot_token, base_url=s.telegram_base_url) as bot:
+            return bot.username
+
+    try:
+        return asyncio.run(ask())
+    except Exception as exc:  # no network, bad token: print the code without a link
+        err.print(f"could not ask Telegram for the bot's name ({type(exc).__name__}); set TELEGRAM_BOT_USERNAME")
+        return None
+
+
 @app.command("enroll-link")
-def enroll_link(case_number: Annotated[str, typer.Argument(help="The person's case number")]) -> None:
-    """Print the Telegram deep link and the SMS instructions for one person."""
+def enroll_link(case_number: Annotated[str, typer.Argument(help="The person's case number, or officer:ID")]) -> None:
+    """Print the Telegram deep link and the SMS instructions for one person (or officer:ID)."""
     rt = _runtime()
     s = rt.settings
     with session_scope(rt.engine) as session:
-        person = queries.supervisee_by_case(session, case_number)
-        if person is None:
-            _fail(f"no person with case number {case_number!r}", 2)
-        code = enrol.issue_code(session, person, rt.clock.now(), s.enrol_code_days)
+        if case_number.startswith("officer:"):
+            ref = case_number.split(":", 1)[1]
+            who = session.get(Officer, int(ref)) if ref.isdigit() else None
+        else:
+            who = queries.supervisee_by_case(session, case_number)
+        if who is None:
+            _fail(f"no person or officer {case_number!r}", 2)
+        code = enrol.issue_code(session, who, rt.clock.now(), s.enrol_code_days)
     expires = code.expires_at.astimezone(s.zone).strftime("%Y-%m-%d %H:%M")
-    out.print(f"Enrolment code for {person.case_number}: [bold]{code.code}[/] (single use, expires {expires})",
-              markup=True)
-    if s.telegram_bot_username:
-        out.print(f"Telegram: https://t.me/{s.telegram_bot_username}?start={code.code.replace('-', '')}")
+    out.print(f"Enrolment code for {case_number}: [bold]{code.code}[/] (single use, expires {expires})", markup=True)
+    username = _bot_username(s)
+    if username:
+        out.print(f"Telegram: https://t.me/{username}?start={code.code.replace('-', '')}")
     else:
         out.print(f"Telegram: open the bot and send  /start {code.code}")
-    sender = s.twilio_from_number or "the service's SMS number"
-    out.print(f"SMS: no code needed. From {person.phone}, text HELP (or 帮助) to {sender}.")
+    if isinstance(who, Supervisee):
+        sender = s.twilio_from_number or "the service's SMS number"
+        out.print(f"SMS: no code needed. From {who.phone}, text HELP (or 帮助) to {sender}.")
 
 
 @app.command()

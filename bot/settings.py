@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, validation_alias=_env("CHECKIN_PUBLIC_URL"))
     http_host: str = Field("127.0.0.1", validation_alias=_env("CHECKIN_HTTP_HOST"))
     http_port: int = Field(8080, ge=1, le=65535, validation_alias=_env("CHECKIN_HTTP_PORT"))
-    enrol_code_days: int = Field(14, ge=1, le=365, validation_alias=_env("CHECKIN_ENROL_CODE_DAYS"))
+    enrol_code_days: int = Field(7, ge=1, le=365, validation_alias=_env("CHECKIN_ENROL_CODE_DAYS"))
     telegram_bot_token: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_bot_username: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_USERNAME"))
     telegram_base_url: str = Field(

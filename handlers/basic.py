@@ -62,8 +62,3 @@ async def officer_caseload(inbound: Inbound, ctx: Context) -> list[Reply]:
         for p in people
     ]
     return [Reply("\n".join(lines))]
-
-
-async def not_understood(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """A supervisee's message that matched nothing: stored, and answered with the way out."""
-    return [Reply(text(ctx.language, "fallback.not_understood"))]

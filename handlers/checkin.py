@@ -132,3 +132,16 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
         sla = ctx.policy.escalation.officer_sla if ctx.policy else timedelta(hours=4)
         open_escalation(session, person, "asked_officer", now, sla, ctx.zone, obligation=ob)
     return replies
+
+
+async def free_text(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """A person's text that matched nothing: while a check-in is waiting, it is the answer; else the way out."""
+    person = ctx.sender.supervisee
+    waiting = ctx.session.exec(
+        select(Obligation).where(Obligation.supervisee_id == person.id, Obligation.kind == ObligationKind.checkin,
+                                 col(Obligation.state).in_([ObligationState.prompted, ObligationState.reminded]),
+                                 Obligation.window_end_at >= ctx.now)
+    ).first()
+    if waiting is None or not inbound.text.strip():
+        return [Reply(text(ctx.language, "fallback.not_understood"))]
+    return await answer(Inbound(inbound.channel, inbound.address, text="ok"), ctx)

@@ -219,7 +219,7 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
         states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason},
         fallbacks={
             SenderKind.unknown: basic.unknown,
-            SenderKind.supervisee: basic.not_understood,
+            SenderKind.supervisee: checkin.free_text,
             SenderKind.officer: officer.fallback,
         },
         default_language=default_language,

@@ -155,12 +155,14 @@ class Supervisee(SQLModel, table=True):
 
 
 class EnrolmentCode(SQLModel, table=True):
-    """A single-use code that binds a Telegram chat to a supervisee."""
+    """A single-use code that binds a Telegram chat to a supervisee or an officer."""
 
     __tablename__ = "enrolment_code"
 
     id: int | None = Field(default=None, primary_key=True)
-    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    # For a supervisee, or (officer_id) for an officer binding their own chat.
+    supervisee_id: int | None = Field(default=None, foreign_key="supervisee.id", index=True)
+    officer_id: int | None = Field(default=None, foreign_key="officer.id")
     code: str = Field(max_length=16, unique=True)
     created_at: datetime | None = _ts(nullable=False)
     expires_at: datetime | None = _ts(nullable=False)

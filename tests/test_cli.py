@@ -84,6 +84,8 @@ def test_enroll_link_issues_a_fresh_code(seeded, monkeypatch):
     assert code.code in out and f"https://t.me/county_checkin_bot?start={code.code.replace('-', '')}" in out
     assert "+8613900000001" in out
     assert run("enroll-link", "NOPE", ok=False).exit_code == 2
+    officer_out = run("enroll-link", "officer:2").output
+    assert "Enrolment code for officer:2" in officer_out and "SMS" not in officer_out
 
 
 def test_console_conversation_as_person_then_officer(seeded):

@@ -289,3 +289,43 @@ async def test_officers_see_only_their_people(tg):
     assert (await h.said(1, 1)).text.startswith("Tom Lee（JZ-L")
     await fake.send_text(7002, "/case JZ-S")  # a supervisee is not an officer
     assert "没有看懂" in (await h.said(7002, 1)).text
+
+
+async def test_wrong_codes_are_throttled(tg):
+    h, fake = tg, tg.fake
+    for i in range(5):
+        await fake.send_text(4444, f"/start WRNG-{i:04d}")
+    await h.said(4444, 5)
+    code = _code(h, h.county.strict)
+    await fake.send_text(4444, f"/start {code}")  # even a good code waits out the hour
+    assert "请一小时后再试" in (await h.said(4444, 6)).text
+    h.clock.advance(timedelta(hours=1, minutes=1))
+    await fake.send_text(4444, f"/start {code}")
+    assert (await h.said(4444, 7)).text.startswith("王伟，您好。")
+
+
+async def test_an_officer_binds_with_a_code(tg):
+    h, fake = tg, tg.fake
+    with session_scope(h.db.engine) as s:
+        from storage.models import Officer
+
+        officer = s.get(Officer, h.county.other.id)
+        officer.telegram_id = None
+        s.add(officer)
+        code = enrol.issue_code(s, officer, h.clock.now(), days=7).code
+    await fake.send_text(6006, f"/start {code}")
+    assert "协管员功能" in (await h.said(6006, 1)).text
+    with session_scope(h.db.engine) as s:
+        assert s.get(Officer, h.county.other.id).telegram_id == 6006
+
+
+async def test_free_text_answers_a_waiting_check_in(tg):
+    h, fake = tg, tg.fake
+    await fake.send_text(7002, "你好")  # nothing waiting: the way out
+    assert "没有看懂" in (await h.said(7002, 1)).text
+    await h.tick(local(2027, 3, 1, 9))
+    await h.said(7002, 2)
+    h.clock.set(local(2027, 3, 1, 9, 10))
+    await fake.send_text(7002, "我在家，一切都好")
+    assert (await h.said(7002, 3)).text.startswith("已收到，谢谢。")
+    assert h.county.obligations(h.county.ordinary)[0].state == "done"
