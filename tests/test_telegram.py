@@ -329,3 +329,29 @@ async def test_free_text_answers_a_waiting_check_in(tg):
     await fake.send_text(7002, "我在家，一切都好")
     assert (await h.said(7002, 3)).text.startswith("已收到，谢谢。")
     assert h.county.obligations(h.county.ordinary)[0].state == "done"
+
+
+async def test_location_button_and_server_errors(tg):
+    from storage.outbox import Outgoing
+
+    h, fake = tg, tg.fake
+    channel = h.stack.telegram
+    ask = Outgoing(1, "telegram", "7002", "请分享您现在的位置。", {"request_location": True, "location_label": "📍 发送位置"},
+                   1, "checkin_prompt")
+    await channel.send(ask)
+    (sent,) = fake.messages(7002)
+    assert sent.asks_location and sent.reply_markup["keyboard"][0][0]["text"] == "📍 发送位置"
+    fake.fail_next("sendMessage", 502, "Bad Gateway")
+    from scheduler.channels import PermanentSendError, TransientSendError
+
+    with pytest.raises(TransientSendError):
+        await channel.send(ask)
+    with pytest.raises(PermanentSendError) as exc:
+        await channel.send(Outgoing(2, "telegram", "not-a-chat", "x", {}, 1, "reply"))
+    assert exc.value.code == "400"
+    update = await fake.send_location(7002, 26.58, 106.71, accuracy=12.0)
+    await h.settle()
+    await fake.wait_for(lambda: len(fake.messages(7002)) >= 2)
+    with session_scope(h.db.engine) as s:
+        stored = s.exec(select(Message).where(Message.provider_id == str(update["update_id"]))).one()
+    assert stored.kind == "location"

@@ -194,7 +194,7 @@ class FakeTelegram:
                "date": m.date, "text": m.text}
         if m.edits:
             out["edit_date"] = int(self.now())
-        if m.reply_markup:
+        if m.reply_markup and "inline_keyboard" in m.reply_markup:  # as Telegram: only inline keyboards come back
             out["reply_markup"] = m.reply_markup
         return out
 
