@@ -184,17 +184,21 @@ def _bot_username(s) -> str | None:
         return None
 
 
+def _person_or_officer(session, ref: str) -> Supervisee | Officer | None:
+    """`officer:ID` names an officer; anything else is a case number."""
+    if ref.startswith("officer:"):
+        ident = ref.split(":", 1)[1]
+        return session.get(Officer, int(ident)) if ident.isdigit() else None
+    return queries.supervisee_by_case(session, ref)
+
+
 @app.command("enroll-link")
 def enroll_link(case_number: Annotated[str, typer.Argument(help="The person's case number, or officer:ID")]) -> None:
     """Print the Telegram deep link and the SMS instructions for one person (or officer:ID)."""
     rt = _runtime()
     s = rt.settings
     with session_scope(rt.engine) as session:
-        if case_number.startswith("officer:"):
-            ref = case_number.split(":", 1)[1]
-            who = session.get(Officer, int(ref)) if ref.isdigit() else None
-        else:
-            who = queries.supervisee_by_case(session, case_number)
+        who = _person_or_officer(session, case_number)
         if who is None:
             _fail(f"no person or officer {case_number!r}", 2)
         code = enrol.issue_code(session, who, rt.clock.now(), s.enrol_code_days)
@@ -221,11 +225,7 @@ def console(
 def console_as(rt: Runtime, as_: str) -> None:
     """Open the console as a supervisee (case number) or `officer:ID`."""
     with session_scope(rt.engine) as session:
-        if as_.startswith("officer:"):
-            ref = as_.split(":", 1)[1]
-            who = session.get(Officer, int(ref)) if ref.isdigit() else None
-        else:
-            who = queries.supervisee_by_case(session, as_)
+        who = _person_or_officer(session, as_)
         if who is None:
             _fail(f"--as={as_!r}: no such person or officer", 2)
         address = console_address(who)
