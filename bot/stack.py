@@ -7,13 +7,16 @@ import logging
 
 from starlette.routing import Route
 
+from bot.channels.sms import INBOUND_PATH, STATUS_PATH, SmsChannel
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.runtime import Runtime
 from handlers.failures import delivery_failed
 from handlers.types import Inbound
-from scheduler.channels import Channel
+from scheduler.channels import Channel, SendError
 from scheduler.outbox import Outbox
 from scheduler.service import Ticker
+from storage import outbox as outbox_rows
+from storage.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +36,20 @@ class Stack:
                 per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout,
             )
             self.channels["telegram"] = self.telegram
+        self.sms: SmsChannel | None = None
+        if s.sms_enabled:
+            self.sms = SmsChannel(
+                s.twilio_account_sid, s.twilio_auth_token, on_inbound=self.handle_inbound, on_status=self.sms_status,
+                from_number=s.twilio_from_number, messaging_service_sid=s.twilio_messaging_service_sid,
+                api_base_url=s.twilio_api_base_url, public_url=s.public_url, rate=s.sms_rate,
+            )
+            self.channels["sms"] = self.sms
         self.outbox = Outbox(rt.engine, self.channels, on_failure=self._failed)
         self.ticker = Ticker(rt.engine, self.outbox, rt.sweep_config, rt.clock, sweeps=sweeps)
         self._drainer: asyncio.Task | None = None
         self._again = False
 
-    def _failed(self, session, row, error, now) -> None:
+    def _failed(self, session, row, error: SendError, now) -> None:
         delivery_failed(session, row.id, error.code, now, zone=self.rt.settings.zone,
                         sla=self.rt.policy.escalation.officer_sla)
 
@@ -58,7 +69,18 @@ class Stack:
         out = []
         if self.telegram is not None and self.rt.settings.public_url:
             out.append(Route(WEBHOOK_PATH, self.telegram.webhook, methods=["POST"]))
+        if self.sms is not None:
+            out.append(Route(INBOUND_PATH, self.sms.inbound, methods=["POST"]))
+            out.append(Route(STATUS_PATH, self.sms.status, methods=["POST"]))
         return out
+
+    async def sms_status(self, sid: str, status: str, error_code: str | None) -> None:
+        """A Twilio status callback: update the row; an undelivered SMS may mean lost contact."""
+        now = self.rt.clock.now()
+        with session_scope(self.rt.engine) as session:
+            msg = outbox_rows.record_status(session, "sms", sid, status, error_code, now)
+            if msg is not None and status in ("undelivered", "failed"):
+                self._failed(session, msg, SendError(status, code=error_code), now)
 
     async def handle_inbound(self, inbound: Inbound) -> None:
         """One message from any channel: through the router, then send the replies now."""

@@ -25,8 +25,9 @@ def route_for(who: Officer | Supervisee) -> tuple[str, str]:
             return ChannelName.sms, who.phone
         return ChannelName.console, console_address(who)
     telegram_ok = who.telegram_chat_id is not None and who.telegram_blocked_at is None
-    if telegram_ok and (who.preferred_channel == ChannelName.telegram or not who.phone):
+    sms_ok = bool(who.phone) and who.sms_blocked_at is None
+    if telegram_ok and (who.preferred_channel == ChannelName.telegram or not sms_ok):
         return ChannelName.telegram, str(who.telegram_chat_id)
-    if who.phone:
+    if who.phone:  # even when blocked: the row fails, and the failure is seen
         return ChannelName.sms, who.phone
     return ChannelName.console, console_address(who)

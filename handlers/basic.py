@@ -16,8 +16,9 @@ def _officer_of(ctx: Context) -> Officer:
 
 
 async def unknown(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """Someone the service does not know."""
-    return [Reply(text(ctx.default_language, "unknown.intro"))]
+    """Someone the service does not know: how to enrol on Telegram; a neutral line by SMS. Never anyone's data."""
+    key = "unknown.neutral" if inbound.channel == "sms" else "unknown.intro"
+    return [Reply(text(ctx.default_language, key))]
 
 
 async def help_supervisee(inbound: Inbound, ctx: Context) -> list[Reply]:

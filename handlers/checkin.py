@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 OK, HELP = "ok", "help"
 # What a person may type instead of pressing a button (SMS: "1" / "2").
-TYPED = {"1": OK, "ok": OK, "正常": OK, "报到": OK, "checkin": OK, "/checkin": OK,
-         "2": HELP}
+TYPED = {"1": OK, "ok": OK, "好": OK, "正常": OK, "报到": OK, "checkin": OK, "/checkin": OK,
+         "2": HELP, "help me": HELP, "求助": HELP}
 
 
 def _words(lang: str) -> dict[str, str]:
@@ -41,6 +41,7 @@ def prompt(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
         buttons=[Button(text(lang, "checkin.button_ok"), f"checkin:{ob.id}:{OK}"),
                  Button(text(lang, "checkin.button_help"), f"checkin:{ob.id}:{HELP}")],
         to=Recipient(SenderKind.supervisee, person.id), kind="checkin_prompt",
+        sms_hint=text(lang, "checkin.sms_hint"),
     )
 
 
@@ -104,7 +105,7 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
         if ob is None or ob.supervisee_id != person.id or ob.kind != ObligationKind.checkin:
             ob = _current(session, person.id, now)
     else:
-        choice = TYPED.get(inbound.text.strip().split(maxsplit=1)[0].lower(), OK) if inbound.text.strip() else OK
+        choice = TYPED.get(ctx.keyword, OK)
         ob = _current(session, person.id, now)
     if ob is None:
         nxt = _next_text(ctx)

@@ -46,6 +46,13 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     lang = reader.language
     if esc.kind == "asked_officer":
         history = text(lang, "escalation.asked_history", time=hm(esc.opened_at, zone))
+    elif esc.kind == "sms_opt_out":
+        history = text(lang, "escalation.opted_out_history", time=hm(esc.opened_at, zone))
+    elif esc.kind == "unreachable" and person.sms_blocked_at and person.sms_blocked_at >= esc.opened_at:
+        history = text(lang, "escalation.sms_blocked_history", time=hm(esc.opened_at, zone),
+                       reason=text(lang, f"escalation.sms_reason_{person.sms_blocked_reason or 'undelivered'}"),
+                       fallback=text(lang, "escalation.fallback_telegram" if person.telegram_chat_id
+                                     and not person.telegram_blocked_at else "escalation.fallback_other"))
     elif esc.kind == "unreachable":
         history = text(lang, "escalation.blocked_history", time=hm(esc.opened_at, zone),
                        fallback=text(lang, "escalation.fallback_sms" if person.phone else "escalation.fallback_none"))
@@ -63,7 +70,7 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
                     kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
     who = dict(id=esc.id, name=person.name, case_number=person.case_number,
                level=text(lang, f"level.{person.level}"), township=person.township)
-    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable") else "missed"
+    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out") else "missed"
     lines = [
         text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
         if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),
@@ -104,7 +111,8 @@ def open_escalation(
     officer = session.get(Officer, person.officer_id)
     reply = Reply(alert_text(session, esc, officer, zone, supervisor=False),
                   buttons=action_buttons(esc.id, officer.language),
-                  to=Recipient(SenderKind.officer, officer.id), kind="escalation")
+                  to=Recipient(SenderKind.officer, officer.id), kind="escalation",
+                  sms_hint=text(officer.language, "escalation.sms_hint", id=esc.id))
     deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:officer")
     log.info("escalation %s (%s) opened for supervisee %s to officer %s", esc.id, kind, person.id, officer.id)
     return esc
@@ -139,7 +147,8 @@ def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> b
     esc.supervisor_id, esc.supervisor_notified_at = boss.id, now
     reply = Reply(alert_text(session, esc, boss, zone, supervisor=True),
                   buttons=action_buttons(esc.id, boss.language),
-                  to=Recipient(SenderKind.officer, boss.id), kind="escalation")
+                  to=Recipient(SenderKind.officer, boss.id), kind="escalation",
+                  sms_hint=text(boss.language, "escalation.sms_hint", id=esc.id))
     deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:supervisor")
     log.info("escalation %s stepped up to supervisor %s", esc.id, boss.id)
     return True
@@ -148,7 +157,8 @@ def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> b
 def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone: tzinfo) -> None:
     """A late answer closes the obligation's open escalations, with a note to whoever was alerted."""
     for esc in session.exec(
-        select(Escalation).where(Escalation.obligation_id == ob.id, Escalation.state != EscalationState.resolved)
+        select(Escalation).where(Escalation.obligation_id == ob.id, Escalation.state != EscalationState.resolved,
+                                 Escalation.kind.like("missed_%"))
     ):
         esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
             EscalationState.resolved, Resolution.answered_late, now, None)

@@ -1,4 +1,4 @@
-"""What a permanent delivery failure means: a blocked bot is lost contact on Telegram, and counts as silence."""
+"""What a permanent delivery failure means: lost contact on that channel, which counts as silence."""
 
 from __future__ import annotations
 
@@ -6,42 +6,82 @@ import json
 import logging
 from datetime import datetime, timedelta, tzinfo
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from handlers.escalation import open_escalation
 from storage import outbox, queries
-from storage.models import ChannelName, Message, Supervisee
+from storage.models import ChannelName, Direction, Message, MessageStatus, Supervisee
 
 log = logging.getLogger(__name__)
 
-BLOCKED = {(ChannelName.telegram, "403")}
+# (channel, provider error code) that mean the channel no longer reaches the person.
+UNREACHABLE = {
+    (ChannelName.telegram, "403"): "blocked_bot",
+    (ChannelName.sms, "21610"): "opted_out",
+    (ChannelName.sms, "21211"): "invalid_number",
+    (ChannelName.sms, "21614"): "not_mobile",
+}
+REPEATED_UNDELIVERED = 3  # this many SMS in a row not delivered: unreachable by SMS
+
+
+def _person(session: Session, msg: Message) -> Supervisee | None:
+    if msg.supervisee_id:
+        return session.get(Supervisee, msg.supervisee_id)
+    if msg.channel == ChannelName.telegram and msg.address.lstrip("-").isdigit():
+        return queries.supervisee_by_telegram(session, int(msg.address))
+    if msg.channel == ChannelName.sms:
+        return queries.supervisee_by_phone(session, msg.address)
+    return None
+
+
+def _repeatedly_undelivered(session: Session, msg: Message) -> bool:
+    last = session.exec(
+        select(Message.status).where(Message.channel == ChannelName.sms, Message.address == msg.address,
+                                     Message.direction == Direction.outbound,
+                                     col(Message.status).in_([MessageStatus.delivered, MessageStatus.undelivered,
+                                                              MessageStatus.failed]))
+        .order_by(col(Message.id).desc()).limit(REPEATED_UNDELIVERED)
+    ).all()
+    return len(last) == REPEATED_UNDELIVERED and all(s != MessageStatus.delivered for s in last)
 
 
 def delivery_failed(
     session: Session, message_id: int, code: str | None, now: datetime, *, zone: tzinfo, sla: timedelta
 ) -> None:
-    """React to a permanent failure of outbox row `message_id`.
+    """React to a permanent failure (or an undelivered status) of outbox row `message_id`.
 
-    A Telegram 403 (the person blocked the bot) marks them unreachable on
-    Telegram, sends the same message again by SMS when they have a phone, and
-    opens an escalation to their officer (once while it is open).
+    When it means the channel no longer reaches the person (a blocked bot, an
+    SMS opt-out, an invalid or non-mobile number, or three SMS in a row not
+    delivered), the channel is marked so, the same message goes again by the
+    other channel where there is one, and an escalation opens to the officer
+    (once while it is open).
     """
     msg = session.get(Message, message_id)
-    if msg is None or (msg.channel, code) not in BLOCKED:
+    if msg is None:
         return
-    person = session.get(Supervisee, msg.supervisee_id) if msg.supervisee_id else None
-    if person is None and msg.address.lstrip("-").isdigit():
-        person = queries.supervisee_by_telegram(session, int(msg.address))
+    reason = UNREACHABLE.get((msg.channel, code))
+    if reason is None and msg.channel == ChannelName.sms and _repeatedly_undelivered(session, msg):
+        reason = "undelivered"
+    if reason is None:
+        return
+    person = _person(session, msg)
     if person is None:
-        log.warning("message %s: telegram chat blocked the bot, and it is no supervisee's", message_id)
+        log.warning("message %s: %s on %s, and it is no supervisee's", message_id, reason, msg.channel)
         return
-    if person.telegram_blocked_at is None:
-        person.telegram_blocked_at, person.preferred_channel = now, ChannelName.sms
-        session.add(person)
-        log.info("supervisee %s blocked the bot; falling back to SMS", person.id)
-    if person.phone:
+    if msg.channel == ChannelName.telegram:
+        if person.telegram_blocked_at is None:
+            person.telegram_blocked_at, person.preferred_channel = now, ChannelName.sms
+        other = (ChannelName.sms, person.phone) if person.phone and not person.sms_blocked_at else None
+    else:
+        if person.sms_blocked_at is None:
+            person.sms_blocked_at, person.sms_blocked_reason = now, reason
+        other = (ChannelName.telegram, str(person.telegram_chat_id)) \
+            if person.telegram_chat_id and not person.telegram_blocked_at else None
+    session.add(person)
+    log.info("supervisee %s unreachable on %s (%s)", person.id, msg.channel, reason)
+    if other is not None:
         outbox.enqueue(
-            session, channel=ChannelName.sms, address=person.phone, body=msg.body, now=now,
+            session, channel=other[0], address=other[1], body=msg.body, now=now,
             dedupe_key=f"fallback:{message_id}", kind=msg.kind, supervisee_id=person.id,
             payload={k: v for k, v in json.loads(msg.payload or "{}").items() if k != "edit"},
         )

@@ -31,8 +31,8 @@ def prompt(ob: Obligation, person: Supervisee, zone: tzinfo, *, reminder: bool =
 
 async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
     """/report, 汇报: start collecting a report; text after the keyword is the first part."""
-    parts = [ctx.message_id] if ctx.args else []
-    ctx.set_state(STATE, {"parts": parts})
+    # Text on the keyword's line is the first part, without the keyword.
+    ctx.set_state(STATE, {"parts": [], "first": ctx.args})
     return [Reply(text(ctx.language, "report.start"),
                   buttons=[Button(text(ctx.language, "report.button_done"), "report:done")])]
 
@@ -42,22 +42,23 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
     word = inbound.text.strip().lower()
     data = ctx.state_data()
     if inbound.button == "report:done" or word in DONE_WORDS:
-        return finish(ctx, data.get("parts", []))
+        return finish(ctx, data.get("parts", []), data.get("first", ""))
     if word in CANCEL_WORDS:
         ctx.set_state("idle")
         return [Reply(text(ctx.language, "report.cancelled"))]
     if inbound.text.strip():
         parts = data.get("parts", []) + [ctx.message_id]
         if len(parts) >= MAX_PARTS:
-            return finish(ctx, parts)
-        ctx.set_state(STATE, {"parts": parts})
+            return finish(ctx, parts, data.get("first", ""))
+        ctx.set_state(STATE, {**data, "parts": parts})
     return []
 
 
-def finish(ctx: Context, part_ids: list[int]) -> list[Reply]:
+def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
     """Store the report, close the open report obligation, give a receipt."""
     session, person, now = ctx.session, ctx.sender.supervisee, ctx.now
-    bodies = [m.body for m in session.exec(
+    bodies = [first] if first else []
+    bodies += [m.body for m in session.exec(
         select(Message).where(col(Message.id).in_(part_ids)).order_by(Message.id))] if part_ids else []
     if not bodies:
         return [Reply(text(ctx.language, "report.empty"))]

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from content.catalog import text
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, officer, report
+from handlers import basic, checkin, enrol, escalation, officer, optout, report
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -93,7 +93,9 @@ class Router:
         default_language: str = "zh-CN",
         zone: tzinfo | None = None,
         policy: Policy | None = None,
+        channel_routes: dict[str, list[Route]] | None = None,
     ) -> None:
+        self.channel_routes = channel_routes or {}
         self.routes = routes
         self.fallbacks = fallbacks
         self.states = states or {}
@@ -110,23 +112,36 @@ class Router:
         the fallback for this kind of sender.
         """
         body = inbound.text.strip()
+        # Words a channel reserves (SMS opt-out) come before everything, even a report in progress.
+        found = self._keyword(self.channel_routes.get(inbound.channel, []), sender, body)
+        if found:
+            return found
         if inbound.button:
             prefix = inbound.button.split(":", 1)[0]
             if prefix in self.buttons:
                 return self.buttons[prefix], prefix, inbound.button
         if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
             return self.states[state], "", body
-        first = body.split(maxsplit=1)[0].lower() if body else ""
+        return self._keyword(self.routes, sender, body) or (self.fallbacks[sender.kind], "", body)
+
+    @staticmethod
+    def _keyword(routes: list[Route], sender: Sender, body: str) -> tuple[Handler, str, str] | None:
+        """The first route whose keyword opens `body`: the first word, a phrase, or a CJK prefix."""
+        lowered = body.lower()
+        first = lowered.split(maxsplit=1)[0] if body else ""
         first = first.split("@", 1)[0] if first.startswith("/") else first  # /start@bot
-        for route in self.routes:
+        for route in routes:
             if sender.kind not in route.who:
                 continue
             for kw in route.keywords:
-                if first == kw:
+                if " " in kw:
+                    if lowered == kw or lowered.startswith(kw + " "):
+                        return route.handler, kw, body[len(kw):].strip()
+                elif first == kw:
                     return route.handler, kw, body[len(body.split(maxsplit=1)[0]):].strip()
-                if _is_cjk(kw) and body.startswith(kw):
+                elif _is_cjk(kw) and body.startswith(kw):
                     return route.handler, kw, body[len(kw):].strip()
-        return self.fallbacks[sender.kind], "", body
+        return None
 
     async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
         """Store the message, then handle it; it is stored and answered even when a handler fails."""
@@ -204,10 +219,10 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
     return Router(
         routes=[
             Route(("/start",), ANYONE, enrol.start),
+            Route(tuple(checkin.TYPED), PERSON, checkin.answer),  # before help: "HELP ME" is an answer
             Route(("/help", "help", "帮助"), PERSON, basic.help_supervisee),
             Route(("/help", "help", "帮助"), OFFICER, basic.help_officer),
             Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
-            Route(tuple(checkin.TYPED), PERSON, checkin.answer),
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
@@ -222,6 +237,8 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             SenderKind.supervisee: checkin.free_text,
             SenderKind.officer: officer.fallback,
         },
+        channel_routes={"sms": [Route(optout.STOP_WORDS, ANYONE, optout.stop),
+                                Route(optout.START_WORDS, ANYONE, optout.start)]},
         default_language=default_language,
         zone=zone,
         policy=policy,

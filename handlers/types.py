@@ -86,6 +86,7 @@ class Reply:
     to: Recipient | None = None
     kind: str = "reply"
     edit_origin: bool = False  # Telegram: edit the message whose button was pressed, instead of sending
+    sms_hint: str | None = None  # SMS: the line that says what to reply, standing in for the buttons
 
     def payload(self) -> dict:
         """The channel-neutral extras stored with the outbox row."""
@@ -94,6 +95,8 @@ class Reply:
             out["buttons"] = [[b.label, b.data] for b in self.buttons]
         if self.request_location:
             out["request_location"] = True
+        if self.sms_hint:
+            out["sms_hint"] = self.sms_hint
         return out
 
 

@@ -76,6 +76,7 @@ class MessageStatus(StrEnum):
     sending = "sending"
     sent = "sent"
     delivered = "delivered"
+    undelivered = "undelivered"  # the carrier could not deliver (Twilio's status)
     failed = "failed"
 
 
@@ -144,6 +145,8 @@ class Supervisee(SQLModel, table=True):
     status: str = Field(default=Status.active, max_length=16, index=True)
     telegram_chat_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     telegram_blocked_at: datetime | None = _ts()  # the person blocked the bot: reach them by SMS
+    sms_blocked_at: datetime | None = _ts()  # opted out (STOP) or undeliverable: SMS no longer reaches them
+    sms_blocked_reason: str | None = Field(default=None, max_length=32)
     preferred_channel: str = Field(default=ChannelName.sms, max_length=12)
     timezone: str | None = Field(default=None, max_length=64)
     last_contact_at: datetime | None = _ts()

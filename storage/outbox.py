@@ -190,3 +190,25 @@ def record_failed(session: Session, message_id: int, code: str | None, detail: s
             claim_token=None, updated_at=now,
         )
     )
+
+
+# Twilio's statuses as they arrive by callback; earlier ones never overwrite later ones.
+_STATUS_ORDER = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
+
+
+def record_status(session: Session, channel: str, provider_id: str, status: str, error_code: str | None,
+                  now: datetime) -> Message | None:
+    """A delivery status callback: update the row (never backwards); the row, or None if unknown."""
+    msg = session.exec(
+        select(Message).where(Message.channel == channel, Message.direction == Direction.outbound,
+                              Message.provider_id == provider_id)
+    ).scalars().first()
+    if msg is None or status not in _STATUS_ORDER:
+        return msg
+    if _STATUS_ORDER[status] >= _STATUS_ORDER.get(msg.status, 0):
+        msg.status = status
+        if error_code:
+            msg.error_code = error_code
+        msg.updated_at = now
+        session.add(msg)
+    return msg

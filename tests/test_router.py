@@ -35,13 +35,16 @@ def _out(db, **where):
 
 async def test_unknown_sender_is_told_how_to_enrol(db, county):
     router = default_router()
-    result = await router.handle(db.engine, Inbound("sms", "+8613700000000", "hello who is this"), NOW)
+    result = await router.handle(db.engine, Inbound("telegram", "424242", "hello who is this"), NOW)
     assert not result.duplicate and not result.error
     (reply,) = _out(db)
-    assert reply.address == "+8613700000000" and "/start" in reply.body
+    assert reply.address == "424242" and "/start" in reply.body
     with session_scope(db.engine) as s:
         inbound = s.get(Message, result.message_id)
         assert inbound.status == "handled" and inbound.body == "hello who is this"
+    await router.handle(db.engine, Inbound("sms", "+8613700000000", "JZ2013041?"), NOW)
+    neutral = _out(db, address="+8613700000000")[0].body
+    assert neutral == "本号码仅供社区矫正报到使用。"  # no enrolment talk, no data
 
 
 async def test_supervisee_by_sms_gets_help_in_their_language(db, county):

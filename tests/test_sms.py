@@ -1,0 +1,199 @@
+"""The real twilio Client against the Twilio stand-in; inbound and status webhooks signed as Twilio signs them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import timedelta
+
+import pytest
+import uvicorn
+from sqlmodel import select
+
+from bot.runtime import Runtime
+from bot.sandbox.twilio_api import FakeTwilio
+from bot.settings import load_settings
+from bot.stack import Stack
+from bot.web import make_app
+from scheduler.clock import FixedClock
+from storage.db import session_scope
+from storage.models import Message, WrittenReport
+from tests.conftest import clear_env
+from tests.sim import County, local
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Harness:
+    def __init__(self, db, fake: FakeTwilio, clock: FixedClock, port: int) -> None:
+        self.db, self.fake, self.clock, self.port = db, fake, clock, port
+        self.county = County(db)
+        s = load_settings(database_url=db.url, twilio_account_sid=fake.account_sid,
+                          twilio_auth_token=fake.auth_token, twilio_from_number=fake.number,
+                          twilio_api_base_url=fake.base_url, public_url=f"http://127.0.0.1:{port}", sms_rate=50)
+        self.rt = Runtime(s, db.engine, clock)
+        self.stack = Stack(self.rt)
+
+    async def tick(self, at) -> None:
+        self.clock.set(at)
+        await self.stack.ticker.tick(at)
+
+    async def text(self, phone: str, body: str, **kw):
+        resp = await self.fake.send_sms(phone, body, **kw)
+        await self.stack.idle()
+        return resp
+
+    def rows(self, **where) -> list[Message]:
+        with session_scope(self.db.engine) as s:
+            q = select(Message)
+            for k, v in where.items():
+                q = q.where(getattr(Message, k) == v)
+            return list(s.exec(q.order_by(Message.id)))
+
+
+@pytest.fixture
+async def sms(db, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    fake = FakeTwilio()
+    await fake.start()
+    port = _free_port()
+    h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), port)
+    fake.service_url = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(uvicorn.Config(make_app(h.clock, {}, h.stack.routes()), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    server.install_signal_handlers = lambda: None
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0)
+    await h.stack.start()
+    yield h
+    await h.stack.stop()
+    server.should_exit = True
+    await task
+    await fake.stop()
+
+
+WANG, TOM = "+8613800000001", "+8613800000003"
+
+
+async def test_check_in_keywords_in_chinese_and_english(sms):
+    h, fake = sms, sms.fake
+    await h.tick(local(2027, 3, 1, 9))
+    (prompt,) = fake.to(WANG)
+    assert prompt.body == "今天的报到时间到了。请在 13:00 前回复。\n回复1表示正常，回复2联系协管员。"
+    assert prompt.status_callback == f"http://127.0.0.1:{h.port}/twilio/status"
+    assert fake.to(TOM)[0].body.endswith("Reply 1 if all is well, 2 to reach your officer.")
+    h.clock.set(local(2027, 3, 1, 9, 5))
+    resp = await h.text(WANG, "好")
+    assert resp.status_code == 200 and "<Response></Response>" in resp.text  # replies go by REST, not TwiML
+    assert fake.to(WANG)[-1].body.startswith("已收到，谢谢。下次报到：明天 09:00")
+    await h.text(TOM, "HELP ME")
+    assert fake.to(TOM)[-1].body == "Received. We have asked 李娜 to contact you soon."
+    (esc,) = [e for e in h.county.escalations() if e.supervisee_id == h.county.lenient.id]
+    assert esc.kind == "asked_officer"
+    await h.text(TOM, "HELP")
+    assert fake.to(TOM)[-1].body.startswith("You can:")
+    await h.text(WANG, "帮助")
+    assert fake.to(WANG)[-1].body.startswith("您可以：")
+    await h.text("+8613912340000", "who is this")
+    assert fake.to("+8613912340000")[-1].body == "本号码仅供社区矫正报到使用。"
+
+
+async def test_two_part_report_by_sms(sms):
+    h, fake = sms, sms.fake
+    h.clock.set(local(2027, 3, 5, 10))
+    await h.text(WANG, "汇报 周一到周五在砖厂上班。")
+    await h.text(WANG, "周三参加了学习。")
+    await h.text(WANG, "完成")
+    with session_scope(h.db.engine) as s:
+        (report,) = s.exec(select(WrittenReport)).all()
+    assert report.parts == 2 and report.body == "周一到周五在砖厂上班。\n\n周三参加了学习。"
+    assert fake.to(WANG)[-1].body == f"汇报已收到（共 2 条）。回执号：{report.receipt}。协管员现在可以看到。"
+    await h.text(TOM, "REPORT Worked Mon-Fri.")
+    await h.text(TOM, "DONE")
+    assert fake.to(TOM)[-1].body.startswith("Report received (1 messages). Receipt: R-2027-")
+
+
+async def test_forged_missing_and_altered_signatures_are_refused(sms):
+    h, fake = sms, sms.fake
+    params = fake.inbound_params(WANG, "1")
+    assert (await fake.post_signed("/twilio/sms", params, signature="")).status_code == 403
+    assert (await fake.post_signed("/twilio/sms", params, signature="bm90IGEgc2lnbmF0dXJl")).status_code == 403
+    assert (await fake.post_signed("/twilio/sms", params, tamper={"Body": "2"})).status_code == 403
+    assert (await fake.post_signed("/twilio/status", {"MessageSid": "SMx", "MessageStatus": "delivered"},
+                                   signature="bad")).status_code == 403
+    await h.stack.idle()
+    assert h.rows(direction="in") == [] and fake.sent == []
+
+
+async def test_a_message_sid_delivered_three_times_is_handled_once(sms):
+    h, fake = sms, sms.fake
+    for _ in range(3):
+        assert (await h.text(WANG, "帮助", sid="SM" + "a" * 32)).status_code == 200
+    assert len(h.rows(direction="in")) == 1 and len(fake.to(WANG)) == 1
+
+
+async def test_stop_is_escalated_and_start_undoes_it(sms):
+    h, fake = sms, sms.fake
+    await h.text(WANG, "STOP")
+    assert fake.to(WANG) == []  # the carrier confirms STOP itself
+    person = h.county.person(h.county.strict)
+    assert person.sms_blocked_reason == "opted_out"
+    (esc,) = h.county.escalations()
+    assert esc.kind == "sms_opt_out" and esc.officer_id == h.county.li.id
+    (alert,) = h.rows(kind="escalation")
+    assert alert.body.startswith(f"📵 退订短信 #{esc.id}：王伟") and "仍需按要求报到" in alert.body
+    await h.text(WANG, "START")
+    assert h.county.person(h.county.strict).sms_blocked_at is None
+    assert fake.to(WANG)[-1].body.startswith("已恢复短信提醒")
+
+
+async def test_21610_marks_unreachable_and_escalates(sms):
+    h, fake = sms, sms.fake
+    fake.unsubscribe(WANG)
+    await h.tick(local(2027, 3, 1, 9))
+    (row,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (row.status, row.error_code) == ("failed", "21610")
+    person = h.county.person(h.county.strict)
+    assert person.sms_blocked_reason == "opted_out"
+    (esc,) = [e for e in h.county.escalations() if e.supervisee_id == person.id]
+    assert esc.kind == "unreachable"
+    alert = next(m for m in h.rows(kind="escalation") if "JZ-S" in m.body)
+    assert "短信无法送达：对方已退订短信" in alert.body and "请另行安排联系方式" in alert.body
+
+
+async def test_status_callbacks_and_repeated_undelivered(sms):
+    h, fake = sms, sms.fake
+    h.clock.set(local(2027, 3, 1, 10))
+    await h.text(WANG, "帮助")
+    sid = fake.to(WANG)[-1].sid
+    await fake.report_status(sid, "sent")
+    await fake.report_status(sid, "delivered")
+    await fake.report_status(sid, "sent")  # late and out of order: ignored
+    (row,) = h.rows(provider_id=sid)
+    assert row.status == "delivered"
+    for _ in range(3):
+        await h.text(WANG, "帮助")
+        await fake.report_status(fake.to(WANG)[-1].sid, "undelivered", error_code=30003)
+    rows = h.rows(address=WANG, direction="out")
+    assert [r.status for r in rows][-3:] == ["undelivered"] * 3 and rows[-1].error_code == "30003"
+    assert h.county.person(h.county.strict).sms_blocked_reason == "undelivered"
+    assert [e.kind for e in h.county.escalations()] == ["unreachable"]
+
+
+async def test_rate_limit_and_server_errors_are_retried(sms):
+    h, fake = sms, sms.fake
+    fake.fail_next(WANG, 429, 20429)
+    fake.fail_next(TOM, 503, None)
+    await h.tick(local(2027, 3, 1, 9))
+    retry = {r.address: r for r in h.rows(kind="checkin_prompt") if r.channel == "sms"}
+    assert (retry[WANG].status, retry[WANG].error_code) == ("queued", "20429")
+    assert (retry[TOM].status, retry[TOM].error_code) == ("queued", "503")
+    await h.tick(local(2027, 3, 1, 9) + timedelta(minutes=1))
+    assert len(fake.to(WANG)) == 1 and len(fake.to(TOM)) == 1
+    assert {r.status for r in h.rows(kind="checkin_prompt") if r.channel == "sms"} == {"sent"}
