@@ -197,3 +197,21 @@ async def test_rate_limit_and_server_errors_are_retried(sms):
     await h.tick(local(2027, 3, 1, 9) + timedelta(minutes=1))
     assert len(fake.to(WANG)) == 1 and len(fake.to(TOM)) == 1
     assert {r.status for r in h.rows(kind="checkin_prompt") if r.channel == "sms"} == {"sent"}
+
+
+async def test_messaging_service_instead_of_a_number(db, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    fake = FakeTwilio()
+    await fake.start()
+    try:
+        County(db)
+        s = load_settings(database_url=db.url, twilio_account_sid=fake.account_sid, twilio_auth_token=fake.auth_token,
+                          twilio_messaging_service_sid="MG" + "1" * 32, twilio_api_base_url=fake.base_url, sms_rate=50)
+        stack = Stack(Runtime(s, db.engine, FixedClock(local(2027, 3, 1, 9))))
+        await stack.ticker.tick(local(2027, 3, 1, 9))
+        request = fake.requests[0]
+        assert request["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in request
+        assert "StatusCallback" not in request  # no public URL: Twilio has nowhere to call back
+    finally:
+        await fake.stop()
