@@ -215,3 +215,19 @@ async def test_messaging_service_instead_of_a_number(db, monkeypatch, tmp_path):
         assert "StatusCallback" not in request  # no public URL: Twilio has nowhere to call back
     finally:
         await fake.stop()
+
+
+async def test_logs_carry_ids_not_phone_numbers_or_text(sms, caplog):
+    import logging
+
+    h, fake = sms, sms.fake
+    caplog.set_level(logging.DEBUG)
+    await h.tick(local(2027, 3, 1, 9))
+    await h.text(WANG, "汇报 私人的内容")
+    await h.text(WANG, "完成")
+    await h.text(WANG, "STOP")
+    await h.tick(local(2027, 3, 1, 14))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "message" in logged  # something was logged
+    for secret in (WANG, "13800000001", "138 0000 0001", "私人的内容", "王伟", fake.auth_token):
+        assert secret not in logged, secret

@@ -355,3 +355,21 @@ async def test_location_button_and_server_errors(tg):
     with session_scope(h.db.engine) as s:
         stored = s.exec(select(Message).where(Message.provider_id == str(update["update_id"]))).one()
     assert stored.kind == "location"
+
+
+async def test_logs_carry_ids_not_tokens_names_or_text(tg, caplog):
+    import logging
+
+    h, fake = tg, tg.fake
+    caplog.set_level(logging.DEBUG)
+    code = _code(h, h.county.strict)
+    await fake.send_text(7777, f"/start {code}")
+    await h.said(7777, 1)
+    await fake.send_text(7777, "汇报 私人的内容")
+    await fake.send_text(7777, "完成")
+    await h.said(7777, 3)
+    await h.tick(local(2027, 3, 1, 14))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "message" in logged
+    for secret in (fake.token, "私人的内容", "王伟", "+8613800000001", code):
+        assert secret not in logged, secret

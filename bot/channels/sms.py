@@ -59,6 +59,8 @@ class SmsChannel:
         public_url: str | None = None,
         rate: float = 1.0,
     ) -> None:
+        # twilio logs each request's body (phone numbers, message text) at INFO: never let it.
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         self.rate = rate
         self.on_inbound, self.on_status = on_inbound, on_status
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid

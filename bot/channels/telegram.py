@@ -59,6 +59,11 @@ class TelegramChannel:
         poll_timeout: float = 10.0,
     ) -> None:
         self.poll_timeout = poll_timeout
+        # httpx logs every request URL at INFO, and Bot API URLs carry the token; PTB's Bot
+        # and httpcore log whole API answers (names, message text) at DEBUG.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        for chatty in ("telegram", "httpcore"):
+            logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLogger(chatty).level))
         self.on_inbound = on_inbound
         self.public_url = public_url.rstrip("/") if public_url else None
         self.webhook_secret = webhook_secret
