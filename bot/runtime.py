@@ -42,7 +42,7 @@ class Runtime:
 
     @property
     def sweep_config(self) -> SweepConfig:
-        return SweepConfig(self.policy, self.settings.zone)
+        return SweepConfig(self.policy, self.settings.zone, holiday_country=self.settings.holiday_country)
 
     def require_schema(self) -> None:
         if not has_schema(self.engine):

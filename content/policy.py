@@ -102,6 +102,13 @@ class Escalation(_Strict):
         return timedelta(hours=self.officer_sla_hours)
 
 
+class Greetings(_Strict):
+    enabled: bool = True
+    time: time
+
+    _t = field_validator("time", mode="before")(_hhmm)
+
+
 class Planning(_Strict):
     horizon_days: int = Field(ge=1, le=31)
     people_per_sweep: int = Field(ge=1)
@@ -114,6 +121,7 @@ class Policy(_Strict):
     quiet_hours: QuietHours
     escalation: Escalation
     planning: Planning
+    greetings: Greetings
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, report
+from handlers import checkin, escalation, greetings, report
 from handlers.delivery import reply_row
 from handlers.types import zone_of
 from handlers.cadence import quiet_end_after, slots
@@ -60,6 +61,7 @@ class SweepReport:
     excused: int = 0
     escalated: int = 0
     to_supervisor: int = 0
+    greeted: int = 0
     skipped: bool = False  # another worker held the sweep lock
 
     def as_dict(self) -> dict[str, int]:
@@ -73,6 +75,7 @@ class SweepConfig:
     policy: Policy
     zone: tzinfo
     batch: int = 500
+    holiday_country: str = "CN"
 
 
 @contextmanager
@@ -111,6 +114,8 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
             with session_scope(engine) as s:
                 if not _step_up_escalations(s, now, cfg, rep):
                     break
+        with session_scope(engine) as s:
+            _greet(s, now, cfg, rep)
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep
@@ -263,3 +268,24 @@ def _step_up_escalations(s: Session, now: datetime, cfg: SweepConfig, rep: Sweep
         if escalation.step_up(s, esc, now, cfg.zone):
             rep.to_supervisor += 1
     return len(due) == cfg.batch
+
+
+def _greet(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+    """On the morning of a holiday's first day, greet everyone once (the broadcast key remembers)."""
+    rule = cfg.policy.greetings
+    local = now.astimezone(cfg.zone)
+    if not rule.enabled or local.time() < rule.time:
+        return
+    holiday = _holiday_today(cfg.holiday_country, local.date())
+    if holiday is None or greetings.already_run(s, greetings.greeting_key(holiday)):
+        return
+    result = greetings.enqueue_bulk(
+        s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting", template=holiday.slug,
+        now=now, audience=greetings.Audience(), holiday=holiday,
+    )
+    rep.greeted += result.queued
+
+
+@lru_cache(maxsize=64)
+def _holiday_today(country: str, day: date) -> greetings.Holiday | None:
+    return next((h for h in greetings.holidays_in(country, day.year) if h.day == day), None)

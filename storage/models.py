@@ -280,3 +280,15 @@ class Message(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     sent_at: datetime | None = _ts()
     updated_at: datetime | None = _ts(nullable=False)
+
+
+class Broadcast(SQLModel, table=True):
+    """One bulk send (a holiday greeting, an announcement): its key makes re-runs resume, not repeat."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=120, unique=True)
+    kind: str = Field(max_length=20)  # greeting | broadcast
+    template: str = Field(max_length=60)
+    filters: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    queued: int = 0
+    created_at: datetime | None = _ts(nullable=False)

@@ -17,7 +17,7 @@ SAMPLE = {
     "telegram": "Telegram 已绑定", "history": "09:00 已提醒，11:00 再次提醒，均未回复。", "last_contact": "3月1日 09:12（报到）",
     "prompted": "09:00", "reminded": "11:00", "opened": "3月1日 13:00", "action": "已联系上", "case": "JZ2013041",
     "status": "在矫", "last": "3月1日 09:12", "done": "20", "missed": "2", "alerts": "1", "at": "3月1日 09:12",
-    "kind": "报到", "reason": "对方已退订短信", "fallback": "之后改用 Telegram 联系。",
+    "kind": "报到", "reason": "对方已退订短信", "fallback": "之后改用 Telegram 联系。", "holiday": "Mid-Autumn Festival",
 }
 # What a person receives from the scheduler: at most two segments each, hint included.
 PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sms_hint",
