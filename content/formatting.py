@@ -7,6 +7,8 @@ from datetime import datetime, tzinfo
 import phonenumbers
 from babel.dates import format_skeleton
 
+from content.catalog import text
+
 _LOCALES = {"zh-CN": "zh_Hans_CN", "en": "en"}
 
 
@@ -45,3 +47,8 @@ def phone_national(e164: str | None) -> str:
         return phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
     except phonenumbers.NumberParseException:
         return e164
+
+
+def duration(minutes: int, language: str) -> str:
+    """`7小时30分钟` / `7 h 30 min`."""
+    return text(language, "study.duration", h=minutes // 60, m=minutes % 60)

@@ -109,6 +109,26 @@ class Greetings(_Strict):
     _t = field_validator("time", mode="before")(_hhmm)
 
 
+class Study(_Strict):
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    time: time
+    window_days: float = Field(gt=0, le=31)
+    reminder_days: float = Field(gt=0)
+    monthly_minutes: int = Field(ge=0, le=10000)
+    remind_day: int = Field(ge=1, le=28)
+    escalate_day: int = Field(ge=1, le=28)
+
+    _t = field_validator("time", mode="before")(_hhmm)
+
+    @model_validator(mode="after")
+    def _order(self) -> Study:
+        if self.reminder_days >= self.window_days:
+            raise ValueError("reminder_days must be less than window_days")
+        if self.escalate_day < self.remind_day:
+            raise ValueError("escalate_day must not come before remind_day")
+        return self
+
+
 class Planning(_Strict):
     horizon_days: int = Field(ge=1, le=31)
     people_per_sweep: int = Field(ge=1)
@@ -122,6 +142,7 @@ class Policy(_Strict):
     escalation: Escalation
     planning: Planning
     greetings: Greetings
+    study: Study
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

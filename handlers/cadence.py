@@ -83,8 +83,24 @@ def report_slots(policy: Policy, level: str, zone: tzinfo, start: datetime, end:
     return out
 
 
+def study_slots(policy: Policy, zone: tzinfo, start: datetime, end: datetime) -> list[Slot]:
+    """The weekly study module, whose prompt falls in [start, end)."""
+    rule = policy.study
+    out = []
+    for day in _days(start, end, zone):
+        if day.weekday() != WEEKDAYS.index(rule.weekday):
+            continue
+        year, week, _ = day.isocalendar()
+        due = _out_of_quiet(_at(day, rule.time, zone), policy.quiet_hours, zone)
+        if start <= due < end:
+            out.append(Slot(ObligationKind.study, f"{year}-W{week:02d}", due,
+                            due + timedelta(days=rule.reminder_days), due + timedelta(days=rule.window_days)))
+    return out
+
+
 def slots(policy: Policy, level: str, zone: tzinfo, start: datetime, end: datetime,
           first_day: date, last_day: date) -> list[Slot]:
     """Every obligation due in [start, end), within the supervision dates (local)."""
-    found = checkin_slots(policy, level, zone, start, end) + report_slots(policy, level, zone, start, end)
+    found = (checkin_slots(policy, level, zone, start, end) + report_slots(policy, level, zone, start, end)
+             + study_slots(policy, zone, start, end))
     return [s for s in found if first_day <= s.due_at.astimezone(zone).date() <= last_day]

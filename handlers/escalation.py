@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import datetime, timedelta, tzinfo
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta, tzinfo
 from sqlmodel import Session, select
 
 from content.catalog import text
-from content.formatting import day_and_time, hm, phone_national
+from content.formatting import day_and_time, duration, hm, phone_national
 from handlers.delivery import deliver
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
 from storage.models import (
@@ -46,6 +47,10 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     lang = reader.language
     if esc.kind == "asked_officer":
         history = text(lang, "escalation.asked_history", time=hm(esc.opened_at, zone))
+    elif esc.kind == "study_shortfall":
+        facts = json.loads(esc.note or "{}")
+        history = text(lang, "escalation.study_history", day=facts.get("day", "-"),
+                       month=duration(facts.get("minutes", 0), lang), required=duration(facts.get("required", 0), lang))
     elif esc.kind == "sms_opt_out":
         history = text(lang, "escalation.opted_out_history", time=hm(esc.opened_at, zone))
     elif esc.kind == "unreachable" and person.sms_blocked_at and person.sms_blocked_at >= esc.opened_at:
@@ -70,7 +75,8 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
                     kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
     who = dict(id=esc.id, name=person.name, case_number=person.case_number,
                level=text(lang, f"level.{person.level}"), township=person.township)
-    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out") else "missed"
+    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out", "study_shortfall") \
+        else "missed"
     lines = [
         text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
         if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),
@@ -92,7 +98,7 @@ def action_buttons(esc_id: int, language: str) -> list[Button]:
 
 def open_escalation(
     session: Session, person: Supervisee, kind: str, now: datetime, sla: timedelta, zone: tzinfo,
-    obligation: Obligation | None = None,
+    obligation: Obligation | None = None, facts: dict | None = None,
 ) -> Escalation | None:
     """Open an escalation to the person's officer and queue the alert; None when one is already open."""
     query = select(Escalation).where(Escalation.supervisee_id == person.id, Escalation.kind == kind)
@@ -105,6 +111,7 @@ def open_escalation(
     esc = Escalation(
         supervisee_id=person.id, obligation_id=obligation.id if obligation else None, kind=kind,
         officer_id=person.officer_id, state=EscalationState.open, opened_at=now, officer_due_at=now + sla,
+        note=json.dumps(facts) if facts else None,
     )
     session.add(esc)
     session.flush()

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from content.catalog import text
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, officer, optout, report
+from handlers import basic, checkin, enrol, escalation, officer, optout, report, study
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -134,7 +134,10 @@ class Router:
             if sender.kind not in route.who:
                 continue
             for kw in route.keywords:
-                if " " in kw:
+                if kw.endswith("$"):  # the whole message, e.g. a lone quiz letter
+                    if lowered == kw[:-1]:
+                        return route.handler, kw[:-1], ""
+                elif " " in kw:
                     if lowered == kw or lowered.startswith(kw + " "):
                         return route.handler, kw, body[len(kw):].strip()
                 elif first == kw:
@@ -224,13 +227,15 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/help", "help", "帮助"), OFFICER, basic.help_officer),
             Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
+            Route(("/study", "study", "学习"), PERSON, study.next_lesson),
+            Route(study.letters(), PERSON, study.answer),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/say", "say", "发给"), OFFICER, officer.say),
             Route(esc_words, OFFICER, escalation.act),
         ],
-        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act},
+        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer},
         states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason},
         fallbacks={
             SenderKind.unknown: basic.unknown,

@@ -22,14 +22,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, greetings, report
-from handlers.delivery import reply_row
+from handlers import checkin, escalation, greetings, report, study
+from handlers.delivery import deliver, reply_row
 from handlers.types import zone_of
 from handlers.cadence import quiet_end_after, slots
 from storage.db import session_scope
 from storage.outbox import enqueue_many
 from storage.models import (
     OPEN_OBLIGATION,
+    Broadcast,
     Escalation,
     EscalationState,
     Obligation,
@@ -62,6 +63,8 @@ class SweepReport:
     escalated: int = 0
     to_supervisor: int = 0
     greeted: int = 0
+    study_reminded: int = 0
+    study_escalated: int = 0
     skipped: bool = False  # another worker held the sweep lock
 
     def as_dict(self) -> dict[str, int]:
@@ -116,6 +119,8 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
                     break
         with session_scope(engine) as s:
             _greet(s, now, cfg, rep)
+        with session_scope(engine) as s:
+            _study_shortfall(s, now, cfg, rep)
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep
@@ -215,6 +220,10 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
         rep.excused += 1
         return
     if ob.window_end_at <= now:
+        if ob.kind == ObligationKind.study:  # a week's study left undone: the monthly tally speaks for it
+            ob.state, ob.next_check_at = ObligationState.missed, None
+            rep.missed += 1
+            return
         _miss(s, ob, person, now, cfg, rep)
         return
     if ob.state == ObligationState.reminded:  # window still open: look again when it closes
@@ -224,6 +233,16 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
     if quiet_end is not None:  # nothing goes to people in quiet hours: wait for the morning
         ob.next_check_at = min(quiet_end, ob.window_end_at)
         rep.deferred += 1
+        return
+    if ob.kind == ObligationKind.study:
+        if ob.state == ObligationState.planned:
+            study.send_module(s, person, now, obligation=ob)
+            ob.state, ob.prompted_at, ob.next_check_at = ObligationState.prompted, now, ob.remind_at
+            rep.prompted += 1
+        else:
+            rows.append(reply_row(s, study.reminder(ob, person, zone), now=now, dedupe_key=f"remind:{ob.id}"))
+            ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
+            rep.reminded += 1
         return
     if ob.state == ObligationState.planned:
         if ob.kind == ObligationKind.checkin:
@@ -289,3 +308,26 @@ def _greet(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> Non
 @lru_cache(maxsize=64)
 def _holiday_today(country: str, day: date) -> greetings.Holiday | None:
     return next((h for h in greetings.holidays_in(country, day.year) if h.day == day), None)
+
+
+def _study_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+    """On the policy's days, remind those behind on the month's study, then escalate those still behind (once each)."""
+    rule = cfg.policy.study
+    local = now.astimezone(cfg.zone)
+    if local.time() < cfg.policy.greetings.time or local.day not in (rule.remind_day, rule.escalate_day):
+        return
+    step = "remind" if local.day == rule.remind_day else "escalate"
+    key = f"study-{step}:{local:%Y-%m}"
+    if greetings.already_run(s, key):
+        return
+    behind = {pid: m for pid, m in study.month_tally(s, now, cfg.zone).items() if m < rule.monthly_minutes}
+    for person in (s.get(Supervisee, pid) for pid in behind):
+        if step == "remind":
+            deliver(s, study.shortfall_reminder(person, behind[person.id], rule.monthly_minutes), now=now,
+                    dedupe_key=f"{key}:{person.id}")
+            rep.study_reminded += 1
+        elif escalation.open_escalation(s, person, "study_shortfall", now, cfg.policy.escalation.officer_sla,
+                                        cfg.zone, facts={"minutes": behind[person.id], "day": rule.remind_day,
+                                                         "required": rule.monthly_minutes}):
+            rep.study_escalated += 1
+    s.add(Broadcast(key=key, kind="study", template=step, queued=len(behind), created_at=now))

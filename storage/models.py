@@ -96,6 +96,7 @@ OPEN_OBLIGATION = (ObligationState.planned, ObligationState.prompted, Obligation
 class ObligationKind(StrEnum):
     checkin = "checkin"
     report = "report"
+    study = "study"
 
 
 class EscalationState(StrEnum):
@@ -292,3 +293,21 @@ class Broadcast(SQLModel, table=True):
     filters: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     queued: int = 0
     created_at: datetime | None = _ts(nullable=False)
+
+
+class StudyProgress(SQLModel, table=True):
+    """One module sent to one person: its quiz, and the minutes credited when passed."""
+
+    __tablename__ = "study_progress"
+    __table_args__ = (Index("ix_study_person_state", "supervisee_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id")
+    module_id: str = Field(max_length=40)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    state: str = Field(default="sent", max_length=12)  # sent | passed
+    question: int = 0  # the question being answered (0-based)
+    attempts: int = 1
+    minutes: int = 0
+    sent_at: datetime | None = _ts(nullable=False)
+    passed_at: datetime | None = _ts(index=True)

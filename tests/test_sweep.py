@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
 from storage.db import session_scope
 from storage.models import Supervisee
@@ -69,7 +70,21 @@ async def test_a_simulated_month_for_each_level(db):
     assert march(c.strict, "report") == {"done": 4}
     assert march(c.lenient, "report") == {"done": 1}
 
-    escalations = c.escalations()
+    # Nobody studies in this month: reminded on the 20th, escalated on the 25th, at 09:00.
+    quizzes = Counter(m.supervisee_id for m in c.out(kind="study_quiz"))
+    assert quizzes[c.strict.id] == quizzes[c.lenient.id] == 5  # every Wednesday
+    assert quizzes[c.ordinary.id] > 5  # 刘芳 presses the first button: right answers pass, wrong ones resend
+    with session_scope(c.engine) as s:
+        from storage.models import StudyProgress
+
+        passed = s.exec(select(StudyProgress).where(StudyProgress.state == "passed")).all()
+    assert passed and {p.supervisee_id for p in passed} == {c.ordinary.id} and all(p.minutes == 60 for p in passed)
+    assert sorted((m.supervisee_id, hhmm(m), m.created_at.astimezone(SH).day) for m in c.out(kind="study_shortfall")) \
+        == [(p.id, "09:00", 20) for p in (c.strict, c.ordinary, c.lenient)]
+    shortfall = [e for e in c.escalations() if e.kind == "study_shortfall"]
+    assert sorted(e.supervisee_id for e in shortfall) == [c.strict.id, c.ordinary.id, c.lenient.id]
+    assert {e.opened_at.astimezone(SH).day for e in shortfall} == {25}
+    escalations = [e for e in c.escalations() if e.kind != "study_shortfall"]
     assert [(e.kind, e.officer_id, e.opened_at.astimezone(SH).day) for e in escalations] == [
         ("missed_checkin", c.li.id, d) for d in sorted(strict_forgets)
     ]
@@ -83,7 +98,7 @@ async def test_a_simulated_month_for_each_level(db):
     assert "王伟（JZ-S，严管，红果镇）" in alert.body
     assert "09:00 已提醒，11:00 再次提醒，均未回复" in alert.body
     assert "电话：138 0000 0001" in alert.body and "上次联系：3月2日 09:30（报到）" in alert.body
-    (to_boss,) = c.out(kind="escalation", address="9000")
+    (to_boss,) = [m for m in c.out(kind="escalation", address="9000") if "未报到" in m.body]
     assert "协管员李娜 3月3日 13:00 收到，未处理" in to_boss.body
     (closed,) = c.out(kind="escalation_closed")
     assert closed.address == "5001" and "14:00" in closed.body
