@@ -22,7 +22,7 @@ from bot.service import serve
 from bot.stack import Stack
 from bot.settings import LANGUAGES, SettingsError, load_settings
 from content.catalog import catalogue
-from handlers import enrol, greetings
+from handlers import enrol, greetings, warnings
 from handlers.addressing import console_address
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
@@ -38,6 +38,8 @@ officer_app = typer.Typer(help="Officers: assistant officers, township superviso
 roster_app = typer.Typer(help="The roster of people under supervision.", no_args_is_help=True)
 app.add_typer(officer_app, name="officer")
 app.add_typer(roster_app, name="roster")
+warning_app = typer.Typer(help="The warnings ledger (append-only).", no_args_is_help=True)
+app.add_typer(warning_app, name="warning")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -184,6 +186,68 @@ def _bot_username(s) -> str | None:
     except Exception as exc:  # no network, bad token: print the code without a link
         err.print(f"could not ask Telegram for the bot's name ({type(exc).__name__}); set TELEGRAM_BOT_USERNAME")
         return None
+
+
+def _officer(session, officer_id: int) -> Officer:
+    officer = session.get(Officer, officer_id)
+    if officer is None:
+        _fail(f"--officer={officer_id}: no officer with this id", 2)
+    return officer
+
+
+@warning_app.command("add")
+def warning_add(
+    case_number: Annotated[str, typer.Argument(help="The person's case number")],
+    officer: Annotated[int, typer.Option("--officer", help="Id of the officer giving the warning")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; the person is told")],
+) -> None:
+    """Record a warning; the person is told in their language, with the reason."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        person = queries.supervisee_by_case(session, case_number)
+        if person is None:
+            _fail(f"no person with case number {case_number!r}", 2)
+        try:
+            entry = warnings.record(session, _officer(session, officer), person, reason, rt.clock.now(),
+                                    rt.settings.zone)
+        except warnings.WarningError as exc:
+            _fail(str(exc), 2)
+        out.print(f"warning {entry.id} recorded for {case_number}")
+
+
+@warning_app.command("correct")
+def warning_correct(
+    warning_id: Annotated[int, typer.Argument(help="The warning to amend")],
+    officer: Annotated[int, typer.Option("--officer")],
+    reason: Annotated[str, typer.Option("--reason", help="The corrected reason, or why it is withdrawn")],
+    withdraw: Annotated[bool, typer.Option("--withdraw", help="Withdraw the warning instead of correcting it")] = False,
+) -> None:
+    """Correct or withdraw a warning, by a new entry that refers to it (nothing is deleted)."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        try:
+            entry = warnings.amend(session, _officer(session, officer), warning_id, reason, rt.clock.now(),
+                                   rt.settings.zone, withdraw=withdraw)
+        except warnings.WarningError as exc:
+            _fail(str(exc), 2)
+        out.print(f"entry {entry.id} ({entry.kind}) amends warning {warning_id}")
+
+
+@warning_app.command("list")
+def warning_list(case_number: Annotated[str, typer.Argument(help="The person's case number")]) -> None:
+    """A person's warnings, with corrections and withdrawals."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        person = queries.supervisee_by_case(session, case_number)
+        if person is None:
+            _fail(f"no person with case number {case_number!r}", 2)
+        lines = warnings.ledger(session, person.id)
+        table = Table("id", "given", "by", "state", "reason", "amendments", title=f"warnings of {case_number}")
+        for line in lines:
+            table.add_row(str(line.entry.id), line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
+                          str(line.entry.officer_id), "withdrawn" if line.withdrawn else "standing", line.reason,
+                          ", ".join(f"{a.kind} #{a.id}" for a in line.amended))
+    out.print(table)
 
 
 def _person_or_officer(session, ref: str) -> Supervisee | Officer | None:

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from content.catalog import text
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, officer, optout, report, study
+from handlers import basic, checkin, enrol, escalation, officer, optout, report, study, warnings
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -233,6 +233,8 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/say", "say", "发给"), OFFICER, officer.say),
+            Route(("/warnings", "warnings", "警告记录"), OFFICER, warnings.list_warnings),  # before 警告
+            Route(("/warn", "warn", "警告"), OFFICER, warnings.warn),
             Route(esc_words, OFFICER, escalation.act),
         ],
         buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer},

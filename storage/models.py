@@ -311,3 +311,17 @@ class StudyProgress(SQLModel, table=True):
     minutes: int = 0
     sent_at: datetime | None = _ts(nullable=False)
     passed_at: datetime | None = _ts(index=True)
+
+
+class Warning_(SQLModel, table=True):
+    """The sanctions ledger: append-only. A correction or withdrawal is a new entry naming the one it amends."""
+
+    __tablename__ = "warning"
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    officer_id: int = Field(foreign_key="officer.id")
+    kind: str = Field(default="warning", max_length=12)  # warning | correction | withdrawal
+    amends_id: int | None = Field(default=None, foreign_key="warning.id")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = _ts(nullable=False, index=True)
