@@ -22,7 +22,7 @@ from bot.service import serve
 from bot.stack import Stack
 from bot.settings import LANGUAGES, SettingsError, load_settings
 from content.catalog import catalogue
-from handlers import enrol, greetings, warnings
+from handlers import compliance, enrol, greetings, warnings
 from handlers.addressing import console_address
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
@@ -248,6 +248,99 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
                           str(line.entry.officer_id), "withdrawn" if line.withdrawn else "standing", line.reason,
                           ", ".join(f"{a.kind} #{a.id}" for a in line.amended))
     out.print(table)
+
+
+REPORT_COLUMNS = [
+    ("township", "township"), ("active", "active"), ("due", "check-ins due"), ("on_time", "on time"),
+    ("late", "late"), ("missed", "missed"), ("response_rate", "response rate"), ("escalations", "escalations"),
+    ("acknowledged_in_sla", "ack in SLA"), ("to_supervisor", "to supervisor"), ("lost_contact", "lost contact"),
+    ("lost_per_mille", "lost ‰"), ("study_hours", "study h"), ("under_study", "< 8 h study"), ("warnings", "warnings"),
+]
+
+
+def _cell(key: str, value) -> str:
+    if value is None:
+        return "—"
+    if key == "response_rate":
+        return f"{value:.1%}"
+    if key in ("lost_per_mille", "study_hours"):
+        return f"{value:.1f}"
+    return str(value)
+
+
+@app.command()
+def report(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    township: Annotated[Optional[str], typer.Option("--township")] = None,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="Also write the figures to this CSV file")] = None,
+    chart: Annotated[Optional[Path], typer.Option("--chart", help="Also draw the rates per township to this PNG")] = None,
+) -> None:
+    """Monthly compliance report, per township and for the county."""
+    rt = _runtime()
+    try:
+        with session_scope(rt.engine) as session:
+            lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy,
+                                      now=rt.clock.now(), township=township)
+    except ValueError as exc:
+        _fail(f"--month={month!r}: {exc}", 2)
+    target = rt.policy.report_figures.target_per_mille
+    county = lines[-1]
+    if county.active == 0:
+        out.print(f"No one was under supervision in {month}{' in ' + township if township else ''}: nothing to report.")
+    table = Table(*(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)")
+    for line in lines:
+        cells = [_cell(k, getattr(line, k)) for k, _ in REPORT_COLUMNS]
+        if line.township == compliance.COUNTY:
+            cells[0] = "county" if not township else township + " (total)"
+        table.add_row(*cells, style="bold" if line.township == compliance.COUNTY else None)
+    out.print(table)
+    if county.active and county.due == 0:
+        out.print(f"No check-ins were due in {month}: no response rate.")
+    if county.lost_per_mille is not None:
+        verdict = "within" if county.lost_per_mille <= target else "ABOVE"
+        out.print(f"Lost contact: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, {verdict} the {target:g}‰ target.")
+    if csv_file is not None:
+        import csv as csv_module
+
+        with csv_file.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv_module.writer(fh)
+            writer.writerow(["month"] + [k for k, _ in REPORT_COLUMNS])
+            for line in lines:
+                row = line.as_row()
+                writer.writerow([month] + ["" if row[k] is None else (round(row[k], 4) if isinstance(row[k], float)
+                                                                       else row[k]) for k, _ in REPORT_COLUMNS])
+        out.print(f"wrote {csv_file}")
+    if chart is not None:
+        draw_chart(lines, month, target, chart)
+        key = ", ".join(f"T{i + 1} = {line.township}" for i, line in enumerate(lines[:-1]))
+        out.print(f"wrote {chart} ({key})")
+
+
+def draw_chart(lines, month: str, target: float, path: Path) -> None:
+    """Response rate and lost contact per township, with the target line (matplotlib, no screen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    towns = [line for line in lines if line.township != compliance.COUNTY]
+    names = [line.township for line in towns] or ["(none)"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    left.bar(range(len(towns)), [100 * (line.response_rate or 0) for line in towns], color="#4a7ab5")
+    left.set_title(f"Check-in response rate, {month}")
+    left.set_ylabel("%")
+    left.set_ylim(0, 100)
+    right.bar(range(len(towns)), [line.lost_per_mille or 0 for line in towns], color="#c0504d")
+    right.axhline(target, color="black", linestyle="--", label=f"target {target:g}‰")
+    right.set_title("Lost contact (per mille)")
+    right.legend()
+    for axis in (left, right):
+        axis.set_xticks(range(len(names)), [f"T{i + 1}" for i in range(len(names))])
+    # Township names are often Chinese and the machine may have no CJK font: label T1, T2 ...,
+    # and the command prints the key.
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
 
 
 def _person_or_officer(session, ref: str) -> Supervisee | Officer | None:

@@ -129,6 +129,11 @@ class Study(_Strict):
         return self
 
 
+class ReportFigures(_Strict):
+    lost_contact_days: int = Field(ge=1, le=365)
+    target_per_mille: float = Field(ge=0, le=1000)
+
+
 class Planning(_Strict):
     horizon_days: int = Field(ge=1, le=31)
     people_per_sweep: int = Field(ge=1)
@@ -143,6 +148,7 @@ class Policy(_Strict):
     planning: Planning
     greetings: Greetings
     study: Study
+    report_figures: ReportFigures
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:
