@@ -22,14 +22,14 @@ from bot.service import serve
 from bot.stack import Stack
 from bot.settings import LANGUAGES, SettingsError, load_settings
 from content.catalog import catalogue
-from handlers import compliance, enrol, greetings, warnings
+from handlers import compliance, enrol, greetings, service, warnings
 from handlers.addressing import console_address
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
 from storage import queries
 from storage.db import current_revision, migrate, session_scope
-from storage.models import Officer, Role, Supervisee
+from storage.models import Officer, Role, ServiceAttendance, ServiceSession, Supervisee
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -40,6 +40,8 @@ app.add_typer(officer_app, name="officer")
 app.add_typer(roster_app, name="roster")
 warning_app = typer.Typer(help="The warnings ledger (append-only).", no_args_is_help=True)
 app.add_typer(warning_app, name="warning")
+service_app = typer.Typer(help="Community-service sessions and attendance.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -250,11 +252,69 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
     out.print(table)
 
 
+@service_app.command("add")
+def service_add(
+    place: Annotated[str, typer.Option("--place")],
+    start: Annotated[str, typer.Option("--start", help="ISO-8601, e.g. 2027-03-05T09:00+08:00")],
+    end: Annotated[str, typer.Option("--end", help="ISO-8601")],
+    hours: Annotated[float, typer.Option("--hours", help="Hours credited")],
+    officer: Annotated[int, typer.Option("--officer", help="The officer in charge")],
+    case: Annotated[list[str], typer.Option("--case", help="A person who attends (repeat)")],
+) -> None:
+    """Set a session; people are told the day before and reminded two hours before. Prints the attendance code."""
+    rt = _runtime()
+    starts, ends = _instant(start, "--start"), _instant(end, "--end")
+    with session_scope(rt.engine) as session:
+        try:
+            svc = service.create(session, _officer(session, officer), place=place, starts_at=starts, ends_at=ends,
+                                 hours=hours, case_numbers=case, now=rt.clock.now())
+        except service.ServiceError as exc:
+            _fail(str(exc), 2)
+        out.print(f"session {svc.id}: {len(case)} people; attendance code [bold]{svc.code}[/]", markup=True)
+
+
+@service_app.command("list")
+def service_list() -> None:
+    """Sessions with their attendance."""
+    rt = _runtime()
+    z = rt.settings.zone
+    with session_scope(rt.engine) as session:
+        rows = session.exec(select(ServiceSession).order_by(ServiceSession.starts_at)).all()
+        table = Table("id", "place", "start", "end", "hours", "code", "attendance (id case state hours)")
+        for svc in rows:
+            people = session.exec(select(ServiceAttendance, Supervisee).join(
+                Supervisee, Supervisee.id == ServiceAttendance.supervisee_id).where(
+                ServiceAttendance.session_id == svc.id)).all()
+            table.add_row(str(svc.id), svc.place, svc.starts_at.astimezone(z).strftime("%Y-%m-%d %H:%M"),
+                          svc.ends_at.astimezone(z).strftime("%H:%M"), f"{svc.hours:g}", svc.code,
+                          "; ".join(f"{a.id} {p.case_number} {a.state} {a.hours:g}" for a, p in people))
+    out.print(table)
+
+
+@service_app.command("verify")
+def service_verify(
+    attendance: Annotated[int, typer.Argument(help="Attendance id (see `checkin service list`)")],
+    officer: Annotated[int, typer.Option("--officer")],
+    hours: Annotated[Optional[float], typer.Option("--hours", help="Correct the hours credited")] = None,
+    absent: Annotated[bool, typer.Option("--absent", help="Mark the person absent")] = False,
+) -> None:
+    """Verify an attendance (crediting the session's hours or corrected ones), or mark it absent."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        try:
+            a = service.verify(session, _officer(session, officer), attendance, rt.clock.now(), hours=hours,
+                               absent=absent)
+        except service.ServiceError as exc:
+            _fail(str(exc), 2)
+        out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")
+
+
 REPORT_COLUMNS = [
     ("township", "township"), ("active", "active"), ("due", "check-ins due"), ("on_time", "on time"),
     ("late", "late"), ("missed", "missed"), ("response_rate", "response rate"), ("escalations", "escalations"),
     ("acknowledged_in_sla", "ack in SLA"), ("to_supervisor", "to supervisor"), ("lost_contact", "lost contact"),
-    ("lost_per_mille", "lost ‰"), ("study_hours", "study h"), ("under_study", "< 8 h study"), ("warnings", "warnings"),
+    ("lost_per_mille", "lost ‰"), ("study_hours", "study h"), ("under_study", "< 8 h study"),
+    ("service_hours", "service h"), ("under_service", "< 8 h service"), ("warnings", "warnings"),
 ]
 
 
@@ -263,7 +323,7 @@ def _cell(key: str, value) -> str:
         return "—"
     if key == "response_rate":
         return f"{value:.1%}"
-    if key in ("lost_per_mille", "study_hours"):
+    if key in ("lost_per_mille", "study_hours", "service_hours"):
         return f"{value:.1f}"
     return str(value)
 

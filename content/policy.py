@@ -129,6 +129,12 @@ class Study(_Strict):
         return self
 
 
+class Service(_Strict):
+    monthly_minutes: int = Field(ge=0, le=10000)
+    remind_day: int = Field(ge=1, le=28)
+    escalate_day: int = Field(ge=1, le=28)
+
+
 class ReportFigures(_Strict):
     lost_contact_days: int = Field(ge=1, le=365)
     target_per_mille: float = Field(ge=0, le=1000)
@@ -148,6 +154,7 @@ class Policy(_Strict):
     planning: Planning
     greetings: Greetings
     study: Study
+    service: Service
     report_figures: ReportFigures
 
     @model_validator(mode="after")

@@ -11,7 +11,17 @@ from sqlmodel import Session, select
 
 from content.policy import Policy
 from handlers.warnings import standing_ids
-from storage.models import Escalation, Obligation, ObligationKind, ObligationState, Status, StudyProgress, Supervisee
+from storage.models import (
+    Escalation,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    ServiceAttendance,
+    ServiceSession,
+    Status,
+    StudyProgress,
+    Supervisee,
+)
 
 COUNTY = "*"
 
@@ -34,6 +44,8 @@ class Figures:
     lost_per_mille: float | None = None
     study_hours: float = 0.0
     under_study: int = 0
+    service_hours: float = 0.0
+    under_service: int = 0
     warnings: int = 0
 
     def finish(self) -> None:
@@ -115,6 +127,11 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
             town(pid).study_hours += (minutes.get(pid) or 0) / 60
             if (minutes.get(pid) or 0) < policy.study.monthly_minutes:
                 town(pid).under_study += 1
+        hours = service_hours(session, ids, start, upto)
+        for pid in ids:
+            town(pid).service_hours += hours.get(pid, 0.0)
+            if hours.get(pid, 0.0) * 60 < policy.service.monthly_minutes:
+                town(pid).under_service += 1
         for pid, n in standing_ids(session, start, upto).items():
             if pid in people:
                 town(pid).warnings += n
@@ -153,3 +170,14 @@ def lost_contact(session: Session, people: dict[int, Supervisee], at: datetime, 
             lost.add(pid)
     return lost
 
+
+
+def service_hours(session: Session, ids: list[int], start: datetime, end: datetime) -> dict[int, float]:
+    """Verified service hours of sessions that started in [start, end), per person."""
+    rows = session.exec(
+        select(ServiceAttendance.supervisee_id, func.sum(ServiceAttendance.hours))
+        .join(ServiceSession, ServiceSession.id == ServiceAttendance.session_id)
+        .where(ServiceAttendance.state == "verified", ServiceSession.starts_at >= start, ServiceSession.starts_at < end,
+               ServiceAttendance.supervisee_id.in_(ids))
+        .group_by(ServiceAttendance.supervisee_id)).all()
+    return {pid: float(h or 0) for pid, h in rows}

@@ -37,7 +37,7 @@ WORDS = {
 
 
 def _what(kind: str) -> str:
-    return "report" if "report" in kind else "checkin"
+    return next((w for w in ("report", "service") if w in kind), "checkin")
 
 
 def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo, *, supervisor: bool) -> str:
@@ -47,9 +47,9 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     lang = reader.language
     if esc.kind == "asked_officer":
         history = text(lang, "escalation.asked_history", time=hm(esc.opened_at, zone))
-    elif esc.kind == "study_shortfall":
+    elif esc.kind in ("study_shortfall", "service_shortfall"):
         facts = json.loads(esc.note or "{}")
-        history = text(lang, "escalation.study_history", day=facts.get("day", "-"),
+        history = text(lang, f"escalation.{esc.kind.split('_')[0]}_history", day=facts.get("day", "-"),
                        month=duration(facts.get("minutes", 0), lang), required=duration(facts.get("required", 0), lang))
     elif esc.kind == "sms_opt_out":
         history = text(lang, "escalation.opted_out_history", time=hm(esc.opened_at, zone))
@@ -75,8 +75,8 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
                     kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
     who = dict(id=esc.id, name=person.name, case_number=person.case_number,
                level=text(lang, f"level.{person.level}"), township=person.township)
-    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out", "study_shortfall") \
-        else "missed"
+    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out", "study_shortfall",
+                                          "service_shortfall") else "missed"
     lines = [
         text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
         if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),

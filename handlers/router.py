@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from content.catalog import text
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, officer, optout, report, study, warnings
+from handlers import basic, checkin, enrol, escalation, officer, optout, report, service, study, warnings
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -228,16 +228,19 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/study", "study", "学习"), PERSON, study.next_lesson),
+            Route(("/attend", "attend", "签到"), PERSON, service.attend),
             Route(study.letters(), PERSON, study.answer),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/say", "say", "发给"), OFFICER, officer.say),
+            Route(("/service", "service", "公益劳动"), OFFICER, service.create_by_chat),
             Route(("/warnings", "warnings", "警告记录"), OFFICER, warnings.list_warnings),  # before 警告
             Route(("/warn", "warn", "警告"), OFFICER, warnings.warn),
             Route(esc_words, OFFICER, escalation.act),
         ],
-        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer},
+        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer,
+                 "svc": service.verify_button},
         states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason},
         fallbacks={
             SenderKind.unknown: basic.unknown,

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, greetings, report, study
+from handlers import checkin, escalation, greetings, report, service, study
 from handlers.delivery import deliver, reply_row
 from handlers.types import zone_of
 from handlers.cadence import quiet_end_after, slots
@@ -65,6 +65,8 @@ class SweepReport:
     greeted: int = 0
     study_reminded: int = 0
     study_escalated: int = 0
+    service_reminded: int = 0
+    service_escalated: int = 0
     skipped: bool = False  # another worker held the sweep lock
 
     def as_dict(self) -> dict[str, int]:
@@ -244,6 +246,17 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
             ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
             rep.reminded += 1
         return
+    if ob.kind == ObligationKind.service:
+        reply = service.prompt(s, ob, person, zone, reminder=ob.state == ObligationState.prompted)
+        rows.append(reply_row(s, reply, now=now, dedupe_key=f"{'remind' if ob.state != 'planned' else 'prompt'}:{ob.id}"))
+        if ob.state == ObligationState.planned:
+            ob.state, ob.prompted_at = ObligationState.prompted, now
+            ob.next_check_at = ob.remind_at if ob.remind_at and ob.remind_at > now else ob.window_end_at
+            rep.prompted += 1
+        else:
+            ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
+            rep.reminded += 1
+        return
     if ob.state == ObligationState.planned:
         if ob.kind == ObligationKind.checkin:
             reply = checkin.prompt(ob, person, zone)
@@ -311,23 +324,33 @@ def _holiday_today(country: str, day: date) -> greetings.Holiday | None:
 
 
 def _study_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
-    """On the policy's days, remind those behind on the month's study, then escalate those still behind (once each)."""
-    rule = cfg.policy.study
+    """On the policy's days, remind those behind on the month's study and service, then escalate (once each)."""
     local = now.astimezone(cfg.zone)
-    if local.time() < cfg.policy.greetings.time or local.day not in (rule.remind_day, rule.escalate_day):
+    if local.time() < cfg.policy.greetings.time:
         return
-    step = "remind" if local.day == rule.remind_day else "escalate"
-    key = f"study-{step}:{local:%Y-%m}"
-    if greetings.already_run(s, key):
-        return
-    behind = {pid: m for pid, m in study.month_tally(s, now, cfg.zone).items() if m < rule.monthly_minutes}
-    for person in (s.get(Supervisee, pid) for pid in behind):
-        if step == "remind":
-            deliver(s, study.shortfall_reminder(person, behind[person.id], rule.monthly_minutes), now=now,
-                    dedupe_key=f"{key}:{person.id}")
-            rep.study_reminded += 1
-        elif escalation.open_escalation(s, person, "study_shortfall", now, cfg.policy.escalation.officer_sla,
-                                        cfg.zone, facts={"minutes": behind[person.id], "day": rule.remind_day,
-                                                         "required": rule.monthly_minutes}):
-            rep.study_escalated += 1
-    s.add(Broadcast(key=key, kind="study", template=step, queued=len(behind), created_at=now))
+    month = study.month_start(now, cfg.zone)
+    for what, rule in (("study", cfg.policy.study), ("service", cfg.policy.service)):
+        if local.day not in (rule.remind_day, rule.escalate_day):
+            continue
+        step = "remind" if local.day == rule.remind_day else "escalate"
+        key = f"{what}-{step}:{local:%Y-%m}"
+        if greetings.already_run(s, key):
+            continue
+        if what == "study":
+            tally = study.month_tally(s, now, cfg.zone)
+        else:
+            tally = {pid: round(h * 60) for pid, h in service.month_tally(s, month, now).items()}
+        behind = {pid: m for pid, m in tally.items() if m < rule.monthly_minutes}
+        for person in (s.get(Supervisee, pid) for pid in behind):
+            if step == "remind":
+                make = study.shortfall_reminder if what == "study" else service.shortfall_reminder
+                deliver(s, make(person, behind[person.id], rule.monthly_minutes), now=now,
+                        dedupe_key=f"{key}:{person.id}")
+                rep.study_reminded += what == "study"
+                rep.service_reminded += what == "service"
+            elif escalation.open_escalation(s, person, f"{what}_shortfall", now, cfg.policy.escalation.officer_sla,
+                                            cfg.zone, facts={"minutes": behind[person.id], "day": rule.remind_day,
+                                                             "required": rule.monthly_minutes}):
+                rep.study_escalated += what == "study"
+                rep.service_escalated += what == "service"
+        s.add(Broadcast(key=key, kind=what, template=step, queued=len(behind), created_at=now))

@@ -97,6 +97,7 @@ class ObligationKind(StrEnum):
     checkin = "checkin"
     report = "report"
     study = "study"
+    service = "service"
 
 
 class EscalationState(StrEnum):
@@ -325,3 +326,36 @@ class Warning_(SQLModel, table=True):
     amends_id: int | None = Field(default=None, foreign_key="warning.id")
     reason: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = _ts(nullable=False, index=True)
+
+
+class ServiceSession(SQLModel, table=True):
+    """A community-service session: where, when, the hours it credits, and its attendance code."""
+
+    __tablename__ = "service_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    place: str = Field(max_length=200)
+    township: str = Field(max_length=100)
+    starts_at: datetime | None = _ts(nullable=False)
+    ends_at: datetime | None = _ts(nullable=False)
+    hours: float
+    code: str = Field(max_length=12)
+    officer_id: int = Field(foreign_key="officer.id")
+    created_at: datetime | None = _ts(nullable=False)
+
+
+class ServiceAttendance(SQLModel, table=True):
+    """One person at one session: expected, confirmed with the code, verified (hours credited) or absent."""
+
+    __tablename__ = "service_attendance"
+    __table_args__ = (UniqueConstraint("session_id", "supervisee_id", name="uq_attendance"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="service_session.id", index=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    state: str = Field(default="expected", max_length=12)  # expected | confirmed | verified | absent
+    confirmed_at: datetime | None = _ts()
+    verified_at: datetime | None = _ts(index=True)
+    verified_by: int | None = Field(default=None, foreign_key="officer.id")
+    hours: float = 0.0

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from handlers import compliance, warnings
+from handlers import compliance, service, warnings
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
 from tests.factories import supervisee
@@ -53,6 +53,15 @@ async def _march(db) -> County:
             for p in ([c.strict] if t.weekday() == 4 else []) + ([c.ordinary] if t.day == 25 else []):
                 await c.sms(p, "汇报 按时上班。", now)
                 await c.sms(p, "完成", now)
+        if (t.day, t.hour, t.minute) == (5, 8, 0):  # a 3-hour session on the 6th for 刘芳
+            with session_scope(db.engine) as s:
+                svc = service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 6, 9),
+                                     ends_at=local(2027, 3, 6, 12), hours=3, case_numbers=["JZ-O"], now=now)
+                code = svc.code
+        if (t.day, t.hour, t.minute) == (6, 10, 0):
+            await c.send("telegram", "7002", now, f"签到 {code}")
+            check = c.out(kind="service_check")[-1]
+            await c.send("telegram", "5001", now, button=__import__("json").loads(check.payload)["buttons"][0][1])
         if (t.day, t.hour, t.minute) in ((12, 10, 0), (13, 10, 0)):
             await c.send("telegram", "5001", now, f"/warn JZ-L 第{t.day}日的警告")
     with session_scope(db.engine) as s:
@@ -71,14 +80,17 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
     assert list(by) == ["两河镇", "红果镇", "*"]
     assert by["红果镇"] == dict(
         township="红果镇", active=2, due=40, on_time=38, late=0, missed=2, response_rate=38 / 40,
-        escalations=4, acknowledged_in_sla=1, to_supervisor=3, lost_contact=0, lost_per_mille=0.0,
-        study_hours=2.0, under_study=2, warnings=0)
+        escalations=6, acknowledged_in_sla=1, to_supervisor=5, lost_contact=0, lost_per_mille=0.0,
+        study_hours=2.0, under_study=2, service_hours=3.0, under_service=2, warnings=0)
     assert by["两河镇"] == dict(
         township="两河镇", active=1, due=5, on_time=0, late=0, missed=5, response_rate=0.0,
-        escalations=7, acknowledged_in_sla=0, to_supervisor=7, lost_contact=1, lost_per_mille=1000.0,
-        study_hours=0.0, under_study=1, warnings=1)
+        escalations=8, acknowledged_in_sla=0, to_supervisor=8, lost_contact=1, lost_per_mille=1000.0,
+        study_hours=0.0, under_study=1, service_hours=0.0, under_service=1, warnings=1)
     county = by["*"]
-    assert (county["active"], county["due"], county["missed"], county["escalations"]) == (3, 45, 7, 11)
+    # 红果镇: 王伟's two missed check-ins, and study and service shortfalls for both on the 25th;
+    # 两河镇: Tom's five missed check-ins, his missed report (due the 30th), study and service shortfalls.
+    assert (county["active"], county["due"], county["missed"], county["escalations"]) == (3, 45, 7, 14)
+    assert county["service_hours"] == 3.0
     assert county["response_rate"] == pytest.approx(38 / 45)
     assert county["lost_per_mille"] == pytest.approx(1000 / 3)
 
