@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.sandbox.loopback import free_port
 from scheduler.outbox import Outbox
 from scheduler.service import Ticker, tick_interval
 from scheduler.clock import FastClock, FixedClock
@@ -22,11 +22,6 @@ from storage.db import make_engine, migrate
 from tests.sim import SH, County, local, steps
 from tests.test_outbox import RecordingChannel
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _summary(c: County) -> Counter:
@@ -38,7 +33,7 @@ def test_run_under_the_fast_clock_matches_minute_ticks(db, tmp_path):
     start, stop = local(2027, 3, 1, 7, 55), local(2027, 3, 1, 18, 0)
     fast = County(db)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TELEGRAM_", "TWILIO_"))}
-    env.update(CHECKIN_DATABASE_URL=db.url, CHECKIN_HTTP_PORT=str(_free_port()),
+    env.update(CHECKIN_DATABASE_URL=db.url, CHECKIN_HTTP_PORT=str(free_port()),
                CHECKIN_CLOCK=f"{start.astimezone(SH).isoformat()}@7200")
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "run", "--stop-at", stop.isoformat()],

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from datetime import timedelta
 
 import pytest
-import uvicorn
 from sqlmodel import select
 
 from bot.runtime import Runtime
+from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.twilio_api import FakeTwilio
 from bot.settings import load_settings
 from bot.stack import Stack
@@ -21,11 +19,6 @@ from storage.models import Message, WrittenReport
 from tests.conftest import clear_env
 from tests.sim import County, local
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Harness:
@@ -61,20 +54,15 @@ async def sms(db, monkeypatch, tmp_path):
     clear_env(monkeypatch)
     fake = FakeTwilio()
     await fake.start()
-    port = _free_port()
+    port = free_port()
     h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), port)
     fake.service_url = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(make_app(h.clock, {}, h.stack.routes()), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    server.install_signal_handlers = lambda: None
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0)
+    server = LoopbackServer(make_app(h.clock, {}, h.stack.routes()))
+    await server.start(port=port)
     await h.stack.start()
     yield h
     await h.stack.stop()
-    server.should_exit = True
-    await task
+    await server.stop()
     await fake.stop()
 
 

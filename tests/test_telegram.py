@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from datetime import timedelta
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.runtime import Runtime
+from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.telegram_api import FakeTelegram
 from bot.settings import load_settings
 from bot.stack import Stack
@@ -48,11 +46,6 @@ class Harness:
     async def settle(self) -> None:
         await self.stack.idle()
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -201,21 +194,16 @@ async def tg_webhook(db, monkeypatch, tmp_path):
     clear_env(monkeypatch)
     fake = FakeTelegram()
     await fake.start()
-    port = _free_port()
+    port = free_port()
     h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), public_url=f"http://127.0.0.1:{port}",
                 telegram_webhook_secret="s3cret-token")
-    server = uvicorn.Server(uvicorn.Config(make_app(h.clock, {}, h.stack.routes()), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    server.install_signal_handlers = lambda: None
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0)
+    server = LoopbackServer(make_app(h.clock, {}, h.stack.routes()))
+    await server.start(port=port)
     await h.stack.start()
     h.port = port
     yield h
     await h.stack.stop()
-    server.should_exit = True
-    await task
+    await server.stop()
     await fake.stop()
 
 

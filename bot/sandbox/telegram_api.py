@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from bot.sandbox.loopback import LoopbackServer
 
 # Parameters PTB sends as plain strings (everything else arrives JSON-encoded).
 _STRING_PARAMS = {"text", "url", "secret_token", "callback_query_id", "parse_mode", "description",
@@ -62,7 +63,7 @@ class SentMessage:
         return any(b.get("request_location") for row in rows for b in row)
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """The Bot API on loopback: `await start()`, then point `TELEGRAM_BASE_URL` at `base_url`."""
 
     def __init__(self, token: str = "123456:TEST-TOKEN", username: str = "checkin_test_bot",
@@ -85,27 +86,9 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._queries = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
-        self.port: int | None = None
-        self.app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
+        super().__init__(Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])]))
 
     # ---- lifecycle -------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Serve on loopback in this event loop (port 0: any free port)."""
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            await self._task
 
     @property
     def base_url(self) -> str:

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
+
+from bot.sandbox.loopback import LoopbackServer
 
 ERRORS = {
     21211: "The 'To' number is not a valid phone number.",
@@ -49,7 +50,7 @@ class Sms:
     statuses: list[str] = field(default_factory=list)
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """The Twilio API and the phone network, on loopback."""
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-auth-token",
@@ -63,26 +64,9 @@ class FakeTwilio:
         self.service_url: str | None = None  # the public URL the service signs against
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
-        self.port: int | None = None
-        self.app = Starlette(routes=[
+        super().__init__(Starlette(routes=[
             Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
-        ])
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            await self._task
+        ]))
 
     @property
     def base_url(self) -> str:
