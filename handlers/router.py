@@ -16,7 +16,7 @@ from content.catalog import text
 from content.policy import Policy, load_policy
 from handlers import basic, checkin, enrol, escalation, officer, optout, report, service, study, warnings
 from handlers.delivery import deliver
-from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Reply, Sender, SenderKind
+from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Recipient, Reply, Sender, SenderKind
 from storage import outbox, queries
 from storage.db import session_scope
 from storage.models import ChannelName, Direction, Message, MessageStatus, Officer, Supervisee
@@ -195,13 +195,17 @@ class Router:
             sender.supervisee.last_contact_at, sender.supervisee.last_contact_kind = now, "message"
             session.add(sender.supervisee)
         replies = await handler(inbound, ctx)
-        self._enqueue(session, inbound, message_id, replies, now)
+        self._enqueue(session, inbound, message_id, replies, now, ctx.sender)
         self._mark(session, message_id, now)
         return replies
 
     @staticmethod
-    def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime) -> None:
+    def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime,
+                 sender: Sender | None = None) -> None:
         for i, reply in enumerate(replies):
+            if reply.to is not None and sender is not None and sender.supervisee is not None \
+                    and reply.to == Recipient(SenderKind.supervisee, sender.supervisee.id):
+                reply.to = None  # what answers the sender goes back where they wrote from
             extra = None
             if reply.edit_origin and reply.to is None and inbound.origin_message_id is not None:
                 extra = {"edit": {"message_id": inbound.origin_message_id, "prefix": inbound.origin_text or ""}}

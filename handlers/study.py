@@ -93,13 +93,9 @@ def _send(session: Session, replies: list[Reply], progress: StudyProgress, now: 
         deliver(session, reply, now=now, dedupe_key=f"study:{progress.id}:{round_key}:{i}")
 
 
-def send_module(session: Session, person: Supervisee, now: datetime, obligation: Obligation | None = None,
-                round_key: str | None = None) -> StudyProgress:
-    """Send the next module (or the pending one again) to a person, through the outbox.
-
-    `round_key` names this sending (the week's obligation, or the request) so that
-    a retried sweep does not send it twice while a later week sends it again.
-    """
+def prepare(session: Session, person: Supervisee, now: datetime,
+            obligation: Obligation | None = None) -> tuple[StudyProgress, list[Reply]]:
+    """The person's pending module (or the next one, recorded as sent) and its messages."""
     progress = _pending(session, person.id)
     if progress is None:
         progress = StudyProgress(supervisee_id=person.id, module_id=_next_module_id(session, person.id),
@@ -108,8 +104,13 @@ def send_module(session: Session, person: Supervisee, now: datetime, obligation:
         session.flush()
     elif obligation is not None and progress.obligation_id is None:
         progress.obligation_id = obligation.id
-    key = round_key or (f"ob{obligation.id}" if obligation else f"at{now.timestamp():.0f}")
-    _send(session, lesson(module(person.language, progress.module_id), progress, person), progress, now, key)
+    return progress, lesson(module(person.language, progress.module_id), progress, person)
+
+
+def send_module(session: Session, person: Supervisee, now: datetime, obligation: Obligation) -> StudyProgress:
+    """The week's module through the outbox (a module not yet passed is sent again instead of a new one)."""
+    progress, replies = prepare(session, person, now, obligation)
+    _send(session, replies, progress, now, f"ob{obligation.id}")
     log.info("study module sent to supervisee %s (progress %s)", person.id, progress.id)
     return progress
 
@@ -121,9 +122,9 @@ def reminder(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
 
 
 async def next_lesson(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """/study, STUDY, 学习: the pending quiz's lesson again, or the next module, now."""
-    send_module(ctx.session, ctx.sender.supervisee, ctx.now, round_key=f"msg{ctx.message_id}")
-    return []
+    """/study, STUDY, 学习: the pending quiz's lesson again, or the next module, now, where they asked."""
+    _, replies = prepare(ctx.session, ctx.sender.supervisee, ctx.now)
+    return replies
 
 
 async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
@@ -146,10 +147,8 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
         progress.attempts += 1
         progress.question = 0
         s.add(progress)
-        s.flush()
-        _send(s, lesson(m, progress, person), progress, now, f"try{progress.attempts}")
         log.info("study progress %s: wrong answer, lesson sent again", progress.id)
-        return [Reply(text(lang, "study.wrong"))]
+        return [Reply(text(lang, "study.wrong")), *lesson(m, progress, person)]
     if progress.question + 1 < len(m.quiz):
         progress.question += 1
         s.add(progress)

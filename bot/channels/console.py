@@ -23,8 +23,8 @@ class ConsoleChannel:
     async def send(self, message: Outgoing) -> SendResult:
         self.console.print(f"[bold cyan]checkin ›[/] {message.body}", markup=True, soft_wrap=True)
         buttons = message.payload.get("buttons") or []
+        self.last_buttons = [(label, data) for label, data in buttons]  # digits press the latest buttons only
         if buttons:
-            self.last_buttons = [(label, data) for label, data in buttons]
             for i, (label, _) in enumerate(self.last_buttons, 1):
                 self.console.print(f"   [{i}] {label}", markup=False)
         if message.payload.get("request_location"):
