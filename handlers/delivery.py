@@ -22,10 +22,12 @@ def reply_row(
     address: str | None = None,
     not_before: datetime | None = None,
     extra_payload: dict | None = None,
+    supervisee_id: int | None = None,
+    officer_id: int | None = None,
 ) -> dict:
-    """The outbox row for `reply`; `channel`/`address` are the sender's, used when `reply.to` is None."""
-    supervisee_id = officer_id = None
+    """The outbox row for `reply`; `channel`/`address` (and the sender's ids) are used when `reply.to` is None."""
     if reply.to is not None:
+        supervisee_id = officer_id = None
         model = Officer if reply.to.kind is SenderKind.officer else Supervisee
         who = session.get(model, reply.to.id)
         channel, address = route_for(who)

@@ -210,7 +210,9 @@ class Router:
             if reply.edit_origin and reply.to is None and inbound.origin_message_id is not None:
                 extra = {"edit": {"message_id": inbound.origin_message_id, "prefix": inbound.origin_text or ""}}
             deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}",
-                    channel=inbound.channel, address=inbound.address, extra_payload=extra)
+                    channel=inbound.channel, address=inbound.address, extra_payload=extra,
+                    supervisee_id=sender.supervisee.id if sender and sender.supervisee else None,
+                    officer_id=sender.officer.id if sender and sender.officer else None)
 
     @staticmethod
     def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:
