@@ -114,3 +114,32 @@ def test_demo_seeds_the_sample_county_once_and_talks(tmp_path, monkeypatch):
     assert "Seeded" not in again and "您负责 13 人" in again
     monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
     assert "40 people" in run("roster", "list").output
+
+
+def test_enroll_link_asks_telegram_for_the_bot_name(seeded, monkeypatch):
+    import asyncio
+    import threading
+
+    from bot.sandbox.telegram_api import FakeTelegram
+
+    fake, loop, ready = FakeTelegram(), asyncio.new_event_loop(), threading.Event()
+
+    def serve():
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(fake.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", fake.token)
+        monkeypatch.setenv("TELEGRAM_BASE_URL", fake.base_url)
+        out = run("enroll-link", "JZ2700001").output
+        assert "https://t.me/checkin_test_bot?start=" in out
+        assert [method for method, _ in fake.calls] == ["getMe"]
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
