@@ -344,21 +344,7 @@ def report(
     except ValueError as exc:
         _fail(f"--month={month!r}: {exc}", 2)
     target = rt.policy.report_figures.target_per_mille
-    county = lines[-1]
-    if county.active == 0:
-        out.print(f"No one was under supervision in {month}{' in ' + township if township else ''}: nothing to report.")
-    table = Table(*(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)")
-    for line in lines:
-        cells = [_cell(k, getattr(line, k)) for k, _ in REPORT_COLUMNS]
-        if line.township == compliance.COUNTY:
-            cells[0] = "county" if not township else township + " (total)"
-        table.add_row(*cells, style="bold" if line.township == compliance.COUNTY else None)
-    out.print(table)
-    if county.active and county.due == 0:
-        out.print(f"No check-ins were due in {month}: no response rate.")
-    if county.lost_per_mille is not None:
-        verdict = "within" if county.lost_per_mille <= target else "ABOVE"
-        out.print(f"Lost contact: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, {verdict} the {target:g}‰ target.")
+    print_report(lines, month, township, target)
     if csv_file is not None:
         import csv as csv_module
 
@@ -374,6 +360,26 @@ def report(
         draw_chart(lines, month, target, chart)
         key = ", ".join(f"T{i + 1} = {line.township}" for i, line in enumerate(lines[:-1]))
         out.print(f"wrote {chart} ({key})")
+
+
+def print_report(lines, month: str, township: str | None, target: float) -> None:
+    """The report as a rich table, with what the county's lines say."""
+    county = lines[-1]
+    if county.active == 0:
+        out.print(f"No one was under supervision in {month}{' in ' + township if township else ''}: nothing to report.")
+    table = Table(*(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)")
+    for line in lines:
+        cells = [_cell(k, getattr(line, k)) for k, _ in REPORT_COLUMNS]
+        if line.township == compliance.COUNTY:
+            cells[0] = "county" if not township else township + " (total)"
+        table.add_row(*cells, style="bold" if line.township == compliance.COUNTY else None)
+    out.print(table)
+    if county.active and county.due == 0:
+        out.print(f"No check-ins were due in {month}: no response rate.")
+    if county.lost_per_mille is not None:
+        verdict = "within" if county.lost_per_mille <= target else "ABOVE"
+        out.print(f"Lost contact: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, "
+                  f"{verdict} the {target:g}‰ target.")
 
 
 def draw_chart(lines, month: str, target: float, path: Path) -> None:
@@ -653,20 +659,36 @@ def run(
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo database lives")] = Path("checkin-demo"),
-    as_: Annotated[str, typer.Option("--as", help="Whom to talk as: CASE_NUMBER or officer:ID")] = "JZ2027001",
+    console_only: Annotated[bool, typer.Option("--console", help="Only seed the county and open the console")] = False,
+    as_: Annotated[str, typer.Option("--as", help="With --console: whom to talk as (CASE_NUMBER or officer:ID)")] = "JZ2027001",
+    days: Annotated[int, typer.Option("--days", help="Simulated days")] = 14,
+    seconds: Annotated[float, typer.Option("--seconds", help="Real seconds the simulation should take")] = 120,
 ) -> None:
-    """Seed a small sample county offline and talk to the service as one of its people."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """The whole service offline on a sample county: two simulated weeks, then what happened and the report."""
     url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
-    try:
-        rt = build(load_settings(database_url=url))
-    except SettingsError as exc:
-        _fail(str(exc), 2)
-    migrate(rt.engine)
-    if sample.seed(rt.engine, rt.clock.now()):
-        out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
-    out.print(f"Explore it with CHECKIN_DATABASE_URL={url} checkin roster list")
-    console_as(rt, as_)
+    if console_only:
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            rt = build(load_settings(database_url=url))
+        except SettingsError as exc:
+            _fail(str(exc), 2)
+        migrate(rt.engine)
+        if sample.seed(rt.engine, rt.clock.now()):
+            out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
+        out.print(f"Explore it with CHECKIN_DATABASE_URL={url} checkin roster list")
+        console_as(rt, as_)
+        return
+    from bot import demo as simulation
+
+    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram and SMS stand-ins on "
+              "loopback, the real stack, the fast clock.")
+    rt = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
+    month = rt.clock.now().astimezone(rt.settings.zone).strftime("%Y-%m")
+    with session_scope(rt.engine) as session:
+        lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy, now=rt.clock.now())
+    print_report(lines, month, None, rt.policy.report_figures.target_per_mille)
+    out.print(f"The database stays in {directory}: CHECKIN_DATABASE_URL={url} checkin report --month {month} "
+              "(or roster list, officer list, warning list, console --as ...)")
 
 
 def main() -> None:

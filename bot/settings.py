@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     )
     twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
     policy_file: str | None = Field(None, validation_alias=_env("CHECKIN_POLICY_FILE"))
+    telegram_rate: float = Field(30.0, gt=0, le=1000, validation_alias=_env("CHECKIN_TELEGRAM_RATE"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
 

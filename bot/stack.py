@@ -33,7 +33,7 @@ class Stack:
             self.telegram = TelegramChannel(
                 s.telegram_bot_token, s.telegram_base_url, self.handle_inbound,
                 public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
-                per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout,
+                per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout, rate=s.telegram_rate,
             )
             self.channels["telegram"] = self.telegram
         self.sms: SmsChannel | None = None

@@ -108,9 +108,9 @@ def test_console_unknown_identity(seeded):
 def test_demo_seeds_the_sample_county_once_and_talks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
-    out = run("demo", "--dir", str(tmp_path / "d"), input="/help\n").output
+    out = run("demo", "--console", "--dir", str(tmp_path / "d"), input="/help\n").output
     assert "Seeded the sample county" in out and "发 /help 查看本说明" in out
-    again = run("demo", "--dir", str(tmp_path / "d"), "--as", "officer:2", input="/list\n").output
+    again = run("demo", "--console", "--dir", str(tmp_path / "d"), "--as", "officer:2", input="/list\n").output
     assert "Seeded" not in again and "您负责 13 人" in again
     monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
     assert "40 people" in run("roster", "list").output
@@ -143,3 +143,23 @@ def test_enroll_link_asks_telegram_for_the_bot_name(seeded, monkeypatch):
         asyncio.run_coroutine_threadsafe(fake.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+@pytest.mark.slow
+def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    out = run("demo", "--dir", str(tmp_path / "d"), "--days", "2", "--seconds", "12").output
+    assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
+    from sqlmodel import func
+
+    from storage.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
+    with session_scope(engine) as s:
+        channels = dict(s.exec(select(Message.channel, func.count()).where(
+            Message.direction == "out", Message.status.in_(["sent", "delivered", "undelivered"]))
+            .group_by(Message.channel)).all())
+        inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
+    engine.dispose()
+    assert channels.get("telegram", 0) > 20 and channels.get("sms", 0) > 20 and inbound > 20

@@ -45,7 +45,7 @@ class TelegramChannel:
     """Polling without a public URL, a webhook with one; sends under the overall and per-chat limits."""
 
     name = "telegram"
-    rate = 30.0  # messages per second over all chats (Bot API's broadcast limit)
+    rate = 30.0  # messages per second over all chats (the Bot API's broadcast limit); CHECKIN_TELEGRAM_RATE
 
     def __init__(
         self,
@@ -57,7 +57,9 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         per_chat_rate: float = 1.0,
         poll_timeout: float = 10.0,
+        rate: float = 30.0,
     ) -> None:
+        self.rate = rate
         self.poll_timeout = poll_timeout
         # httpx logs every request URL at INFO, and Bot API URLs carry the token; PTB's Bot
         # and httpcore log whole API answers (names, message text) at DEBUG.
@@ -67,7 +69,8 @@ class TelegramChannel:
         self.on_inbound = on_inbound
         self.public_url = public_url.rstrip("/") if public_url else None
         self.webhook_secret = webhook_secret
-        builder = Application.builder().token(token).base_url(base_url).rate_limiter(AIORateLimiter(max_retries=0))
+        builder = Application.builder().token(token).base_url(base_url).rate_limiter(
+            AIORateLimiter(overall_max_rate=rate, max_retries=0))
         if self.public_url:
             builder = builder.updater(None)  # updates come through our Starlette route
         self.application = builder.build()

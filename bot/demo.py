@@ -1,0 +1,240 @@
+"""`checkin demo`: the whole service offline, on the sample county, for two simulated weeks on the fast clock.
+
+The real stack runs: the Telegram adapter against the Bot API stand-in, the SMS
+adapter against the Twilio stand-in (signed webhooks both ways), the clock job
+and the outbox. Simulated people answer (or forget), write reports, study and
+confirm attendance; simulated officers act on alerts, or do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import shutil
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from sqlmodel import func, select
+
+from bot import sample
+from bot.runtime import build
+from bot.sandbox.loopback import LoopbackServer, free_port
+from bot.sandbox.telegram_api import FakeTelegram
+from bot.sandbox.twilio_api import FakeTwilio
+from bot.settings import load_settings
+from bot.stack import Stack
+from bot.web import make_app
+from scheduler.clock import RealClock
+from scheduler.service import make_scheduler
+from storage.db import migrate, session_scope
+from storage.models import Escalation, Message, Officer, Supervisee
+
+START_HOUR = 7  # the simulation starts at 07:00, `days` before today, and ends about now
+
+
+class Simulation:
+    """People and officers who read what the stand-ins delivered and answer on the simulated clock."""
+
+    def __init__(self, rt, tg: FakeTelegram, tw: FakeTwilio, seed: int) -> None:
+        self.rt, self.tg, self.tw, self.rng = rt, tg, tw, random.Random(seed)
+        self.queue: list = []
+        self.order = itertools.count()
+        self.seen_tg: dict[int, int] = {}
+        self.seen_sms = 0
+        self.people_tg: dict[int, Supervisee] = {}
+        self.people_sms: dict[str, Supervisee] = {}
+        self.officers: set[int] = set()
+        self.tasks: set[asyncio.Task] = set()
+
+    def load(self) -> None:
+        with session_scope(self.rt.engine) as s:
+            for p in s.exec(select(Supervisee)).all():
+                if p.telegram_chat_id:
+                    self.people_tg[p.telegram_chat_id] = p
+                else:
+                    self.people_sms[p.phone] = p
+            self.officers = {o.telegram_id for o in s.exec(select(Officer)).all() if o.telegram_id}
+
+    def later(self, minutes: float, action) -> None:
+        when = self.rt.clock.now() + timedelta(minutes=minutes)
+        heapq.heappush(self.queue, (when, next(self.order), action))
+
+    def persona(self, person: Supervisee) -> float:
+        """How reliable this person is, 0..1, fixed per person."""
+        return 0.55 + 0.4 * ((person.id * 37) % 10) / 10
+
+    async def step(self) -> None:
+        """Read new deliveries, plan reactions, run the ones that are due."""
+        for chat, msgs in list(self.tg.sent.items()):
+            start = self.seen_tg.get(chat, 0)
+            for m in msgs[start:]:
+                self.react_tg(chat, m)
+            self.seen_tg[chat] = len(msgs)
+        for m in self.tw.sent[self.seen_sms:]:
+            self.react_sms(m)
+        self.seen_sms = len(self.tw.sent)
+        now = self.rt.clock.now()
+        while self.queue and self.queue[0][0] <= now:
+            _, _, action = heapq.heappop(self.queue)
+            # Each reaction runs on its own: on a clock this fast, waiting for one would make the next late.
+            task = asyncio.create_task(self._safely(action))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    async def _safely(action) -> None:
+        try:
+            await action()
+        except Exception:  # a simulated person's mistake must not stop the demo
+            pass
+
+    def react_tg(self, chat: int, m) -> None:
+        r = self.rng.random()
+        if chat in self.officers:
+            if m.buttons and m.buttons[0][1].startswith("esc:") and r < 0.6:
+                data = m.buttons[self.rng.choice([0, 1, 1, 2])][1]
+                self.later(self.rng.uniform(10, 200), lambda: self.tg.press(chat, m.message_id, data))
+            elif m.buttons and m.buttons[0][1].startswith("svc:") and r < 0.9:
+                self.later(30, lambda: self.tg.press(chat, m.message_id, m.buttons[0][1]))
+            return
+        person = self.people_tg.get(chat)
+        if person is None:
+            return
+        reliable = self.persona(person)
+        if m.text.startswith("今天的报到") or m.text.startswith("Time for your check-in"):
+            if r < reliable:
+                self.later(self.rng.uniform(5, 100), lambda: self.tg.press(chat, m.message_id, m.buttons[0][1]))
+            elif r < reliable + 0.1:
+                self.later(self.rng.uniform(250, 400), lambda: self.tg.send_text(chat, "1"))
+        elif m.buttons and m.buttons[0][1].startswith("study:") and r < reliable:
+            right = self.rng.random() < 0.8
+            data = m.buttons[0 if right else -1][1]
+            self.later(self.rng.uniform(30, 600), lambda: self.tg.press(chat, m.message_id, data))
+        elif ("书面汇报" in m.text or "written report" in m.text) and "前提交" in m.text and r < reliable:
+            async def report():
+                await self.tg.send_text(chat, "/report")
+                await self.tg.send_text(chat, "本周按时上班，参加了学习。")
+                await self.tg.send_text(chat, "/done")
+            self.later(self.rng.uniform(60, 1500), report)
+
+    def react_sms(self, m) -> None:
+        person = self.people_sms.get(m.to)
+        if person is None:
+            return
+        r, reliable = self.rng.random(), self.persona(person)
+        body = m.body
+        if body.startswith("今天的报到") or body.startswith("Time for your check-in"):
+            if r < reliable:
+                self.later(self.rng.uniform(5, 100), lambda: self.tw.send_sms(m.to, "1"))
+            elif r < reliable + 0.1:
+                self.later(self.rng.uniform(250, 400), lambda: self.tw.send_sms(m.to, "1"))
+        elif ("测验" in body or "Quiz" in body) and r < reliable:
+            self.later(self.rng.uniform(30, 600), lambda: self.tw.send_sms(m.to, self.rng.choice("AAAB")))
+        elif "前提交" in body and r < reliable:
+            async def report():
+                await self.tw.send_sms(m.to, "汇报 按时上班，在家附近打零工。")
+                await self.tw.send_sms(m.to, "完成")
+            self.later(self.rng.uniform(60, 1500), report)
+        self.later(1, lambda: self.tw.report_status(m.sid, "delivered" if r < 0.97 else "undelivered", None
+                                                    if r < 0.97 else 30003))
+
+
+async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int = 7,
+              console: Console | None = None):
+    """Run the demo; returns its runtime (the database stays behind)."""
+    out = console or Console(highlight=False)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    db_file = (directory / "checkin.db").resolve()
+    speed = days * 86400 / seconds
+    zone = load_settings().zone
+    today = RealClock().now().astimezone(zone).date()
+    start = datetime.combine(today - timedelta(days=days), time(START_HOUR), tzinfo=zone)
+    tg, tw = FakeTelegram(), FakeTwilio()
+    await tg.start()
+    await tw.start()
+    port = free_port()
+    settings = load_settings(
+        database_url=f"sqlite:///{db_file}", clock=f"{start.isoformat()}@{speed:.0f}", public_url=f"http://127.0.0.1:{port}",
+        telegram_bot_token=tg.token, telegram_base_url=tg.base_url, telegram_webhook_secret="demo",
+        twilio_account_sid=tw.account_sid, twilio_auth_token=tw.auth_token, twilio_from_number=tw.number,
+        twilio_api_base_url=tw.base_url, http_port=port,
+        # Rate limits run in real time; on a clock this fast they would hold messages for simulated hours.
+        sms_rate=500, telegram_rate=1000, telegram_chat_rate=100,
+    )
+    rt = build(settings)
+    tg.now = lambda: rt.clock.now().timestamp()  # the stand-ins stamp messages on the simulated clock
+    tw.now = rt.clock.now
+    tw.service_url = settings.public_url
+    migrate(rt.engine)
+    sample.seed(rt.engine, rt.clock.now())
+    with session_scope(rt.engine) as s:  # officers and half the people on Telegram
+        for i, o in enumerate(s.exec(select(Officer).order_by(Officer.id)).all()):
+            o.telegram_id = 9000 + i
+            s.add(o)
+        for p in s.exec(select(Supervisee).order_by(Supervisee.id)).all():
+            if p.id % 2:
+                p.telegram_chat_id, p.preferred_channel = 70000 + p.id, "telegram"
+                s.add(p)
+    stack = Stack(rt, poll_timeout=0.5)
+    web = LoopbackServer(make_app(rt.clock, {}, stack.routes()))
+    await web.start(port=port)
+    await stack.start()
+    sim = Simulation(rt, tg, tw, seed)
+    sim.load()
+    end = start + timedelta(days=days)
+    done = asyncio.Event()
+
+    async def job() -> None:
+        report = await stack.ticker.tick()
+        if report.at >= end:
+            done.set()
+
+    clock_job = make_scheduler(job, rt.clock)
+    clock_job.start()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[now]}"),
+                      console=out) as bar:
+            task = bar.add_task("simulating", total=days * 24, now="")
+            while not done.is_set():
+                await sim.step()
+                now = rt.clock.now()
+                hours = (now - start).total_seconds() / 3600
+                bar.update(task, completed=min(hours, days * 24),
+                           now=now.astimezone(rt.settings.zone).strftime("%m-%d %H:%M"))
+                await asyncio.sleep(0.005)  # real time: the people react between ticks
+    finally:
+        clock_job.shutdown(wait=False)
+        await stack.stop()
+        await web.stop()
+        await tg.stop()
+        await tw.stop()
+    summarise(rt, out)
+    return rt
+
+
+def summarise(rt, out: Console) -> None:
+    """Messages by kind and channel, escalations and how they ended."""
+    with session_scope(rt.engine) as s:
+        rows = s.exec(select(Message.kind, Message.channel, func.count()).where(Message.direction == "out")
+                      .group_by(Message.kind, Message.channel)).all()
+        escs = s.exec(select(Escalation.kind, Escalation.state, Escalation.resolution,
+                             Escalation.supervisor_notified_at.is_not(None), func.count())
+                      .group_by(Escalation.kind, Escalation.state, Escalation.resolution,
+                                Escalation.supervisor_notified_at.is_not(None))).all()
+        inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
+    table = Table("kind", "channel", "messages", title="outbound messages")
+    for kind, channel, n in sorted(rows):
+        table.add_row(kind, channel, str(n))
+    out.print(table)
+    out.print(f"inbound messages: {inbound}")
+    table = Table("escalation", "state", "how it ended", "to supervisor", "count", title="escalations")
+    for kind, state, resolution, up, n in sorted(escs, key=lambda r: (r[0], r[1], r[2] or "", r[3])):
+        table.add_row(kind, state, resolution or "", "yes" if up else "", str(n))
+    out.print(table)
