@@ -10,14 +10,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from content.policy import Policy
+from handlers.service import verified_hours
 from handlers.warnings import standing_ids
 from storage.models import (
     Escalation,
     Obligation,
     ObligationKind,
     ObligationState,
-    ServiceAttendance,
-    ServiceSession,
     Status,
     StudyProgress,
     Supervisee,
@@ -127,7 +126,7 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
             town(pid).study_hours += (minutes.get(pid) or 0) / 60
             if (minutes.get(pid) or 0) < policy.study.monthly_minutes:
                 town(pid).under_study += 1
-        hours = service_hours(session, ids, start, upto)
+        hours = verified_hours(session, start, upto, ids)
         for pid in ids:
             town(pid).service_hours += hours.get(pid, 0.0)
             if hours.get(pid, 0.0) * 60 < policy.service.monthly_minutes:
@@ -171,13 +170,3 @@ def lost_contact(session: Session, people: dict[int, Supervisee], at: datetime, 
     return lost
 
 
-
-def service_hours(session: Session, ids: list[int], start: datetime, end: datetime) -> dict[int, float]:
-    """Verified service hours of sessions that started in [start, end), per person."""
-    rows = session.exec(
-        select(ServiceAttendance.supervisee_id, func.sum(ServiceAttendance.hours))
-        .join(ServiceSession, ServiceSession.id == ServiceAttendance.session_id)
-        .where(ServiceAttendance.state == "verified", ServiceSession.starts_at >= start, ServiceSession.starts_at < end,
-               ServiceAttendance.supervisee_id.in_(ids))
-        .group_by(ServiceAttendance.supervisee_id)).all()
-    return {pid: float(h or 0) for pid, h in rows}

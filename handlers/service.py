@@ -190,16 +190,25 @@ async def create_by_chat(inbound: Inbound, ctx: Context) -> list[Reply]:
                        count=count, code=svc.code))]
 
 
-def month_tally(session: Session, start: datetime, end: datetime) -> dict[int, float]:
-    """Hours verified for sessions that started in [start, end), per active person (0 when none)."""
-    credited = dict(session.exec(
+def verified_hours(session: Session, start: datetime, end: datetime,
+                   ids: list[int] | None = None) -> dict[int, float]:
+    """Hours verified for sessions that started in [start, end), per person who has any (optionally only `ids`)."""
+    query = (
         select(ServiceAttendance.supervisee_id, func.sum(ServiceAttendance.hours))
         .join(ServiceSession, ServiceSession.id == ServiceAttendance.session_id)
-        .where(ServiceAttendance.state == "verified", ServiceSession.starts_at >= start,
-               ServiceSession.starts_at < end)
-        .group_by(ServiceAttendance.supervisee_id)).all())
+        .where(ServiceAttendance.state == "verified", ServiceSession.starts_at >= start, ServiceSession.starts_at < end)
+        .group_by(ServiceAttendance.supervisee_id)
+    )
+    if ids is not None:
+        query = query.where(ServiceAttendance.supervisee_id.in_(ids))
+    return {pid: float(h or 0) for pid, h in session.exec(query).all()}
+
+
+def month_tally(session: Session, start: datetime, end: datetime) -> dict[int, float]:
+    """Hours verified for sessions that started in [start, end), per active person (0 when none)."""
+    credited = verified_hours(session, start, end)
     active = session.exec(select(Supervisee.id).where(Supervisee.status == Status.active)).all()
-    return {pid: float(credited.get(pid) or 0) for pid in active}
+    return {pid: credited.get(pid, 0.0) for pid in active}
 
 
 def shortfall_reminder(person: Supervisee, minutes: int, required: int) -> Reply:

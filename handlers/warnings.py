@@ -131,7 +131,6 @@ async def list_warnings(inbound: Inbound, ctx: Context) -> list[Reply]:
     out = [text(ctx.language, "warning.header", name=person.name, count=sum(not x.withdrawn for x in lines))]
     for line in lines:
         state = text(ctx.language, "warning.state_withdrawn" if line.withdrawn else "warning.state_standing")
-        out.append(f"#{line.entry.id} {day_and_time(line.entry.created_at, ctx.zone, ctx.language)} {state}：{line.reason}"
-                   if ctx.language == "zh-CN" else
-                   f"#{line.entry.id} {day_and_time(line.entry.created_at, ctx.zone, ctx.language)} {state}: {line.reason}")
+        out.append(text(ctx.language, "warning.line", id=line.entry.id, state=state, reason=line.reason,
+                        when=day_and_time(line.entry.created_at, ctx.zone, ctx.language)))
     return [Reply("\n".join(out))]

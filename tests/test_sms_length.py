@@ -21,7 +21,7 @@ SAMPLE = {
     "title": "您的权利和义务", "n": "2", "total": "3", "q": "社区矫正期间，您是否还享有劳动的权利？",
     "choices": "A. 享有  B. 不享有", "minutes": "60", "month": "7小时0分钟", "required": "8小时0分钟",
     "missing": "1小时0分钟", "h": "8", "m": "0", "day": "20", "when": "3月1日 09:12", "start": "09:00", "end": "12:00",
-    "place": "红果镇敬老院", "hours": "3", "code": "4827",
+    "place": "红果镇敬老院", "hours": "3", "code": "4827", "state": "有效",
 }
 # What a person receives from the scheduler: at most two segments each, hint included.
 PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sms_hint",
