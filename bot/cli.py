@@ -311,7 +311,8 @@ def service_verify(
 
 REPORT_COLUMNS = [
     ("township", "township"), ("active", "active"), ("due", "check-ins due"), ("on_time", "on time"),
-    ("late", "late"), ("missed", "missed"), ("response_rate", "response rate"), ("escalations", "escalations"),
+    ("late", "late"), ("partial", "no location"), ("missed", "missed"), ("response_rate", "response rate"),
+    ("escalations", "escalations"),
     ("acknowledged_in_sla", "ack in SLA"), ("to_supervisor", "to supervisor"), ("lost_contact", "lost contact"),
     ("lost_per_mille", "lost ‰"), ("study_hours", "study h"), ("under_study", "< 8 h study"),
     ("service_hours", "service h"), ("under_service", "< 8 h service"), ("warnings", "warnings"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings, parse_clock
+from content.areas import Areas, load_areas
 from content.policy import Policy, load_policy
 from handlers.router import Router, default_router
 from scheduler.clock import Clock, FastClock, RealClock
@@ -34,11 +35,13 @@ class Runtime:
     engine: Engine
     clock: Clock
     policy: Policy = field(init=False)
+    areas: Areas = field(init=False)
     router: Router = field(init=False)
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy_file)
-        self.router = default_router(self.settings.language, self.settings.zone, self.policy)
+        self.areas = load_areas(self.settings.areas_file)
+        self.router = default_router(self.settings.language, self.settings.zone, self.policy, self.areas)
 
     @property
     def sweep_config(self) -> SweepConfig:

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from content.areas import load_areas
 from content.policy import load_policy
 
 LANGUAGES = ("zh-CN", "en")
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     )
     twilio_api_base_url: str = Field("https://api.twilio.com", validation_alias=_env("TWILIO_API_BASE_URL"))
     policy_file: str | None = Field(None, validation_alias=_env("CHECKIN_POLICY_FILE"))
+    areas_file: str | None = Field(None, validation_alias=_env("CHECKIN_AREAS_FILE"))
     telegram_rate: float = Field(30.0, gt=0, le=1000, validation_alias=_env("CHECKIN_TELEGRAM_RATE"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
@@ -78,6 +80,14 @@ class Settings(BaseSettings):
         if v in (None, ""):
             return None
         load_policy(v)  # PolicyError (a ValueError) names the key and value
+        return v
+
+    @field_validator("areas_file")
+    @classmethod
+    def _areas(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        load_areas(v)  # AreaError (a ValueError) names the feature, field and value
         return v
 
     @field_validator("timezone")

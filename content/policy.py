@@ -140,6 +140,39 @@ class ReportFigures(_Strict):
     target_per_mille: float = Field(ge=0, le=1000)
 
 
+class Location(_Strict):
+    levels: tuple[Literal["strict", "ordinary", "lenient"], ...] = ("strict",)
+    home_area: str = Field("county", min_length=1)
+    accuracy_credit_m: float = Field(100, ge=0, le=5000)
+    retention_days: int = Field(180, ge=1, le=3650)
+    map_url: str = "https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=13/{lat}/{lon}"
+
+    @field_validator("map_url")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        try:
+            v.format(lat=0, lon=0)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may use only {lat} and {lon}") from None
+        return v
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+
+class Leave(_Strict):
+    max_days: int = Field(30, ge=1, le=366)
+    min_notice_days: int = Field(0, ge=0, le=60)
+    remind_time: time = time(9, 0)
+    return_grace_hours: float = Field(24, ge=0, le=24 * 14)
+    _t = field_validator("remind_time", mode="before")(_hhmm)
+
+    @property
+    def return_grace(self) -> timedelta:
+        return timedelta(hours=self.return_grace_hours)
+
+
 class Planning(_Strict):
     horizon_days: int = Field(ge=1, le=31)
     people_per_sweep: int = Field(ge=1)
@@ -156,6 +189,8 @@ class Policy(_Strict):
     study: Study
     service: Service
     report_figures: ReportFigures
+    location: Location = Location()
+    leave: Leave = Leave()
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

@@ -26,16 +26,27 @@ log = logging.getLogger(__name__)
 OK, HELP = "ok", "help"
 # What a person may type instead of pressing a button (SMS: "1" / "2").
 TYPED = {"1": OK, "ok": OK, "好": OK, "正常": OK, "报到": OK, "checkin": OK, "/checkin": OK,
-         "2": HELP, "help me": HELP, "求助": HELP}
+         "2": HELP, "help me": HELP, "求助": HELP,
+         # the second key of the location keyboard sends its label as text
+         "我需要联系协管员": HELP, "i need my officer": HELP}
 
 
 def _words(lang: str) -> dict[str, str]:
     return {"today": catalogue(lang)["when.today"], "tomorrow": catalogue(lang)["when.tomorrow"]}
 
 
+def location_keyboard(lang: str) -> dict:
+    """Telegram: a reply keyboard whose first key shares the location and whose second asks for the officer."""
+    return {"location_label": text(lang, "location.button_share"), "keyboard": [text(lang, "checkin.button_help")]}
+
+
 def prompt(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
-    """Today's check-in, with the two answers as buttons."""
+    """Today's check-in, with the two answers as buttons (or, where a location is required, the share key)."""
     lang = person.language
+    if ob.location_required:
+        return Reply(text(lang, "location.prompt", deadline=hm(ob.window_end_at, zone)), request_location=True,
+                     keyboard=location_keyboard(lang), to=Recipient(SenderKind.supervisee, person.id),
+                     kind="checkin_prompt")
     return Reply(
         text(lang, "checkin.prompt", deadline=hm(ob.window_end_at, zone)),
         buttons=[Button(text(lang, "checkin.button_ok"), f"checkin:{ob.id}:{OK}"),
@@ -48,7 +59,10 @@ def prompt(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
 def reminder(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
     """The one reminder, with the same buttons."""
     first = prompt(ob, person, zone)
-    first.text = text(person.language, "checkin.reminder", deadline=hm(ob.window_end_at, zone))
+    key = "checkin.reminder"
+    if ob.location_required:
+        key = "location.reminder_partial" if ob.partial_at else "location.reminder"
+    first.text = text(person.language, key, deadline=hm(ob.window_end_at, zone))
     first.kind = "checkin_reminder"
     return first
 
@@ -63,7 +77,7 @@ def next_due(session: Session, person_id: int, kind: str, after: datetime) -> Ob
     ).first()
 
 
-def _current(session: Session, person_id: int, now: datetime) -> Obligation | None:
+def current(session: Session, person_id: int, now: datetime) -> Obligation | None:
     """The check-in a typed answer is for: the open prompted one, else the latest missed one from the last day."""
     open_one = session.exec(
         select(Obligation)
@@ -103,36 +117,60 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
         choice = parts[2] if len(parts) > 2 and parts[2] in (OK, HELP) else OK
         ob = session.get(Obligation, int(parts[1])) if len(parts) > 1 and parts[1].isdigit() else None
         if ob is None or ob.supervisee_id != person.id or ob.kind != ObligationKind.checkin:
-            ob = _current(session, person.id, now)
+            ob = current(session, person.id, now)
     else:
         choice = TYPED.get(ctx.keyword, OK)
-        ob = _current(session, person.id, now)
+        ob = current(session, person.id, now)
     if ob is None:
         nxt = _next_text(ctx)
         return [Reply(text(lang, "checkin.none_open", next=nxt) if nxt else text(lang, "checkin.none_open_no_next"))]
-    if ob.state in (ObligationState.done, ObligationState.late, ObligationState.excused):
+    if ob.state in (ObligationState.done, ObligationState.late, ObligationState.excused, ObligationState.partial):
         return [Reply(text(lang, "checkin.already"))]
+    if ob.location_required and choice == OK and ob.state in OPEN_OBLIGATION and now <= ob.window_end_at:
+        # "I am fine" without the location the check-in needs: partial, until the location comes
+        ob.partial_at = ob.partial_at or now
+        session.add(ob)
+        person.last_contact_kind = "checkin"
+        log.info("obligation %s answered without its location (supervisee %s)", ob.id, person.id)
+        return [Reply(text(lang, "location.need", deadline=hm(ob.window_end_at, zone)), request_location=True,
+                      keyboard=location_keyboard(lang))]
+    on_time = settle(session, ob, person, now, ctx.zone)
     officer = session.get(Officer, person.officer_id)
-    person.last_contact_kind = "checkin"
     replies: list[Reply] = []
-    if ob.state in OPEN_OBLIGATION and now <= ob.window_end_at:
-        ob.state, ob.answered_at, ob.next_check_at = ObligationState.done, now, None
-        log.info("obligation %s done (supervisee %s)", ob.id, person.id)
-        if choice == HELP:
-            replies.append(Reply(text(lang, "checkin.received_help", officer=officer.name)))
-        else:
-            nxt = _next_text(ctx)
-            replies.append(Reply(text(lang, "checkin.received", next=nxt) if nxt else text(lang, "checkin.received_last")))
-    else:  # missed, or the window closed before the sweep noticed
-        ob.state, ob.answered_at, ob.next_check_at = ObligationState.late, now, None
-        log.info("obligation %s answered late (supervisee %s)", ob.id, person.id)
-        close_for_late_answer(session, ob, now, ctx.zone)
+    if on_time and choice == HELP:
+        replies.append(Reply(text(lang, "checkin.received_help", officer=officer.name)))
+    elif on_time:
+        replies.append(received(ctx))
+    else:
         replies.append(Reply(text(lang, "checkin.late", deadline=hm(ob.window_end_at, zone), officer=officer.name)))
-    session.add(ob)
     if choice == HELP:  # "I need my officer" is an escalation at once, not a note
         sla = ctx.policy.escalation.officer_sla if ctx.policy else timedelta(hours=4)
         open_escalation(session, person, "asked_officer", now, sla, ctx.zone, obligation=ob)
+    if ob.location_required:
+        replies[0].remove_keyboard = True
     return replies
+
+
+def received(ctx: Context) -> Reply:
+    """"Received", with when the next check-in is."""
+    nxt = _next_text(ctx)
+    return Reply(text(ctx.language, "checkin.received", next=nxt) if nxt else text(ctx.language, "checkin.received_last"))
+
+
+def settle(session: Session, ob: Obligation, person: Supervisee, now: datetime, zone: tzinfo) -> bool:
+    """Close an answered check-in: done inside its window (True), late after it (False, closing the alert)."""
+    person.last_contact_kind = "checkin"
+    session.add(person)
+    if ob.state in OPEN_OBLIGATION and now <= ob.window_end_at:
+        ob.state, ob.answered_at, ob.next_check_at = ObligationState.done, now, None
+        log.info("obligation %s done (supervisee %s)", ob.id, person.id)
+        session.add(ob)
+        return True
+    ob.state, ob.answered_at, ob.next_check_at = ObligationState.late, now, None
+    log.info("obligation %s answered late (supervisee %s)", ob.id, person.id)
+    close_for_late_answer(session, ob, now, zone)
+    session.add(ob)
+    return False
 
 
 async def free_text(inbound: Inbound, ctx: Context) -> list[Reply]:

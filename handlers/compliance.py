@@ -34,8 +34,9 @@ class Figures:
     due: int = 0
     on_time: int = 0
     late: int = 0
+    partial: int = 0  # answered without the location the check-in required
     missed: int = 0
-    response_rate: float | None = None  # answered (on time or late) / due
+    response_rate: float | None = None  # answered (on time, late or partial) / due
     escalations: int = 0
     acknowledged_in_sla: int = 0
     to_supervisor: int = 0
@@ -49,7 +50,7 @@ class Figures:
 
     def finish(self) -> None:
         """Derive the rates; None where there is nothing to divide by."""
-        self.response_rate = (self.on_time + self.late) / self.due if self.due else None
+        self.response_rate = (self.on_time + self.late + self.partial) / self.due if self.due else None
         self.lost_per_mille = self.lost_contact * 1000 / self.active if self.active else None
 
     def add(self, other: Figures) -> None:
@@ -98,13 +99,15 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
             select(Obligation.supervisee_id, Obligation.state, func.count())
             .where(Obligation.kind == ObligationKind.checkin, Obligation.due_at >= start, Obligation.due_at < upto,
                    Obligation.supervisee_id.in_(ids),
-                   Obligation.state.in_([ObligationState.done, ObligationState.late, ObligationState.missed]))
+                   Obligation.state.in_([ObligationState.done, ObligationState.late, ObligationState.partial,
+                                         ObligationState.missed]))
             .group_by(Obligation.supervisee_id, Obligation.state)
         ).all():
             f = town(pid)
             f.due += n
             f.on_time += n if state == ObligationState.done else 0
             f.late += n if state == ObligationState.late else 0
+            f.partial += n if state == ObligationState.partial else 0
             f.missed += n if state == ObligationState.missed else 0
         sla = policy.escalation.officer_sla
         for esc in session.exec(select(Escalation).where(Escalation.opened_at >= start, Escalation.opened_at < upto,

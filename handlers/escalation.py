@@ -40,6 +40,16 @@ def _what(kind: str) -> str:
     return next((w for w in ("report", "service") if w in kind), "checkin")
 
 
+def out_of_area_history(lang: str, facts: dict, zone: tzinfo) -> str:
+    """The alert's middle line: when, how far from which area, where the point fell, the map link."""
+    at = datetime.fromisoformat(facts["at"]) if facts.get("at") else None
+    where = (facts.get("where") or {}).get(lang) or text(lang, "location.unknown_area")
+    return text(lang, "escalation.out_of_area_history", time=day_and_time(at, zone, lang) if at else "-",
+                distance=f"{(facts.get('distance_m') or 0) / 1000:.1f}", area=(facts.get("allowed") or {}).get(lang, "-"),
+                where=where, accuracy=f"{facts['accuracy_m']:.0f}" if facts.get("accuracy_m") is not None else "?",
+                map=facts.get("map", ""))
+
+
 def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo, *, supervisor: bool) -> str:
     """The facts of an escalation for `reader`: who, what happened and when, last contact, how to reach them."""
     person = session.get(Supervisee, esc.supervisee_id)
@@ -51,6 +61,15 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
         facts = json.loads(esc.note or "{}")
         history = text(lang, f"escalation.{esc.kind.split('_')[0]}_history", day=facts.get("day", "-"),
                        month=duration(facts.get("minutes", 0), lang), required=duration(facts.get("required", 0), lang))
+    elif esc.kind == "out_of_area":
+        history = out_of_area_history(lang, json.loads(esc.note or "{}"), zone)
+    elif esc.kind == "location_missing" and ob is not None:
+        history = text(lang, "escalation.location_missing_history", prompted=hm(ob.prompted_at or ob.due_at, zone),
+                       answered=hm(ob.partial_at or ob.window_end_at, zone), deadline=hm(ob.window_end_at, zone))
+    elif esc.kind == "leave_not_returned":
+        facts = json.loads(esc.note or "{}")
+        history = text(lang, "escalation.leave_not_returned_history", id=facts.get("leave", "-"),
+                       destination=facts.get("destination", "-"), end=facts.get("ends_on", "-"))
     elif esc.kind == "sms_opt_out":
         history = text(lang, "escalation.opted_out_history", time=hm(esc.opened_at, zone))
     elif esc.kind == "unreachable" and person.sms_blocked_at and person.sms_blocked_at >= esc.opened_at:
@@ -76,7 +95,8 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
     who = dict(id=esc.id, name=person.name, case_number=person.case_number,
                level=text(lang, f"level.{person.level}"), township=person.township)
     header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out", "study_shortfall",
-                                          "service_shortfall") else "missed"
+                                          "service_shortfall", "out_of_area", "location_missing",
+                                          "leave_not_returned") else "missed"
     lines = [
         text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
         if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),

@@ -13,8 +13,22 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from content.catalog import text
+from content.areas import Areas, load_areas
 from content.policy import Policy, load_policy
-from handlers import basic, checkin, enrol, escalation, officer, optout, report, service, study, warnings
+from handlers import (
+    basic,
+    checkin,
+    enrol,
+    escalation,
+    leave,
+    location,
+    officer,
+    optout,
+    report,
+    service,
+    study,
+    warnings,
+)
 from handlers.delivery import deliver
 from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Recipient, Reply, Sender, SenderKind
 from storage import outbox, queries
@@ -94,8 +108,12 @@ class Router:
         zone: tzinfo | None = None,
         policy: Policy | None = None,
         channel_routes: dict[str, list[Route]] | None = None,
+        locations: dict[SenderKind, Handler] | None = None,
+        areas: Areas | None = None,
     ) -> None:
         self.channel_routes = channel_routes or {}
+        self.locations = locations or {}
+        self.areas = areas or load_areas()
         self.routes = routes
         self.fallbacks = fallbacks
         self.states = states or {}
@@ -120,6 +138,8 @@ class Router:
             prefix = inbound.button.split(":", 1)[0]
             if prefix in self.buttons:
                 return self.buttons[prefix], prefix, inbound.button
+        if inbound.location is not None and sender.kind in self.locations:  # a shared point, whatever the state
+            return self.locations[sender.kind], "", body
         if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
             return self.states[state], "", body
         return self._keyword(self.routes, sender, body) or (self.fallbacks[sender.kind], "", body)
@@ -189,7 +209,7 @@ class Router:
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
         ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,
-                      keyword)
+                      keyword, self.areas)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
         if sender.supervisee is not None:  # a handler may name the contact more precisely
             sender.supervisee.last_contact_at, sender.supervisee.last_contact_kind = now, "message"
@@ -222,7 +242,8 @@ class Router:
         )
 
 
-def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, policy: Policy | None = None) -> Router:
+def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, policy: Policy | None = None,
+                   areas: Areas | None = None) -> Router:
     """The service's routing table."""
     esc_words = tuple(escalation.WORDS) + tuple(f"/{w}" for w in ("ack", "reached", "unreachable", "excuse"))
     return Router(
@@ -235,6 +256,8 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/study", "study", "学习"), PERSON, study.next_lesson),
             Route(("/attend", "attend", "签到"), PERSON, service.attend),
+            Route(("/leave", "leave", "请假"), PERSON, leave.request),
+            Route(("/back", "back", "销假"), PERSON, leave.report_back),
             Route(study.letters(), PERSON, study.answer),
             Route(("/list", "list"), OFFICER, basic.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
@@ -244,10 +267,14 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/warnings", "warnings", "警告记录"), OFFICER, warnings.list_warnings),  # before 警告
             Route(("/warn", "warn", "警告"), OFFICER, warnings.warn),
             Route(esc_words, OFFICER, escalation.act),
+            Route(("/leaves", "leaves", "请假记录"), OFFICER, leave.pending),
+            Route(leave.APPROVE_WORDS + leave.REFUSE_WORDS, OFFICER, leave.act),
         ],
         buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer,
-                 "svc": service.verify_button},
-        states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason},
+                 "svc": service.verify_button, "leave": leave.act},
+        states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason, leave.STATE: leave.collect},
+        locations={SenderKind.supervisee: location.share},
+        areas=areas,
         fallbacks={
             SenderKind.unknown: basic.unknown,
             SenderKind.supervisee: checkin.free_text,

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from sqlmodel import Session
 
+from content.areas import Areas, load_areas
 from content.policy import Policy
 
 from storage.models import Conversation, Officer, Supervisee
@@ -87,6 +88,8 @@ class Reply:
     kind: str = "reply"
     edit_origin: bool = False  # Telegram: edit the message whose button was pressed, instead of sending
     sms_hint: str | None = None  # SMS: the line that says what to reply, standing in for the buttons
+    keyboard: dict | None = None  # Telegram reply keyboard with the location key: its label, more text keys
+    remove_keyboard: bool = False  # Telegram: take the reply keyboard away
 
     def payload(self) -> dict:
         """The channel-neutral extras stored with the outbox row."""
@@ -95,6 +98,9 @@ class Reply:
             out["buttons"] = [[b.label, b.data] for b in self.buttons]
         if self.request_location:
             out["request_location"] = True
+            out.update(self.keyboard or {})
+        if self.remove_keyboard and not self.buttons:
+            out["remove_keyboard"] = True
         if self.sms_hint:
             out["sms_hint"] = self.sms_hint
         return out
@@ -133,6 +139,7 @@ class Context:
     zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the county's
     policy: Policy | None = None
     keyword: str = ""  # the keyword (or button prefix) that picked the handler
+    areas: Areas = field(default_factory=load_areas)  # the county, townships and known destinations
 
     @property
     def person_zone(self) -> tzinfo:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, greetings, report, service, study
+from handlers import checkin, escalation, greetings, leave, location, report, service, study
 from handlers.delivery import deliver, reply_row
 from handlers.types import zone_of
 from handlers.cadence import quiet_end_after, slots
@@ -67,6 +67,10 @@ class SweepReport:
     study_escalated: int = 0
     service_reminded: int = 0
     service_escalated: int = 0
+    partial: int = 0
+    leave_reminded: int = 0
+    leave_escalated: int = 0
+    locations_purged: int = 0
     skipped: bool = False  # another worker held the sweep lock
 
     def as_dict(self) -> dict[str, int]:
@@ -123,6 +127,11 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
             _greet(s, now, cfg, rep)
         with session_scope(engine) as s:
             _study_shortfall(s, now, cfg, rep)
+        with session_scope(engine) as s:
+            rep.leave_reminded, rep.leave_escalated = leave.due_steps(
+                s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone)
+        with session_scope(engine) as s:
+            rep.locations_purged = location.purge(s, now, cfg.policy)
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep
@@ -226,6 +235,9 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
             ob.state, ob.next_check_at = ObligationState.missed, None
             rep.missed += 1
             return
+        if ob.kind == ObligationKind.checkin and ob.location_required and ob.partial_at is not None:
+            _partial(s, ob, person, now, cfg, rep)
+            return
         _miss(s, ob, person, now, cfg, rep)
         return
     if ob.state == ObligationState.reminded:  # window still open: look again when it closes
@@ -259,6 +271,7 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
         return
     if ob.state == ObligationState.planned:
         if ob.kind == ObligationKind.checkin:
+            ob.location_required = location.required(cfg.policy, person)
             reply = checkin.prompt(ob, person, zone)
         else:
             reply = report.prompt(ob, person, zone, period="week" if "W" in ob.period_key else "month")
@@ -284,6 +297,18 @@ def _miss(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: Sw
     s.add(ob)
     s.flush()
     if escalation.open_for_missed(s, ob, person, now, cfg.policy.escalation.officer_sla, cfg.zone):
+        rep.escalated += 1
+
+
+def _partial(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
+             rep: SweepReport) -> None:
+    """Answered without the location the check-in needed, and none came by the end: partial, and escalated."""
+    ob.state, ob.next_check_at = ObligationState.partial, None
+    rep.partial += 1
+    s.add(ob)
+    s.flush()
+    if escalation.open_escalation(s, person, "location_missing", now, cfg.policy.escalation.officer_sla, cfg.zone,
+                                  obligation=ob):
         rep.escalated += 1
 
 

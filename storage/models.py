@@ -88,6 +88,7 @@ class ObligationState(StrEnum):
     late = "late"  # answered after the window closed
     missed = "missed"
     excused = "excused"
+    partial = "partial"  # answered, but without the location the check-in required
 
 
 OPEN_OBLIGATION = (ObligationState.planned, ObligationState.prompted, ObligationState.reminded)
@@ -211,6 +212,8 @@ class Obligation(SQLModel, table=True):
     reminded_at: datetime | None = _ts()
     answered_at: datetime | None = _ts()
     created_at: datetime | None = _ts(nullable=False)
+    location_required: bool = False  # the prompt asked for a location share (Telegram, a level the policy names)
+    partial_at: datetime | None = _ts()  # answered without the required location
 
 
 class Escalation(SQLModel, table=True):
@@ -359,3 +362,56 @@ class ServiceAttendance(SQLModel, table=True):
     verified_at: datetime | None = _ts(index=True)
     verified_by: int | None = Field(default=None, foreign_key="officer.id")
     hours: float = 0.0
+
+
+class LocationCheck(SQLModel, table=True):
+    """A shared point, kept for the retention period: only what the check-in needs.
+
+    No address, no name: the point, its accuracy, when, which area it fell in,
+    whether that was allowed, and how far outside.
+    """
+
+    __tablename__ = "location_check"
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
+    leave_id: int | None = Field(default=None, foreign_key="leave.id")
+    latitude: float
+    longitude: float
+    accuracy_m: float | None = None
+    taken_at: datetime | None = _ts(nullable=False, index=True)
+    area: str | None = Field(default=None, max_length=40)  # the smallest known area holding the point
+    allowed_area: str | None = Field(default=None, max_length=40)  # what it was checked against; None: not checked
+    inside: bool | None = None  # None: not checked (leave with the area check suspended)
+    distance_m: float | None = None
+
+
+class LeaveState(StrEnum):
+    requested = "requested"
+    approved = "approved"
+    refused = "refused"
+    returned = "returned"  # approved, travelled, reported back
+    cancelled = "cancelled"
+
+
+class Leave(SQLModel, table=True):
+    """A request to travel: where, when, why; the officer's decision; the report back."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
+    officer_id: int = Field(foreign_key="officer.id", index=True)  # the officer who decides
+    destination: str = Field(max_length=200)
+    destination_area: str | None = Field(default=None, max_length=40)  # a known area the destination names
+    starts_on: date
+    ends_on: date
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default=LeaveState.requested, max_length=12, index=True)
+    mode: str | None = Field(default=None, max_length=12)  # approved: move (area = destination) | suspend
+    requested_at: datetime | None = _ts(nullable=False)
+    decided_at: datetime | None = _ts()
+    decided_by: int | None = Field(default=None, foreign_key="officer.id")
+    decision_note: str | None = Field(default=None, max_length=500)
+    reminded_at: datetime | None = _ts()  # the last-day reminder to report back went
+    escalated_at: datetime | None = _ts()  # no report back in time: escalated (once)
+    returned_at: datetime | None = _ts()

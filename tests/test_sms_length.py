@@ -22,12 +22,18 @@ SAMPLE = {
     "choices": "A. 享有  B. 不享有", "minutes": "60", "month": "7小时0分钟", "required": "8小时0分钟",
     "missing": "1小时0分钟", "h": "8", "m": "0", "day": "20", "when": "3月1日 09:12", "start": "09:00", "end": "12:00",
     "place": "红果镇敬老院", "hours": "3", "code": "4827", "state": "有效",
+    "answered": "10:12", "destination": "广州市白云区太和镇", "area": "示例县", "where": "广州市", "distance": "612.4",
+    "accuracy": "25", "map": "https://www.openstreetmap.org/?mlat=23.13000&mlon=113.26000#map=13/23.13000/113.26000",
+    "inside": "范围内", "first": "2027-03-01", "value": "2-30", "max": "30", "days": "5", "note": "外出时间太长",
+    "check": "期间暂停位置核查。", "decision": "已批准（暂停位置核查）",
 }
 # What a person receives from the scheduler: at most two segments each, hint included.
 PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sms_hint",
+           "location.prompt": None, "location.reminder": None, "location.reminder_partial": None,
+           "leave.last_day": None,
            "report.prompt_week": None, "report.prompt_month": None, "report.reminder": None}
 # Officer alerts are long on purpose (facts first); everything else a person gets stays short.
-LONG_OK = ("escalation.", "help.", "officer.", "enrol.welcome")
+LONG_OK = ("escalation.", "help.", "officer.", "enrol.welcome", "leave.officer_alert", "leave.usage")
 
 
 def render(language: str, key: str) -> str:

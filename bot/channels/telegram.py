@@ -163,8 +163,9 @@ class TelegramChannel:
     def _markup(payload: dict):
         if payload.get("request_location"):
             label = payload.get("location_label") or "📍"
-            return ReplyKeyboardMarkup([[KeyboardButton(label, request_location=True)]],
-                                       one_time_keyboard=True, resize_keyboard=True)
+            rows = [[KeyboardButton(label, request_location=True)]]
+            rows += [[KeyboardButton(str(key))] for key in payload.get("keyboard") or []]
+            return ReplyKeyboardMarkup(rows, one_time_keyboard=True, resize_keyboard=True)
         buttons = payload.get("buttons") or []
         if buttons:
             return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)] for label, data in buttons])

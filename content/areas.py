@@ -1,0 +1,207 @@
+"""Areas: the county, its townships and known destinations, and where a shared point falls.
+
+The areas are GeoJSON features (Polygon, MultiPolygon, or a Point with a
+`radius_m`), in content/areas.geojson unless CHECKIN_AREAS_FILE names an
+administrator's file of the same shape. Each feature's properties: `id`,
+`kind` (county | township | destination), `name_zh`, `name_en`, optional
+`aliases`. Geometry is checked in metres on a local projection centred on each
+area (equirectangular: well under 1% error at county and province scale).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from shapely import Point, affinity, covers, distance, prepare
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
+
+DEFAULT_AREAS = Path(__file__).with_name("areas.geojson")
+KINDS = ("county", "township", "destination")
+METRES_PER_DEGREE = 111_320.0
+
+
+class AreaError(ValueError):
+    """The area file is unreadable or has a bad feature; the message names feature, field and value."""
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Where a point falls relative to one area."""
+
+    inside: bool
+    distance_m: float  # 0 inside; else metres to the nearest edge
+    within_accuracy: bool = False  # outside, but closer than the device's own accuracy allows to tell
+
+
+@dataclass(frozen=True, eq=False)
+class Area:
+    """One named area, held in local metres around `origin` (lon, lat)."""
+
+    key: str
+    kind: str
+    name_zh: str
+    name_en: str
+    aliases: tuple[str, ...]
+    geometry: BaseGeometry = field(repr=False)  # in local metres
+    origin: tuple[float, float] = (0.0, 0.0)
+
+    def name(self, language: str) -> str:
+        return self.name_en if language == "en" else self.name_zh
+
+    def _local(self, lat: float, lon: float) -> Point:
+        lon0, lat0 = self.origin
+        return Point((lon - lon0) * METRES_PER_DEGREE * math.cos(math.radians(lat0)),
+                     (lat - lat0) * METRES_PER_DEGREE)
+
+    def check(self, lat: float, lon: float, accuracy_m: float | None = None, credit_m: float = 0.0) -> Fix:
+        """Inside (the edge counts as inside), or how far outside; a point outside by less than
+        its accuracy (capped at `credit_m`) gets the benefit of the doubt."""
+        point = self._local(lat, lon)
+        if covers(self.geometry, point):
+            return Fix(True, 0.0)
+        gap = float(distance(self.geometry, point))
+        allowance = min(accuracy_m or 0.0, credit_m)
+        if gap <= allowance:
+            return Fix(True, gap, within_accuracy=True)
+        return Fix(False, gap)
+
+
+def _to_local(geom: BaseGeometry, origin: tuple[float, float]) -> BaseGeometry:
+    lon0, lat0 = origin
+    kx = METRES_PER_DEGREE * math.cos(math.radians(lat0))
+    return affinity.affine_transform(geom, [kx, 0, 0, METRES_PER_DEGREE, -lon0 * kx, -lat0 * METRES_PER_DEGREE])
+
+
+def _area(index: int, feature: object) -> Area:
+    where = f"feature {index + 1}"
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise AreaError(f"{where}: not a GeoJSON Feature")
+    props = feature.get("properties") or {}
+    key = props.get("id")
+    if not isinstance(key, str) or not key.strip():
+        raise AreaError(f"{where}: properties.id={key!r}: a non-empty text id is needed")
+    where = f"feature {index + 1} ({key})"
+    kind = props.get("kind")
+    if kind not in KINDS:
+        raise AreaError(f"{where}: properties.kind={kind!r}: expected one of {', '.join(KINDS)}")
+    for name in ("name_zh", "name_en"):
+        if not isinstance(props.get(name), str) or not props[name].strip():
+            raise AreaError(f"{where}: properties.{name}={props.get(name)!r}: a name is needed")
+    aliases = props.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise AreaError(f"{where}: properties.aliases={aliases!r}: expected a list of names")
+    try:
+        geom = shape(feature.get("geometry") or {})
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        raise AreaError(f"{where}: geometry: {exc or 'not valid GeoJSON'}") from None
+    for lon, lat in _points(geom):
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise AreaError(f"{where}: geometry: coordinate [{lon}, {lat}] is not [longitude, latitude]")
+    if geom.geom_type == "Point":
+        radius = props.get("radius_m")
+        if not isinstance(radius, (int, float)) or radius <= 0:
+            raise AreaError(f"{where}: properties.radius_m={radius!r}: a Point area needs a radius in metres")
+        origin = (geom.x, geom.y)
+        local = _to_local(geom, origin).buffer(float(radius), 64)
+    elif geom.geom_type in ("Polygon", "MultiPolygon"):
+        if not geom.is_valid:
+            raise AreaError(f"{where}: geometry is not a valid polygon: {explain_validity(geom)}")
+        c = geom.centroid
+        origin = (c.x, c.y)
+        local = _to_local(geom, origin)
+    else:
+        raise AreaError(f"{where}: geometry.type={geom.geom_type!r}: expected Polygon, MultiPolygon or Point")
+    prepare(local)
+    return Area(key.strip(), kind, props["name_zh"].strip(), props["name_en"].strip(),
+                tuple(a.strip() for a in aliases if a.strip()), local, origin)
+
+
+def _points(geom: BaseGeometry):
+    if geom.geom_type == "Point":
+        yield geom.x, geom.y
+    elif geom.geom_type == "Polygon":
+        yield from geom.exterior.coords
+    elif geom.geom_type == "MultiPolygon":
+        for part in geom.geoms:
+            yield from part.exterior.coords
+
+
+class Areas:
+    """The areas of one file, by id."""
+
+    def __init__(self, areas: list[Area], source: str = "") -> None:
+        self.source = source
+        self.by_key: dict[str, Area] = {}
+        for a in areas:
+            if a.key in self.by_key:
+                raise AreaError(f"{source}: id {a.key!r} is used by two features")
+            self.by_key[a.key] = a
+        if not any(a.kind == "county" for a in areas):
+            raise AreaError(f"{source}: no feature of kind 'county'")
+
+    def __iter__(self):
+        return iter(self.by_key.values())
+
+    def get(self, key: str | None) -> Area | None:
+        return self.by_key.get(key) if key else None
+
+    def home(self, key: str | None = None) -> Area:
+        """The area people must stay in: `key` when given and known, else the (first) county."""
+        return self.by_key.get(key or "") or next(a for a in self if a.kind == "county")
+
+    def find(self, name: str) -> Area | None:
+        """The area a person's words name (id, either name, or an alias; case-insensitive), or None."""
+        wanted = name.strip().casefold()
+        if not wanted:
+            return None
+        for a in self:
+            if wanted in {a.key.casefold(), a.name_zh.casefold(), a.name_en.casefold(),
+                          *(x.casefold() for x in a.aliases)}:
+                return a
+        for a in self:  # "去贵阳市打工" names 贵阳市
+            for n in (a.name_zh, *a.aliases):
+                if len(n) >= 2 and n.casefold() in wanted:
+                    return a
+        return None
+
+    def where(self, lat: float, lon: float) -> Area | None:
+        """The smallest area holding the point (a township before the county), or None."""
+        holding = [a for a in self if a.check(lat, lon).inside]
+        return min(holding, key=lambda a: a.geometry.area, default=None)
+
+
+def parse_areas(data: object, source: str = "areas") -> Areas:
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise AreaError(f"{source}: expected a GeoJSON FeatureCollection")
+    features = data.get("features")
+    if not isinstance(features, list) or not features:
+        raise AreaError(f"{source}: no features")
+    try:
+        areas = [_area(i, f) for i, f in enumerate(features)]
+    except AreaError as exc:
+        raise AreaError(f"{source}: {exc}") from None
+    return Areas(areas, source)
+
+
+@lru_cache(maxsize=8)
+def load_areas(path: str | Path | None = None) -> Areas:
+    """The built-in areas, or those of the file at `path`."""
+    source = Path(path) if path else DEFAULT_AREAS
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AreaError(f"area file {source}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise AreaError(f"area file {source}: not valid JSON ({exc})") from None
+    return parse_areas(data, f"area file {source}")
+
+
+def map_link(template: str, lat: float, lon: float) -> str:
+    """A map link for a point, from the policy's template."""
+    return template.format(lat=f"{lat:.5f}", lon=f"{lon:.5f}")
