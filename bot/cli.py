@@ -21,15 +21,17 @@ from bot.runtime import NotInitialised, Runtime, build
 from bot.service import serve
 from bot.stack import Stack
 from bot.settings import LANGUAGES, SettingsError, load_settings
+from content.areas import AreaError, load_areas
 from content.catalog import catalogue
-from handlers import compliance, enrol, greetings, service, warnings
+from handlers import compliance, enrol, greetings, leave, service, warnings
 from handlers.addressing import console_address
+from handlers.delivery import deliver
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
 from storage import queries
 from storage.db import current_revision, migrate, session_scope
-from storage.models import Officer, Role, ServiceAttendance, ServiceSession, Supervisee
+from storage.models import Leave, LeaveState, Officer, Role, ServiceAttendance, ServiceSession, Supervisee
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -42,6 +44,11 @@ warning_app = typer.Typer(help="The warnings ledger (append-only).", no_args_is_
 app.add_typer(warning_app, name="warning")
 service_app = typer.Typer(help="Community-service sessions and attendance.", no_args_is_help=True)
 app.add_typer(service_app, name="service")
+leave_app = typer.Typer(help="Leave to travel: requests and decisions.", no_args_is_help=True)
+app.add_typer(leave_app, name="leave")
+areas_app = typer.Typer(help="The county, township and destination areas for location check-ins.",
+                        no_args_is_help=True)
+app.add_typer(areas_app, name="areas")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -307,6 +314,114 @@ def service_verify(
         except service.ServiceError as exc:
             _fail(str(exc), 2)
         out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")
+
+
+@leave_app.command("list")
+def leave_list(
+    state: Annotated[str, typer.Option("--state", help="requested, approved, refused, returned, cancelled, or all")]
+    = "open",
+    township: Annotated[Optional[str], typer.Option("--township")] = None,
+) -> None:
+    """Leave requests: by default those waiting for a decision and those under way."""
+    states = {"open": [LeaveState.requested, LeaveState.approved], "all": list(LeaveState)}.get(state)
+    if states is None:
+        if state not in set(LeaveState):
+            _fail(f"--state={state!r}: expected open, all, or one of {', '.join(LeaveState)}", 2)
+        states = [state]
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        q = (select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
+             .where(Leave.state.in_(states)).order_by(Leave.starts_on, Leave.id))
+        if township:
+            q = q.where(Supervisee.township == township)
+        table = Table("id", "case", "name", "destination", "area", "from", "to", "reason", "state", "mode", "back")
+        for lv, p in session.exec(q).all():
+            area = rt.areas.get(lv.destination_area)
+            table.add_row(str(lv.id), p.case_number, p.name, lv.destination, area.name_en if area else "-",
+                          lv.starts_on.isoformat(), lv.ends_on.isoformat(), lv.reason, lv.state, lv.mode or "-",
+                          lv.returned_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M")
+                          if lv.returned_at else "-")
+    out.print(table)
+
+
+def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> None:
+    rt = _runtime()
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        row = session.get(Leave, leave_id)
+        if row is None:
+            _fail(f"no leave request {leave_id}", 2)
+        try:
+            replies = leave.decide(session, row, _officer(session, officer_id), decision, now, rt.areas, note)
+        except leave.LeaveError as exc:
+            _fail(f"leave {leave_id}: {exc.render('en')}", 2)
+        for i, reply in enumerate(replies):
+            deliver(session, reply, now=now, dedupe_key=f"leave:{leave_id}:decision:{i}")
+        out.print(f"leave {leave_id}: {row.state}{' (' + row.mode + ')' if row.mode else ''}; the person is told")
+
+
+@leave_app.command("approve")
+def leave_approve(
+    leave_id: Annotated[int, typer.Argument(metavar="ID", help="Leave id (see `checkin leave list`)")],
+    officer: Annotated[int, typer.Option("--officer", help="The deciding officer (the person's, their supervisor, "
+                                                           "or an administrator)")],
+    mode: Annotated[Optional[str], typer.Option("--mode", help="move: the allowed area becomes the destination; "
+                                                               "suspend: no area check for those dates")] = None,
+) -> None:
+    """Approve a leave request; by default the area moves to the destination when it is a known area."""
+    if mode is not None and mode not in leave.MODES:
+        _fail(f"--mode={mode!r}: expected move or suspend", 2)
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        row = session.get(Leave, leave_id)
+        default = "move" if row is not None and rt.areas.get(row.destination_area) else "suspend"
+    _decide(leave_id, officer, mode or default)
+
+
+@leave_app.command("refuse")
+def leave_refuse(
+    leave_id: Annotated[int, typer.Argument(metavar="ID")],
+    officer: Annotated[int, typer.Option("--officer")],
+    reason: Annotated[str, typer.Option("--reason", help="Told to the person")] = "",
+) -> None:
+    """Refuse a leave request."""
+    _decide(leave_id, officer, "refuse", reason)
+
+
+@areas_app.command("list")
+def areas_list(
+    file: Annotated[Optional[Path], typer.Option("--file", help="Check this file instead of CHECKIN_AREAS_FILE")]
+    = None,
+) -> None:
+    """The areas in use (or in FILE), checked: ids, kinds, names, size."""
+    if file is not None:
+        try:
+            found = load_areas(str(file))
+        except AreaError as exc:
+            _fail(str(exc), 2)
+    else:
+        found = _runtime(schema=False).areas
+    table = Table("id", "kind", "name (zh)", "name (en)", "aliases", "km²")
+    for a in found:
+        table.add_row(a.key, a.kind, a.name_zh, a.name_en, ", ".join(a.aliases), f"{a.geometry.area / 1e6:,.0f}")
+    out.print(table)
+    out.print(f"{len(list(found))} areas from {found.source}")
+
+
+@areas_app.command("where")
+def areas_where(
+    lat: Annotated[float, typer.Argument(help="Latitude")],
+    lon: Annotated[float, typer.Argument(help="Longitude")],
+    accuracy: Annotated[Optional[float], typer.Option("--accuracy", help="Metres")] = None,
+) -> None:
+    """Where a point falls, and whether it is inside the home area (as a location check-in would be judged)."""
+    rt = _runtime(schema=False)
+    home = rt.areas.home(rt.policy.location.home_area)
+    fix = home.check(lat, lon, accuracy, rt.policy.location.accuracy_credit_m)
+    where = rt.areas.where(lat, lon)
+    verdict = "inside" if fix.inside and not fix.within_accuracy else (
+        f"inside (within accuracy, {fix.distance_m:.0f} m out)" if fix.inside else f"outside by {fix.distance_m:,.0f} m")
+    out.print(f"{home.key}: {verdict}; in {where.key if where else 'no known area'}")
 
 
 REPORT_COLUMNS = [

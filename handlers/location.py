@@ -106,9 +106,9 @@ async def share(inbound: Inbound, ctx: Context) -> list[Reply]:
     session.add(row)
     session.flush()
     log.info("location check %s for supervisee %s: inside=%s", row.id, person.id, verdict.inside)
+    on_time = checkin.settle(session, ob, person, now, ctx.zone) if ob is not None else None
     person.last_contact_kind = "location"
     session.add(person)
-    on_time = checkin.settle(session, ob, person, now, ctx.zone) if ob is not None else None
     if verdict.inside is False:
         facts = {"check": row.id, "distance_m": row.distance_m, "accuracy_m": row.accuracy_m, "at": now.isoformat(),
                  "map": map_link(policy.location.map_url, point.latitude, point.longitude),

@@ -9,11 +9,15 @@ from sqlmodel import Session, col, func, select
 
 from content.catalog import text
 from content.formatting import day_and_time, phone_national
+from handlers.location import requirement
 from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
 from storage import queries
 from storage.models import (
     Escalation,
     EscalationState,
+    Leave,
+    LeaveState,
+    LocationCheck,
     Message,
     Obligation,
     ObligationState,
@@ -77,10 +81,35 @@ async def case(inbound: Inbound, ctx: Context) -> list[Reply]:
         text(lang, "officer.case_month", done=counts.get(ObligationState.done, 0) + counts.get(ObligationState.late, 0),
              missed=counts.get(ObligationState.missed, 0), alerts=open_alerts),
     ]
+    lines += _location_lines(ctx, person)
     for m in recent:
         snippet = m.body if len(m.body) <= 60 else m.body[:60] + "…"
         lines.append(f"· {day_and_time(m.created_at, zone, lang)} {snippet}")
     return [Reply("\n".join(lines))]
+
+
+def _location_lines(ctx: Context, person: Supervisee) -> list[str]:
+    """Whether location check-ins apply (SMS-only people are exempt), the last point, current leave."""
+    lang, s = ctx.language, ctx.session
+    need = requirement(ctx.policy, person) if ctx.policy else "not_required"
+    lines = [text(lang, f"location.case_{need}", level=text(lang, f"level.{person.level}"))]
+    last = s.exec(select(LocationCheck).where(LocationCheck.supervisee_id == person.id)
+                  .order_by(col(LocationCheck.taken_at).desc())).first()
+    if last is not None:
+        area = ctx.areas.get(last.area)
+        inside = (text(lang, "location.case_unchecked") if last.inside is None
+                  else text(lang, "location.case_inside") if last.inside
+                  else text(lang, "location.case_outside", distance=f"{(last.distance_m or 0) / 1000:.1f}"))
+        lines.append(text(lang, "location.case_last", at=day_and_time(last.taken_at, ctx.zone, lang),
+                          where=area.name(lang) if area else text(lang, "location.unknown_area"), inside=inside))
+    leave = s.exec(select(Leave).where(Leave.supervisee_id == person.id,
+                                       col(Leave.state).in_([LeaveState.requested, LeaveState.approved]))
+                   .order_by(Leave.starts_on)).first()
+    if leave is not None:
+        lines.append(text(lang, "location.case_leave", id=leave.id, destination=leave.destination,
+                          start=leave.starts_on.isoformat(), end=leave.ends_on.isoformat(),
+                          state=text(lang, f"leave.state_{leave.state}")))
+    return lines
 
 
 async def say(inbound: Inbound, ctx: Context) -> list[Reply]:
