@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from shapely.validation import explain_validity
 DEFAULT_AREAS = Path(__file__).with_name("areas.geojson")
 KINDS = ("county", "township", "destination")
 METRES_PER_DEGREE = 111_320.0
+EDGE_TOLERANCE_M = 0.01
 
 
 class AreaError(ValueError):
@@ -66,6 +68,8 @@ class Area:
         if covers(self.geometry, point):
             return Fix(True, 0.0)
         gap = float(distance(self.geometry, point))
+        if gap <= EDGE_TOLERANCE_M:  # on the edge, give or take floating-point noise from the projection
+            return Fix(True, 0.0)
         allowance = min(accuracy_m or 0.0, credit_m)
         if gap <= allowance:
             return Fix(True, gap, within_accuracy=True)
@@ -164,9 +168,13 @@ class Areas:
             if wanted in {a.key.casefold(), a.name_zh.casefold(), a.name_en.casefold(),
                           *(x.casefold() for x in a.aliases)}:
                 return a
-        for a in self:  # "去贵阳市打工" names 贵阳市
-            for n in (a.name_zh, *a.aliases):
-                if len(n) >= 2 and n.casefold() in wanted:
+        words = set(re.findall(r"[a-z]+", wanted))
+        for a in self:  # "去贵阳市打工" names 贵阳市; "Guangzhou, for work" names Guangzhou
+            if a.kind == "county":
+                continue
+            for n in (a.name_zh, a.name_en, *a.aliases):
+                n = n.casefold()
+                if (n in words) if n.isascii() else (len(n) >= 2 and n in wanted):
                     return a
         return None
 

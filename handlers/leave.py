@@ -40,6 +40,7 @@ REFUSE_WORDS = ("refuse", "/refuse", "拒绝", "不批准")
 MODE_WORDS = {"move": "move", "移动": "move", "目的地": "move", "suspend": "suspend", "暂停": "suspend"}
 MAX_DESTINATION, MAX_REASON = 200, 500
 
+_BETWEEN = re.compile(r"\s*(?:-|~|—|–|至|到|to|till|until)?\s*", re.I)
 _DATE = re.compile(r"(?:(\d{4})\s*[-/.年]\s*)?(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?")
 
 
@@ -83,7 +84,7 @@ def parse_dates(words: str, today: date) -> tuple[tuple[date, date] | None, str,
     start = _day(*first.groups(), today)
     end_match = first
     end = start
-    if len(found) > 1 and words[first.end():found[1].start()].strip(" -~至到—–") == "":
+    if len(found) > 1 and _BETWEEN.fullmatch(words[first.end():found[1].start()]):
         end_match = found[1]
         end = _day(*found[1].groups(), today)
     before = words[:first.start()].strip(" ,，;；")

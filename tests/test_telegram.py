@@ -363,3 +363,106 @@ async def test_logs_carry_ids_not_tokens_names_or_text(tg, caplog):
     assert "message" in logged
     for secret in (fake.token, "私人的内容", "王伟", "+8613800000001", code):
         assert secret not in logged, secret
+
+
+# ---- location check-ins and leave through the real python-telegram-bot -------------------------------------------
+
+
+async def _bind_strict(h: Harness, chat: int = 7001) -> None:
+    from sqlalchemy import update
+    with session_scope(h.db.engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id == h.county.strict.id)
+                  .values(telegram_chat_id=chat, preferred_channel="telegram"))
+
+
+async def _bot_says(h: Harness, chat: int, predicate, timeout: float = 10.0):
+    """Wait until the bot has sent `chat` a message matching `predicate`; return the latest such."""
+    await h.fake.wait_for(lambda: any(predicate(m) for m in h.fake.messages(chat)), timeout)
+    return [m for m in h.fake.messages(chat) if predicate(m)][-1]
+
+
+async def test_location_check_ins_inside_outside_at_the_border_and_missing(tg):
+    h, fake = tg, tg.fake
+    await _bind_strict(h)
+    starts = lambda prefix: (lambda m: m.text.startswith(prefix))  # noqa: E731
+    # Day 1: the prompt carries the share-location key; a point in the county closes it, the keyboard goes.
+    await h.tick(local(2027, 3, 1, 9))
+    prompt = await _bot_says(h, 7001, starts("今天的报到时间到了。请在 13:00 前点下方"))
+    assert prompt.asks_location
+    keys = [b["text"] for row in prompt.reply_markup["keyboard"] for b in row]
+    assert keys == ["📍 发送我的位置", "我需要联系协管员"]
+    h.clock.set(local(2027, 3, 1, 9, 10))
+    await fake.send_location(7001, 27.10, 106.30, accuracy=12)
+    done = await _bot_says(h, 7001, starts("已收到，谢谢。下次报到："))
+    assert done.reply_markup == {"remove_keyboard": True}
+    # Day 2: from Guangzhou: the officer gets the out-of-area alert with the map link.
+    await h.tick(local(2027, 3, 2, 9))
+    h.clock.set(local(2027, 3, 2, 9, 10))
+    await fake.send_location(7001, 23.13, 113.26, accuracy=30)
+    await _bot_says(h, 7001, starts("位置已收到，但不在示例县范围内"))
+    alert = await _bot_says(h, 5001, starts("📍 超出范围"))
+    assert "openstreetmap.org/?mlat=23.13000&mlon=113.26000" in alert.text
+    assert [label for label, _ in alert.buttons][0] == "已知悉"
+    # Day 3: exactly on the county's boundary (a vertex of the polygon): inside.
+    await h.tick(local(2027, 3, 3, 9))
+    h.clock.set(local(2027, 3, 3, 9, 10))
+    await fake.send_location(7001, 27.14, 106.08)
+    await h.settle()
+    await fake.wait_for(lambda: sum(m.text.startswith("已收到，谢谢。") for m in fake.messages(7001)) == 2)
+    # Day 4: "I am fine" typed without the location: asked again, reminded, then escalated as partial.
+    await h.tick(local(2027, 3, 4, 9))
+    h.clock.set(local(2027, 3, 4, 9, 5))
+    await fake.send_text(7001, "1")
+    need = await _bot_says(h, 7001, starts("已收到。今天的报到还需要您的位置"))
+    assert need.asks_location
+    await h.tick(local(2027, 3, 4, 11))
+    assert (await _bot_says(h, 7001, starts("提醒：已收到您的回复，但还缺位置"))).asks_location
+    await h.tick(local(2027, 3, 4, 13))
+    missing = await _bot_says(h, 5001, starts("📍 未发送位置"))
+    assert "09:05 回复了但没有发送位置" in missing.text
+    states = [o.state for o in h.county.obligations(h.county.strict)][:4]
+    assert states == ["done", "done", "done", "partial"]
+    with session_scope(h.db.engine) as s:
+        from storage.models import LocationCheck
+        rows = s.exec(select(LocationCheck).order_by(LocationCheck.id)).all()
+        assert [(r.inside, r.area) for r in rows] == [(True, "lianghe"), (False, "guangzhou"), (True, "hongguo")]
+
+
+async def test_leave_through_approval_the_trip_and_the_return(tg):
+    h, fake = tg, tg.fake
+    await _bind_strict(h)
+    starts = lambda prefix: (lambda m: m.text.startswith(prefix))  # noqa: E731
+    h.clock.set(local(2027, 3, 1, 10))
+    await fake.send_text(7001, "/leave")
+    await _bot_says(h, 7001, starts("请问要去哪里？"))
+    await fake.send_text(7001, "贵阳")
+    await _bot_says(h, 7001, starts("哪天出发，哪天回来？"))
+    await fake.send_text(7001, "3月10日 3月12日")
+    await _bot_says(h, 7001, starts("请写明请假事由"))
+    await fake.send_text(7001, "看望住院的母亲")
+    sent = await _bot_says(h, 7001, starts("请假申请已提交"))
+    assert "贵阳，2027-03-10 至 2027-03-12" in sent.text
+    # 李娜 approves with the button that moves the area to Guiyang; her alert is edited in place.
+    alert = await _bot_says(h, 5001, starts("🧳 请假申请"))
+    assert [label for label, _ in alert.buttons] == ["批准（范围改为贵阳市）", "批准（暂停位置核查）", "不批准"]
+    await fake.press(5001, alert.message_id, alert.buttons[0][1])
+    await fake.wait_for(lambda: fake.message(5001, alert.message_id).edits)
+    assert "✅ 请假 #" in fake.message(5001, alert.message_id).text
+    approved = await _bot_says(h, 7001, starts("您的请假 #"))
+    assert "期间报到位置在贵阳市或本县都可以" in approved.text
+    # The trip: check-ins go on, and a share from Guiyang is inside the allowed area.
+    await h.tick(local(2027, 3, 11, 9))
+    await _bot_says(h, 7001, lambda m: m.asks_location and "13:00" in m.text)
+    h.clock.set(local(2027, 3, 11, 9, 20))
+    before = len(fake.messages(5001))
+    await fake.send_location(7001, 26.60, 106.70, accuracy=25)
+    await _bot_says(h, 7001, lambda m: m.text.startswith("已收到，谢谢。") and m.date)
+    # The last day: reminded to report back; he does, and 李娜 is told.
+    await h.tick(local(2027, 3, 12, 9))
+    await _bot_says(h, 7001, starts("今天是您请假 #"))
+    h.clock.set(local(2027, 3, 12, 20))
+    await fake.send_text(7001, "/back")
+    await _bot_says(h, 7001, starts("已销假，欢迎回来。"))
+    back = await _bot_says(h, 5001, starts("🏠 王伟（JZ-S）"))
+    assert "销假（请假 #" in back.text
+    assert not any(m.text.startswith("📍 超出范围") for m in fake.messages(5001)[before:])
