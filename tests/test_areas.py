@@ -129,3 +129,24 @@ def test_map_link_and_its_template_in_the_policy(tmp_path):
     with pytest.raises(PolicyError) as exc:
         load_policy(bad)
     assert "location.map_url" in str(exc.value) and "{lat} and {lon}" in str(exc.value)
+
+
+def test_the_areas_commands(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    clear_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["areas", "list"])
+    assert listed.exit_code == 0 and "lianghe" in listed.output and "7 areas from area file" in listed.output
+    where = runner.invoke(app, ["areas", "where", "27.10", "106.30"])
+    assert where.output.strip() == "county: inside; in lianghe"
+    lon, lat = west_of(*VERTEX, 60)
+    where = runner.invoke(app, ["areas", "where", str(lat), str(lon), "--accuracy", "80"])
+    assert where.output.strip().startswith("county: inside (within accuracy, 60 m out)")
+    assert "outside by 58," in runner.invoke(app, ["areas", "where", "26.58", "106.71"]).output
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps(_fc(_feature(SQUARE, kind="town"))), encoding="utf-8")
+    failed = runner.invoke(app, ["areas", "list", "--file", str(bad)])
+    assert failed.exit_code == 2 and "properties.kind='town'" in failed.output
