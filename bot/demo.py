@@ -3,7 +3,9 @@
 The real stack runs: the Telegram adapter against the Bot API stand-in, the SMS
 adapter against the Twilio stand-in (signed webhooks both ways), the clock job
 and the outbox. Simulated people answer (or forget), write reports, study and
-confirm attendance; simulated officers act on alerts, or do not.
+confirm attendance, share their location (now and then from out of the county),
+ask for leave and report back (or forget to); simulated officers act on alerts
+and decide leave, or do not.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import shutil
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -28,13 +31,17 @@ from bot.sandbox.telegram_api import FakeTelegram
 from bot.sandbox.twilio_api import FakeTwilio
 from bot.settings import load_settings
 from bot.stack import Stack
+from content.areas import METRES_PER_DEGREE
 from bot.web import make_app
 from scheduler.clock import RealClock
 from scheduler.service import make_scheduler
 from storage.db import migrate, session_scope
-from storage.models import Escalation, Message, Officer, Supervisee
+from storage.models import Escalation, Leave, LocationCheck, Message, Officer, Supervisee
 
 START_HOUR = 7  # the simulation starts at 07:00, `days` before today, and ends about now
+# Where people travel: (destination as typed, a point there, reason)
+TRIPS = [("贵阳", (26.60, 106.70), "看望住院的母亲"), ("广州", (23.12, 113.25), "去工地打工"),
+         ("遵义", (27.70, 106.92), "参加亲戚婚礼"), ("北京", (39.90, 116.40), "陪孩子看病")]
 
 
 class Simulation:
@@ -50,6 +57,7 @@ class Simulation:
         self.people_sms: dict[str, Supervisee] = {}
         self.officers: set[int] = set()
         self.tasks: set[asyncio.Task] = set()
+        self.trips: dict[int, tuple[tuple[float, float], date, date]] = {}  # chat -> where and when they travel
 
     def load(self) -> None:
         with session_scope(self.rt.engine) as s:
@@ -60,9 +68,48 @@ class Simulation:
                     self.people_sms[p.phone] = p
             self.officers = {o.telegram_id for o in s.exec(select(Officer)).all() if o.telegram_id}
 
+    def plan_leave(self, days: int) -> None:
+        """A few people ask for leave during the fortnight, by Telegram and by SMS."""
+        people = sorted(self.people_tg.items())[:3] + sorted(self.people_sms.items())[:2]
+        for n, (address, person) in enumerate(people):
+            dest, point, reason = TRIPS[n % len(TRIPS)]
+            ask_day = 1 + (n * 2) % max(1, days - 5)
+            first = (self.rt.clock.now() + timedelta(days=ask_day + 1)).astimezone(self.rt.settings.zone).date()
+            last = first + timedelta(days=1 + n % 3)
+            words = f"{dest} {first:%m-%d} {last:%m-%d} {reason}"
+
+            def ask(address=address, words=words, trip=(point, first, last), telegram=isinstance(address, int)):
+                if telegram:
+                    self.trips[address] = trip
+                    return self.tg.send_text(address, f"/leave {words}")
+                return self.tw.send_sms(address, f"请假 {words}")
+            self.later(ask_day * 24 * 60 + 3 * 60 + n * 7, ask)
+
+    def point_at_home(self) -> tuple[float, float]:
+        """A random point in the county."""
+        home = self.rt.areas.home(self.rt.policy.location.home_area)
+        minx, miny, maxx, maxy = home.geometry.bounds  # local metres
+        lon0, lat0 = home.origin
+        while True:
+            x, y = self.rng.uniform(minx, maxx), self.rng.uniform(miny, maxy)
+            lat = lat0 + y / METRES_PER_DEGREE
+            lon = lon0 + x / (METRES_PER_DEGREE * math.cos(math.radians(lat0)))
+            if home.check(lat, lon).inside:
+                return lat, lon
+
     def later(self, minutes: float, action) -> None:
         when = self.rt.clock.now() + timedelta(minutes=minutes)
         heapq.heappush(self.queue, (when, next(self.order), action))
+
+    def where(self, chat: int) -> tuple[float, float]:
+        """Where a person on Telegram is now: on an approved trip, now and then out of the county, or at home."""
+        trip = self.trips.get(chat)
+        today = self.rt.clock.now().astimezone(self.rt.settings.zone).date()
+        if trip and trip[1] <= today <= trip[2]:
+            return trip[0]
+        if self.rng.random() < 0.04:  # out of the county without leave
+            return self.rng.choice(TRIPS)[1]
+        return self.point_at_home()
 
     def persona(self, person: Supervisee) -> float:
         """How reliable this person is, 0..1, fixed per person."""
@@ -101,12 +148,22 @@ class Simulation:
                 self.later(self.rng.uniform(10, 200), lambda: self.tg.press(chat, m.message_id, data))
             elif m.buttons and m.buttons[0][1].startswith("svc:") and r < 0.9:
                 self.later(30, lambda: self.tg.press(chat, m.message_id, m.buttons[0][1]))
+            elif m.buttons and m.buttons[0][1].startswith("leave:"):  # the first button approves; the last refuses
+                data = m.buttons[0 if r < 0.8 else -1][1]
+                self.later(self.rng.uniform(20, 240), lambda: self.tg.press(chat, m.message_id, data))
             return
         person = self.people_tg.get(chat)
         if person is None:
             return
         reliable = self.persona(person)
-        if m.text.startswith("今天的报到") or m.text.startswith("Time for your check-in"):
+        if m.asks_location and (m.text.startswith("今天的报到") or m.text.startswith("Time for your check-in")):
+            if r < reliable:  # shares the location (some answer "1" first and are asked for it)
+                if self.rng.random() < 0.15:
+                    self.later(self.rng.uniform(5, 30), lambda: self.tg.send_text(chat, "1"))
+                self.later(self.rng.uniform(5, 100), lambda: self.tg.send_location(chat, *self.where(chat), 20))
+            elif r < reliable + 0.1:  # "I am fine", and never the location
+                self.later(self.rng.uniform(20, 100), lambda: self.tg.send_text(chat, "1"))
+        elif m.text.startswith("今天的报到") or m.text.startswith("Time for your check-in"):
             if r < reliable:
                 self.later(self.rng.uniform(5, 100), lambda: self.tg.press(chat, m.message_id, m.buttons[0][1]))
             elif r < reliable + 0.1:
@@ -121,6 +178,8 @@ class Simulation:
                 await self.tg.send_text(chat, "本周按时上班，参加了学习。")
                 await self.tg.send_text(chat, "/done")
             self.later(self.rng.uniform(60, 1500), report)
+        elif m.text.startswith(("今天是您请假", "Today is the last day of your leave")) and r < 0.8:
+            self.later(self.rng.uniform(300, 700), lambda: self.tg.send_text(chat, "/back"))
 
     def react_sms(self, m) -> None:
         person = self.people_sms.get(m.to)
@@ -140,6 +199,8 @@ class Simulation:
                 await self.tw.send_sms(m.to, "汇报 按时上班，在家附近打零工。")
                 await self.tw.send_sms(m.to, "完成")
             self.later(self.rng.uniform(60, 1500), report)
+        elif body.startswith(("今天是您请假", "Today is the last day of your leave")) and r < 0.8:
+            self.later(self.rng.uniform(300, 700), lambda: self.tw.send_sms(m.to, "销假"))
         self.later(1, lambda: self.tw.report_status(m.sid, "delivered" if r < 0.97 else "undelivered", None
                                                     if r < 0.97 else 30003))
 
@@ -179,7 +240,7 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
             o.telegram_id = 9000 + i
             s.add(o)
         for p in s.exec(select(Supervisee).order_by(Supervisee.id)).all():
-            if p.id % 2:
+            if p.id % 8 in (0, 1, 2, 7):  # half, strict people among them (and strict people on SMS only)
                 p.telegram_chat_id, p.preferred_channel = 70000 + p.id, "telegram"
                 s.add(p)
     stack = Stack(rt, poll_timeout=0.5)
@@ -188,6 +249,7 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     await stack.start()
     sim = Simulation(rt, tg, tw, seed)
     sim.load()
+    sim.plan_leave(days)
     end = start + timedelta(days=days)
     done = asyncio.Event()
 
@@ -229,11 +291,19 @@ def summarise(rt, out: Console) -> None:
                       .group_by(Escalation.kind, Escalation.state, Escalation.resolution,
                                 Escalation.supervisor_notified_at.is_not(None))).all()
         inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
+        points = s.exec(select(LocationCheck.inside, func.count()).group_by(LocationCheck.inside)).all()
+        leave = s.exec(select(Leave.state, Leave.mode, func.count()).group_by(Leave.state, Leave.mode)).all()
     table = Table("kind", "channel", "messages", title="outbound messages")
     for kind, channel, n in sorted(rows):
         table.add_row(kind, channel, str(n))
     out.print(table)
     out.print(f"inbound messages: {inbound}")
+    shared = {inside: n for inside, n in points}
+    out.print(f"location check-ins: {shared.get(True, 0)} inside, {shared.get(False, 0)} outside, "
+              f"{shared.get(None, 0)} not checked (leave)")
+    out.print("leave: " + (", ".join(f"{n} {state}{' (' + mode + ')' if mode else ''}"
+                                      for state, mode, n in sorted(leave, key=lambda r: (r[0], r[1] or "")))
+                           or "none"))
     table = Table("escalation", "state", "how it ended", "to supervisor", "count", title="escalations")
     for kind, state, resolution, up, n in sorted(escs, key=lambda r: (r[0], r[1], r[2] or "", r[3])):
         table.add_row(kind, state, resolution or "", "yes" if up else "", str(n))

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from storage.db import head_revision, session_scope
-from storage.models import EnrolmentCode, Message, Officer
+from storage.models import EnrolmentCode, Leave, LocationCheck, Message, Officer
 from tests.conftest import clear_env, roster_csv
 
 runner = CliRunner()
@@ -149,8 +149,9 @@ def test_enroll_link_asks_telegram_for_the_bot_name(seeded, monkeypatch):
 def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
-    out = run("demo", "--dir", str(tmp_path / "d"), "--days", "2", "--seconds", "12").output
+    out = run("demo", "--dir", str(tmp_path / "d"), "--days", "3", "--seconds", "15").output
     assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
+    assert "location check-ins:" in out and "leave:" in out
     from sqlmodel import func
 
     from storage.db import make_engine
@@ -161,5 +162,8 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
             Message.direction == "out", Message.status.in_(["sent", "delivered", "undelivered"]))
             .group_by(Message.channel)).all())
         inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
+        points = s.exec(select(func.count()).select_from(LocationCheck)).one()
+        asked = s.exec(select(func.count()).select_from(Leave)).one()
     engine.dispose()
+    assert points > 0 and asked > 0  # strict people on Telegram shared locations; someone asked for leave
     assert channels.get("telegram", 0) > 20 and channels.get("sms", 0) > 20 and inbound > 20
