@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     policy_file: str | None = Field(None, validation_alias=_env("CHECKIN_POLICY_FILE"))
     areas_file: str | None = Field(None, validation_alias=_env("CHECKIN_AREAS_FILE"))
     telegram_rate: float = Field(30.0, gt=0, le=1000, validation_alias=_env("CHECKIN_TELEGRAM_RATE"))
+    telegram_paid_broadcast: bool = Field(False, validation_alias=_env("CHECKIN_TELEGRAM_PAID_BROADCAST"))
+    telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
 

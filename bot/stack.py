@@ -34,6 +34,7 @@ class Stack:
                 s.telegram_bot_token, s.telegram_base_url, self.handle_inbound,
                 public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
                 per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout, rate=s.telegram_rate,
+                paid_broadcast=s.telegram_paid_broadcast, concurrency=s.telegram_concurrency,
             )
             self.channels["telegram"] = self.telegram
         self.sms: SmsChannel | None = None

@@ -41,5 +41,6 @@ class Channel(Protocol):
 
     name: str
     rate: float  # messages per second
+    # optional: `concurrency`, how many addresses may have a send in flight at once (default 1)
 
     async def send(self, message: Outgoing) -> SendResult: ...

@@ -166,6 +166,14 @@ def record_sent(session: Session, message_id: int, provider_id: str | None, now:
     )
 
 
+def record_sent_many(session: Session, sent: list[tuple[int, str | None]], now: datetime) -> None:
+    """Many rows the provider took, in one statement (executemany by primary key)."""
+    if sent:
+        session.execute(update(Message), [
+            dict(id=mid, status=MessageStatus.sent, provider_id=pid, sent_at=now, error_code=None,
+                 error_detail=None, claim_token=None, updated_at=now) for mid, pid in sent])
+
+
 def record_retry(
     session: Session, message_id: int, code: str | None, detail: str, retry_at: datetime, now: datetime
 ) -> None:

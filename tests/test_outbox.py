@@ -232,3 +232,50 @@ def test_two_drains_at_once_never_send_a_row_twice(db):
     assert max(counts.values()) == 1
     assert sum(r.sent for r in reports) == 400
     assert all(r.sent > 0 for r in reports), [r.sent for r in reports]
+
+
+class SlowChannel:
+    """Takes a while per send (a network round trip), with `concurrency` sends allowed in flight."""
+
+    name, rate = "sms", 100_000.0
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.in_flight = self.most_in_flight = 0
+        self.order: dict[str, list[int]] = {}
+
+    async def send(self, message):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.002 * (1 + message.id % 3))  # uneven round trips
+        self.in_flight -= 1
+        self.order.setdefault(message.address, []).append(message.id)
+        return SendResult(provider_id=f"P{message.id}")
+
+
+async def test_several_chats_at_once_each_in_order(db):
+    # Ten people get four messages each (a lesson in parts, say), queued interleaved.
+    ids = []
+    with session_scope(db.engine) as s:
+        for part in range(4):
+            for person in range(10):
+                ids.append(outbox.enqueue(s, channel="sms", address=f"+86139000000{person:02d}", body=f"part {part}",
+                                          now=NOW, dedupe_key=f"lesson:{person}:{part}"))
+    channel = SlowChannel(concurrency=6)
+    report = await Outbox(db.engine, {"sms": channel}).drain(NOW)
+    assert report.sent == 40 and all(m.status == "sent" and m.provider_id == f"P{m.id}" for m in _rows(db).values())
+    assert 1 < channel.most_in_flight <= 6
+    for address, sent in channel.order.items():
+        assert sent == sorted(sent) and len(sent) == 4, address  # each person's parts in the order queued
+    assert Outbox(db.engine, {"sms": SlowChannel(concurrency=1)}).channels["sms"].concurrency == 1
+
+
+async def test_outcomes_of_one_batch_are_recorded_together_and_failures_each(db):
+    ids = _enqueue(db, 120)
+    boom = {ids[5]: PermanentSendError("bad number", code="21211"), ids[70]: TransientSendError("busy", code="429")}
+    report = await Outbox(db.engine, {"sms": RecordingChannel(fail=boom)}).drain(NOW)
+    rows = _rows(db)
+    assert (report.sent, report.failed, report.retried) == (118, 1, 1)
+    assert rows[ids[5]].status == "failed" and rows[ids[5]].error_code == "21211"
+    assert rows[ids[70]].status == "queued" and rows[ids[70]].next_attempt_at > NOW
+    assert sum(r.status == "sent" and r.claim_token is None and r.sent_at == NOW for r in rows.values()) == 118

@@ -466,3 +466,32 @@ async def test_leave_through_approval_the_trip_and_the_return(tg):
     back = await _bot_says(h, 5001, starts("🏠 王伟（JZ-S）"))
     assert "销假（请假 #" in back.text
     assert not any(m.text.startswith("📍 超出范围") for m in fake.messages(5001)[before:])
+
+
+async def test_paid_broadcast_flags_greetings_only(db, monkeypatch, tmp_path):
+    from datetime import date
+
+    from handlers import greetings
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    fake = FakeTelegram()
+    await fake.start()
+    h = Harness(db, fake, FixedClock(local(2027, 2, 6, 8)), telegram_paid_broadcast=True)
+    assert h.stack.telegram.rate == 1000 and h.stack.telegram.paid_broadcast
+    await h.stack.start()
+    try:
+        holiday = greetings.find_holiday("CN", today=date(2027, 1, 1), name="spring_festival")
+        with session_scope(db.engine) as s:
+            greetings.enqueue_bulk(s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting", template=holiday.slug,
+                                   now=h.clock.now(), audience=greetings.Audience(), holiday=holiday)
+        await h.tick(local(2027, 2, 6, 9))  # the greeting (the sweep sees it queued already and adds none)
+        await fake.send_text(7002, "/help")
+        await h.said(7002, 2)
+        sends = [p for method, p in fake.calls if method == "sendMessage" and str(p.get("chat_id")) == "7002"]
+        paid = {str(p.get("allow_paid_broadcast", "")).lower() == "true" for p in sends if "春节" in str(p["text"])}
+        unpaid = [str(p.get("allow_paid_broadcast", "")).lower() for p in sends if "春节" not in str(p["text"])]
+        assert paid == {True} and unpaid and set(unpaid) == {""}, [(str(p["text"])[:20], p.get("allow_paid_broadcast")) for p in sends]
+        assert fake.paid_count == 1
+    finally:
+        await h.stack.stop()
+        await fake.stop()

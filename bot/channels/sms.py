@@ -62,6 +62,7 @@ class SmsChannel:
         # twilio logs each request's body (phone numbers, message text) at INFO: never let it.
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         self.rate = rate
+        self.concurrency = 4  # sends in flight (the client is synchronous: each runs in a worker thread)
         self.on_inbound, self.on_status = on_inbound, on_status
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.public_url = public_url.rstrip("/") if public_url else None

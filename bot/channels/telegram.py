@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiolimiter import AsyncLimiter
 from starlette.requests import Request
 from starlette.responses import Response
 from telegram import (
@@ -22,12 +22,16 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from handlers.types import Inbound, Location
+from scheduler.outbox import smooth_limiter
 from scheduler.channels import PermanentSendError, SendResult, TransientSendError
 from storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
+PAID_BROADCAST_RATE = 1000.0  # messages/s with allow_paid_broadcast (paid in Telegram Stars beyond the free 30/s)
+PAID_KINDS = frozenset({"greeting", "broadcast"})
+CHAT_SLOTS_KEPT = 10_000
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 COMMANDS = [
     BotCommand("help", "帮助 / help"),
@@ -46,6 +50,7 @@ class TelegramChannel:
 
     name = "telegram"
     rate = 30.0  # messages per second over all chats (the Bot API's broadcast limit); CHECKIN_TELEGRAM_RATE
+    concurrency = 4
 
     def __init__(
         self,
@@ -58,8 +63,17 @@ class TelegramChannel:
         per_chat_rate: float = 1.0,
         poll_timeout: float = 10.0,
         rate: float = 30.0,
+        paid_broadcast: bool = False,
+        paid_rate: float = PAID_BROADCAST_RATE,
+        concurrency: int = 8,
     ) -> None:
-        self.rate = rate
+        # With paid broadcasts on, greetings and announcements go with allow_paid_broadcast at up to
+        # `paid_rate`; everything else still keeps to the free `rate`, through a limiter of its own.
+        self.paid_broadcast = paid_broadcast
+        self.rate = max(rate, paid_rate) if paid_broadcast else rate
+        self._free = smooth_limiter(rate) if paid_broadcast else None
+        # Sends in flight at once (to different chats): about rate x round trip is needed to keep up.
+        self.concurrency = max(1, concurrency)
         self.poll_timeout = poll_timeout
         # httpx logs every request URL at INFO, and Bot API URLs carry the token; PTB's Bot
         # and httpcore log whole API answers (names, message text) at DEBUG.
@@ -69,8 +83,10 @@ class TelegramChannel:
         self.on_inbound = on_inbound
         self.public_url = public_url.rstrip("/") if public_url else None
         self.webhook_secret = webhook_secret
+        burst = max(2.0, self.rate / 50)  # as the outbox's limiter: small bursts
         builder = Application.builder().token(token).base_url(base_url).rate_limiter(
-            AIORateLimiter(overall_max_rate=rate, max_retries=0))
+            AIORateLimiter(overall_max_rate=burst, overall_time_period=burst / self.rate, max_retries=0)
+        ).connection_pool_size(max(8, self.concurrency + 4))
         if self.public_url:
             builder = builder.updater(None)  # updates come through our Starlette route
         self.application = builder.build()
@@ -79,7 +95,7 @@ class TelegramChannel:
             filters.ChatType.PRIVATE & (filters.TEXT | filters.LOCATION | filters.COMMAND), self._on_message))
         # AIORateLimiter applies no per-chat limit to private chats: ours is one message a second.
         self._per_chat_rate = per_chat_rate
-        self._chat_limiters: dict[int, AsyncLimiter] = {}
+        self._chat_next: dict[int, float] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -173,11 +189,20 @@ class TelegramChannel:
             return ReplyKeyboardRemove()
         return None
 
-    def _limiter(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._chat_limiters.get(chat_id)
-        if limiter is None:
-            limiter = self._chat_limiters[chat_id] = AsyncLimiter(1, 1.0 / self._per_chat_rate)
-        return limiter
+    async def _chat_turn(self, chat_id: int) -> None:
+        """Wait for this chat's next slot (one message per 1/per_chat_rate seconds).
+
+        One float per recently used chat, pruned as it grows: a greeting to
+        100,000 chats must not leave 100,000 limiter objects behind.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(now, self._chat_next.get(chat_id, 0.0))
+        self._chat_next[chat_id] = slot + 1.0 / self._per_chat_rate  # reserved before waiting: no race
+        if len(self._chat_next) > CHAT_SLOTS_KEPT:
+            self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     async def send(self, message: Outgoing) -> SendResult:
         """Send (or, for an officer's action, edit) one outbox row; map Bot API errors to retry or give up."""
@@ -187,7 +212,7 @@ class TelegramChannel:
             raise PermanentSendError(f"not a Telegram chat id: {message.address!r}", code="400") from None
         bot = self.application.bot
         edit = message.payload.get("edit")
-        await self._limiter(chat_id).acquire()
+        await self._chat_turn(chat_id)
         try:
             if edit:
                 try:
@@ -197,7 +222,11 @@ class TelegramChannel:
                     return SendResult(provider_id=f"{chat_id}:{done.message_id}:edit")
                 except BadRequest:
                     log.info("telegram: edit of message %s failed; sending instead", message.id)
-            sent = await bot.send_message(chat_id, message.body[:4096], reply_markup=self._markup(message.payload))
+            paid = self.paid_broadcast and message.kind in PAID_KINDS
+            if self._free is not None and not paid:
+                await self._free.acquire()
+            sent = await bot.send_message(chat_id, message.body[:4096], reply_markup=self._markup(message.payload),
+                                          allow_paid_broadcast=True if paid else None)
             return SendResult(provider_id=f"{chat_id}:{sent.message_id}")
         except RetryAfter as exc:
             raise TransientSendError("Too Many Requests", code="429", retry_after=_seconds(exc.retry_after)) from None

@@ -67,7 +67,11 @@ class FakeTelegram(LoopbackServer):
     """The Bot API on loopback: `await start()`, then point `TELEGRAM_BASE_URL` at `base_url`."""
 
     def __init__(self, token: str = "123456:TEST-TOKEN", username: str = "checkin_test_bot",
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, keep_sent: bool = True) -> None:
+        self.keep_sent = keep_sent  # False (benchmarks): count sends, keep no messages
+        self.sent_count = 0
+        self.paid_count = 0
+        self.send_times: list[float] = []
         self.token = token
         self.bot_id = int(token.split(":")[0])
         self.username = username
@@ -232,7 +236,8 @@ class FakeTelegram(LoopbackServer):
             return self._error(401, "Unauthorized")
         method = request.path_params["method"]
         params = await self._params(request)
-        self.calls.append((method, params))
+        if self.keep_sent:
+            self.calls.append((method, params))
         if self.faults.get(method):
             fault = self.faults[method].pop(0)
             return self._error(fault.status, fault.description, fault.retry_after)
@@ -240,6 +245,15 @@ class FakeTelegram(LoopbackServer):
         if handler is None:
             return self._error(404, "Not Found: method not found")
         return await handler(params)
+
+    async def _m_sandboxStats(self, p: dict) -> JSONResponse:
+        """Not Bot API: what a benchmark in another process needs (sends, paid sends, busiest second)."""
+        times, busiest, j = self.send_times, 0, 0
+        for i, t in enumerate(times):
+            while times[j] <= t - 1.0:
+                j += 1
+            busiest = max(busiest, i - j + 1)
+        return self._ok({"sent": self.sent_count, "paid": self.paid_count, "busiest_second": busiest})
 
     async def _m_getMe(self, p: dict) -> JSONResponse:
         return self._ok({**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
@@ -292,6 +306,11 @@ class FakeTelegram(LoopbackServer):
         if len(str(p["text"])) > 4096:
             return self._error(400, "Bad Request: message is too long")
         m = SentMessage(next(self._message_ids), chat_id, str(p["text"]), p.get("reply_markup"), int(self.now()))
+        self.sent_count += 1
+        self.paid_count += str(p.get("allow_paid_broadcast", "")).lower() == "true"
+        if not self.keep_sent:
+            self.send_times.append(time.monotonic())
+            return self._ok(self._bot_message_dict(m))
         self.sent[chat_id].append(m)
         await self._notify()
         return self._ok(self._bot_message_dict(m))
