@@ -53,6 +53,12 @@ class DrainReport:
     failed: int = 0
     by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
+    def add(self, other: DrainReport) -> None:
+        self.sent, self.retried, self.failed = (self.sent + other.sent, self.retried + other.retried,
+                                                self.failed + other.failed)
+        for name, n in other.by_channel.items():
+            self.by_channel[name] += n
+
     @property
     def claimed(self) -> int:
         return self.sent + self.retried + self.failed
@@ -74,19 +80,38 @@ class Outbox:
         """Send every row due at `now` (optionally only to `address`) until none is left."""
         report = DrainReport()
         batches = 0
-        while max_batches is None or batches < max_batches:
-            with session_scope(self.engine) as session:
-                rows = outbox.claim(session, now, list(self.channels), self.batch, address)
+        # Database work runs in a worker thread, and the next batch is claimed while this one is being
+        # sent: the event loop keeps sending (and taking inbound messages) instead of waiting on queries.
+        upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, address))
+        while True:
+            rows = await upcoming
+            if not rows and batches:  # claimed before the last batch was recorded, which may have queued more
+                rows = await asyncio.to_thread(self._claim, now, address)
             if not rows:
                 break
             batches += 1
+            more = max_batches is None or batches < max_batches
+            upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, address)) if more else None
             by_channel: dict[str, list[outbox.Outgoing]] = defaultdict(list)
             for row in rows:
                 by_channel[row.channel].append(row)
             await asyncio.gather(
                 *(self._send_all(name, items, now, report) for name, items in by_channel.items())
             )
+            if upcoming is None:
+                break
         return report
+
+    def _claim(self, now: datetime, address: str | None) -> list[outbox.Outgoing]:
+        with session_scope(self.engine) as session:
+            return outbox.claim(session, now, list(self.channels), self.batch, address)
+
+    def _record_group(self, outcomes: list, now: datetime) -> DrainReport:
+        """Record outcomes (in a worker thread); the counts come back to be added on the event loop."""
+        counts = DrainReport()
+        with session_scope(self.engine) as session:
+            self._record_many(session, outcomes, now, counts)
+        return counts
 
     async def _send_all(self, name: str, rows: list[outbox.Outgoing], now: datetime, report: DrainReport) -> None:
         """Send one channel's rows: in order for each address, several addresses at once, under the limiter.
@@ -102,12 +127,11 @@ class Outbox:
         gate = asyncio.Semaphore(max(1, int(getattr(channel, "concurrency", 1))))
         done: list[tuple[outbox.Outgoing, SendResult | Exception]] = []
 
-        def flush() -> None:
+        async def flush() -> None:
             if done:
                 batch = done[:]
                 done.clear()
-                with session_scope(self.engine) as session:
-                    self._record_many(session, batch, now, report)
+                report.add(await asyncio.to_thread(self._record_group, batch, now))
 
         async def one_address(items: list[outbox.Outgoing]) -> None:
             async with gate:
@@ -115,10 +139,10 @@ class Outbox:
                     await limiter.acquire()
                     done.append((row, await self._send_one(channel, row)))
                     if len(done) >= RECORD_EVERY:
-                        flush()
+                        await flush()
 
         await asyncio.gather(*(one_address(items) for items in by_address.values()))
-        flush()
+        await flush()
 
     @staticmethod
     async def _send_one(channel: Channel, row: outbox.Outgoing) -> SendResult | Exception:

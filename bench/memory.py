@@ -1,0 +1,141 @@
+"""Peak memory of the service at 100,000 enrolled.
+
+    python bench/memory.py [--people 100000] [--postgres URL]
+
+This process is the service: the runtime, the real stack (Telegram adapter on
+python-telegram-bot polling the Bot API stand-in, SMS adapter on the twilio
+Client, the outbox), half the people on Telegram and half on SMS. The
+stand-ins run in a process of their own, so that what they keep is not counted.
+The service plans everyone's obligations, sends Monday's 09:00 check-in
+prompts (three quarters of the roster) and then the holiday greeting to
+everyone, all through the adapters; the figure is the process's peak resident
+set (ru_maxrss), after each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import func, select, update  # noqa: E402
+
+from bench.sweep import enrol  # noqa: E402
+from storage.db import make_engine, migrate, session_scope  # noqa: E402
+from storage.models import Message, Supervisee  # noqa: E402
+from tests.conftest import pg_schema  # noqa: E402
+
+SH = ZoneInfo("Asia/Shanghai")
+MONDAY = datetime(2027, 3, 1, 8, 0, tzinfo=SH).astimezone(UTC)
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _stand_ins(tg_port: int, tw_port: int, ready) -> None:
+    from bot.sandbox.telegram_api import FakeTelegram
+    from bot.sandbox.twilio_api import FakeTwilio
+
+    async def main():
+        tg = FakeTelegram(keep_sent=False)
+        tw = FakeTwilio()
+        await tg.start(port=tg_port)
+        await tw.start(port=tw_port)
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def service(url: str, n: int) -> list[tuple[str, float, float, int]]:
+    from bot.runtime import Runtime
+    from bot.sandbox.loopback import free_port
+    from bot.settings import load_settings
+    from bot.stack import Stack
+    from handlers import greetings
+    from scheduler.clock import FixedClock
+
+    stages = [("imports", 0.0, peak_mb(), 0)]
+    engine = make_engine(url)
+    migrate(engine)
+    t0 = time.perf_counter()
+    enrol(engine, n, MONDAY - timedelta(days=1))
+    with session_scope(engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id % 2 == 0)
+                  .values(telegram_chat_id=Supervisee.id + 1_000_000, preferred_channel="telegram"))
+    stages.append(("enrolled", time.perf_counter() - t0, peak_mb(), 0))
+    tg_port, tw_port = free_port(), free_port()
+    ready = multiprocessing.Event()
+    fakes = multiprocessing.Process(target=_stand_ins, args=(tg_port, tw_port, ready), daemon=True)
+    fakes.start()
+    ready.wait(30)
+    settings = load_settings(
+        database_url=url, telegram_bot_token="123456:TEST-TOKEN", telegram_base_url=f"http://127.0.0.1:{tg_port}/bot",
+        twilio_account_sid="AC" + "0" * 32, twilio_auth_token="test-auth-token", twilio_from_number="+15005550006",
+        twilio_api_base_url=f"http://127.0.0.1:{tw_port}", telegram_rate=1000, telegram_chat_rate=100, sms_rate=1000)
+    clock = FixedClock(MONDAY)
+    rt = Runtime(settings, engine, clock)
+    stack = Stack(rt, poll_timeout=1.0)
+    await stack.start()
+    t0 = time.perf_counter()
+    at = MONDAY
+    while True:  # planning is bounded per sweep: tick until everyone is planned
+        clock.set(at)
+        report = await stack.ticker.tick(at)
+        if report.sweep.planned_people == 0:
+            break
+        at += timedelta(seconds=1)
+    stages.append(("planned", time.perf_counter() - t0, peak_mb(), 0))
+    t0 = time.perf_counter()
+    nine = datetime(2027, 3, 1, 9, 0, tzinfo=SH).astimezone(UTC)
+    clock.set(nine)
+    report = await stack.ticker.tick(nine)
+    stages.append(("09:00 prompts sent", time.perf_counter() - t0, peak_mb(), report.drain.sent))
+    holiday = greetings.find_holiday("CN", today=date(2027, 1, 1), name="spring_festival")
+    t0 = time.perf_counter()
+    with session_scope(engine) as s:
+        greetings.enqueue_bulk(s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting",
+                               template=holiday.slug, now=nine, audience=greetings.Audience(), holiday=holiday)
+    drained = await stack.outbox.drain(nine)
+    stages.append(("greeting sent to all", time.perf_counter() - t0, peak_mb(), drained.sent))
+    await stack.stop()
+    fakes.terminate()
+    with session_scope(engine) as s:
+        sent = s.exec(select(func.count()).select_from(Message).where(Message.status == "sent")).one()[0]
+    engine.dispose()
+    stages.append(("all messages sent", 0.0, peak_mb(), sent))
+    return stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--people", type=int, default=100_000)
+    ap.add_argument("--postgres")
+    args = ap.parse_args()
+    if args.postgres:
+        admin = make_engine(args.postgres)
+        with pg_schema(admin, "checkin_bench") as url:
+            stages = asyncio.run(service(url, args.people))
+        admin.dispose()
+        label = "PostgreSQL"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            stages = asyncio.run(service(f"sqlite:///{tmp}/bench.db", args.people))
+        label = "SQLite"
+    for stage, seconds, mb, count in stages:
+        print(f"{label:10} {args.people:,} people | {stage:22} {seconds:6.1f} s | peak RSS {mb:6.1f} MB"
+              f"{f' | {count:,} messages' if count else ''}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
