@@ -95,6 +95,16 @@ def resolve_sender(session: Session, channel: str, address: str, default_languag
     return Sender(SenderKind.unknown, language=default_language)
 
 
+def _again(session: Session, sender: Sender) -> Sender:
+    """The sender resolved while storing, loaded again by primary key in this session."""
+    if sender.officer is not None:
+        return Sender(SenderKind.officer, officer=session.get(Officer, sender.officer.id), language=sender.language)
+    if sender.supervisee is not None:
+        return Sender(SenderKind.supervisee, supervisee=session.get(Supervisee, sender.supervisee.id),
+                      language=sender.language)
+    return sender
+
+
 class Router:
     """One explicit dispatch table: conversation states first, then keywords, then buttons, then the fallback."""
 
@@ -193,7 +203,7 @@ class Router:
             return Handled(None, duplicate=True)
         try:
             with session_scope(engine) as session:
-                replies = await self._dispatch(session, inbound, message_id, now)
+                replies = await self._dispatch(session, inbound, message_id, now, _again(session, sender))
             return Handled(message_id, replies=replies)
         except Exception:
             log.exception("handler failed on message %s", message_id)
@@ -204,8 +214,8 @@ class Router:
                 self._mark(session, message_id, now, error="handler_error")
             return Handled(message_id, replies=[reply], error=True)
 
-    async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime) -> list[Reply]:
-        sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+    async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime,
+                        sender: Sender) -> list[Reply]:
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
         ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,

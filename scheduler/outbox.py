@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from aiolimiter import AsyncLimiter
 from sqlalchemy.engine import Engine
@@ -68,8 +68,10 @@ class Outbox:
     """Sends queued rows through channel adapters, each under its own rate limiter."""
 
     def __init__(self, engine: Engine, channels: Mapping[str, Channel], batch: int = 500,
-                 on_failure: Callable[[Session, outbox.Outgoing, SendError, datetime], None] | None = None) -> None:
+                 on_failure: Callable[[Session, outbox.Outgoing, SendError, datetime], None] | None = None,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.engine = engine
+        self.wall = wall  # real time, for claim leases (the drain's `now` may be simulated)
         self.on_failure = on_failure
         self.channels = dict(channels)
         self.batch = batch
@@ -104,7 +106,7 @@ class Outbox:
 
     def _claim(self, now: datetime, address: str | None) -> list[outbox.Outgoing]:
         with session_scope(self.engine) as session:
-            return outbox.claim(session, now, list(self.channels), self.batch, address)
+            return outbox.claim(session, now, list(self.channels), self.batch, address, lease_now=self.wall())
 
     def _record_group(self, outcomes: list, now: datetime) -> DrainReport:
         """Record outcomes (in a worker thread); the counts come back to be added on the event loop."""

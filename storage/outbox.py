@@ -33,8 +33,9 @@ class Outgoing:
 def insert_ignore(session: Session, row: dict, conflict: list[str]) -> int | None:
     """INSERT a message row unless `conflict` columns clash; the new id or None."""
     dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-    stmt = ins.values(**row).on_conflict_do_nothing(index_elements=conflict).returning(Message.id)
+    table = Message.__table__  # Core, not the ORM's bulk path: this runs for every message in and out
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = ins.values(**row).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
     return session.execute(stmt).scalar_one_or_none()
 
 
@@ -100,16 +101,23 @@ def claim(
     channels: list[str],
     limit: int = 100,
     address: str | None = None,
+    lease_now: datetime | None = None,
 ) -> list[Outgoing]:
     """Claim up to `limit` due rows for `channels`, marking them `sending`.
+
+    Rows are due by `now` (the service's clock, which may be simulated); the
+    claim's lease runs on `lease_now` (the wall clock, by default `now`): a
+    row left `sending` by a drain that died is taken again CLAIM_LEASE later
+    in real time, however fast a simulated clock runs.
 
     On PostgreSQL the candidate rows are locked FOR UPDATE SKIP LOCKED, so
     concurrent drains take disjoint rows; on SQLite the write lock taken at
     BEGIN IMMEDIATE serialises claims. The UPDATE re-checks the status either way.
     """
+    lease_now = lease_now or now
     due = or_(
         and_(Message.status == MessageStatus.queued, Message.next_attempt_at <= now),
-        and_(Message.status == MessageStatus.sending, Message.claimed_at <= now - CLAIM_LEASE),
+        and_(Message.status == MessageStatus.sending, Message.claimed_at <= lease_now - CLAIM_LEASE),
     )
     cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due]
     if address is not None:
@@ -133,7 +141,7 @@ def claim(
         .where(Message.id.in_(ids), due)
         .values(
             status=MessageStatus.sending,
-            claimed_at=now,
+            claimed_at=lease_now,
             claim_token=token,
             attempts=Message.attempts + 1,
             updated_at=now,
