@@ -46,6 +46,8 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
     if word in CANCEL_WORDS:
         ctx.set_state("idle")
         return [Reply(text(ctx.language, "report.cancelled"))]
+    if inbound.button:  # an old or forged report button: nothing to add to
+        return [Reply(text(ctx.language, "fallback.not_understood"))]
     if inbound.text.strip():
         parts = data.get("parts", []) + [ctx.message_id]
         if len(parts) >= MAX_PARTS:

@@ -113,7 +113,7 @@ class Router:
         routes: list[Route],
         fallbacks: dict[SenderKind, Handler],
         states: dict[str, Handler] | None = None,
-        buttons: dict[str, Handler] | None = None,
+        buttons: dict[str, tuple[frozenset[SenderKind], Handler]] | None = None,
         default_language: str = "zh-CN",
         zone: tzinfo | None = None,
         policy: Policy | None = None,
@@ -147,7 +147,11 @@ class Router:
         if inbound.button:
             prefix = inbound.button.split(":", 1)[0]
             if prefix in self.buttons:
-                return self.buttons[prefix], prefix, inbound.button
+                who, handler = self.buttons[prefix]
+                if sender.kind in who:
+                    return handler, prefix, inbound.button
+            # A button that is not this sender's to press (or forged data) gets the sender's usual answer.
+            return self.fallbacks[sender.kind], "", body
         if inbound.location is not None and sender.kind in self.locations:  # a shared point, whatever the state
             return self.locations[sender.kind], "", body
         if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
@@ -280,8 +284,9 @@ def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, 
             Route(("/leaves", "leaves", "请假记录"), OFFICER, leave.pending),
             Route(leave.APPROVE_WORDS + leave.REFUSE_WORDS, OFFICER, leave.act),
         ],
-        buttons={"checkin": checkin.answer, "report": report.collect, "esc": escalation.act, "study": study.answer,
-                 "svc": service.verify_button, "leave": leave.act},
+        buttons={"checkin": (PERSON, checkin.answer), "report": (PERSON, report.collect),
+                 "study": (PERSON, study.answer), "esc": (OFFICER, escalation.act),
+                 "svc": (OFFICER, service.verify_button), "leave": (OFFICER, leave.act)},
         states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason, leave.STATE: leave.collect},
         locations={SenderKind.supervisee: location.share},
         areas=areas,

@@ -1,0 +1,142 @@
+"""Who may do what: every command and button against every kind of sender, one test per cell.
+
+The matrix is docs/security.md's. Senders: 刘芳 (a supervisee on Telegram),
+李娜 (her assistant officer), 赵强 (an assistant in another township), 张主任
+(李娜's township supervisor), an administrator, and a stranger. The case
+acted on is always 刘芳's (JZ-O).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from handlers import escalation, leave, service
+from storage.db import session_scope
+from storage.models import Escalation, Leave, Obligation, Officer, ServiceAttendance, Supervisee, Warning_
+from tests.sim import SH, County, local
+
+NOW = local(2027, 3, 1, 10)
+SENDERS = {"person": "7002", "assistant": "5001", "other_township": "5002", "supervisor": "9000", "admin": "1",
+           "unknown": "4242"}
+OFFICERS = ("assistant", "other_township", "supervisor", "admin")
+SCOPED = ("assistant", "supervisor", "admin")  # may act on 李娜's caseload
+
+# What each kind of refusal looks like.
+NOT_YOURS_CASE = "JZ-O 不在您的管辖范围内"
+PERSON_FALLBACK = "没有看懂您的消息"
+OFFICER_FALLBACK = "没有看懂这条命令"
+STRANGER = "本服务仅供社区矫正对象使用"
+
+
+def _world(db, waiting: bool = True) -> tuple[County, dict]:
+    c = County(db)
+    if waiting:  # today's check-ins: 刘芳's waits (and any text of hers answers it)
+        c.sweep(local(2027, 3, 1, 9))
+    with session_scope(c.engine) as s:
+        person = s.get(Supervisee, c.ordinary.id)
+        ob = s.exec(select(Obligation).where(Obligation.supervisee_id == person.id,
+                                             Obligation.kind == "checkin")).first()
+        esc = escalation.open_escalation(s, person, "asked_officer", NOW, timedelta(hours=4), SH)
+        lv = Leave(supervisee_id=person.id, officer_id=person.officer_id, destination="贵阳",
+                   destination_area="guiyang", starts_on=datetime(2027, 3, 10).date(),
+                   ends_on=datetime(2027, 3, 12).date(), reason="探亲", state="requested", requested_at=NOW)
+        s.add(lv)
+        svc = service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 1, 8),
+                             ends_at=local(2027, 3, 1, 12), hours=3, case_numbers=["JZ-O"], now=local(2027, 2, 28))
+        s.flush()
+        attendance = s.exec(select(ServiceAttendance).where(ServiceAttendance.session_id == svc.id)).one()
+        ids = dict(ob=ob.id if ob else 0, esc=esc.id, leave=lv.id, att=attendance.id)
+    return c, ids
+
+
+def officer_only(allowed: str, refused: str = NOT_YOURS_CASE, scoped: bool = True) -> dict[str, str]:
+    """An officer command on 刘芳: allowed for those whose scope holds her, refused for the rest."""
+    out = {"person": PERSON_FALLBACK, "unknown": STRANGER}
+    for role in OFFICERS:
+        out[role] = allowed if (role in SCOPED or not scoped) else "!" + refused
+    return out
+
+
+def person_only(allowed: str) -> dict[str, str]:
+    return {"person": allowed, "unknown": STRANGER, **{role: OFFICER_FALLBACK for role in OFFICERS}}
+
+
+# action -> (text, button) and the expected reply per sender ("!" marks a refusal).
+MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
+    "/case": ("/case JZ-O", None, officer_only("刘芳（JZ-O，普管，红果镇")),
+    "/say": ("/say JZ-O 明天上午来一趟司法所", None, officer_only("已发送给刘芳")),
+    "/warn": ("/warn JZ-O 未按时报到", None, officer_only("已记录警告")),
+    "/warnings": ("/warnings JZ-O", None, officer_only("刘芳没有警告记录")),
+    "ack (text)": ("知悉 {esc}", None, officer_only("✅ 已知悉 #{esc}", "提醒 #{esc} 不归您处理")),
+    "ack (button)": ("", "esc:{esc}:ack", officer_only("✅ 已知悉 #{esc}", "提醒 #{esc} 不归您处理")),
+    "excuse (text)": ("免除 {esc} 已电话联系", None, officer_only("✅ 已免除 #{esc}", "提醒 #{esc} 不归您处理")),
+    "approve leave (text)": ("批准 {leave}", None, officer_only("✅ 请假 #{leave}", "请假申请 #{leave} 不归您审批")),
+    "refuse leave (button)": ("", "leave:{leave}:refuse",
+                              officer_only("✅ 请假 #{leave}", "请假申请 #{leave} 不归您审批")),
+    "verify service (button)": ("", "svc:{att}:ok", officer_only("✅ 已核实：刘芳", "#{att} 不在您的管辖范围内")),
+    "/service": ("/service 2027-03-02 09:00-12:00 3 敬老院 JZ-O", None,
+                 officer_only("已安排公益劳动", "用法：/service")),
+    "/list": ("/list", None, officer_only("您", scoped=False)),
+    "/open": ("/open", None, officer_only("", scoped=False)),
+    "/leaves": ("/leaves", None, officer_only("", scoped=False)),
+    "check-in answer (text)": ("1", None, person_only("已收到，谢谢")),
+    "check-in answer (button)": ("", "checkin:{ob}:ok", person_only("已收到，谢谢")),
+    "/report": ("/report", None, person_only("请写书面汇报")),
+    "/leave": ("/leave", None, person_only("请问要去哪里")),
+    "/study": ("/study", None, person_only("")),
+    "/officer": ("找协管员 我明天要去医院", None, person_only("已转告李娜")),
+    "/help": ("/help", None, {"person": "您可以：", "unknown": STRANGER,
+                              **{role: "协管员功能：" for role in OFFICERS}}),
+}
+CELLS = [(action, sender) for action in MATRIX for sender in SENDERS]
+
+
+@pytest.mark.parametrize("action, sender", CELLS, ids=[f"{a}-{s}" for a, s in CELLS])
+async def test_cell(db, action, sender):
+    c, ids = _world(db, waiting=action.startswith("check-in"))
+    words, button, expected = MATRIX[action]
+    handled = await c.send("telegram", SENDERS[sender], NOW, words.format(**ids),
+                           button=button.format(**ids) if button else None)
+    assert not handled.error
+    reply = "\n".join(r.text for r in handled.replies)
+    want = expected[sender].format(**ids)
+    refused = want.startswith("!")
+    assert want.lstrip("!") in reply, (action, sender, reply)
+    # A refusal changes nothing: no warning, no decision, no acknowledgement, no verification.
+    with session_scope(c.engine) as s:
+        esc = s.get(Escalation, ids["esc"])
+        lv = s.get(Leave, ids["leave"])
+        att = s.get(ServiceAttendance, ids["att"])
+        warned = s.exec(select(Warning_)).all()
+    changed = {"warn": bool(warned), "esc": esc.acknowledged_at is not None, "leave": lv.state != "requested",
+               "att": att.state == "verified"}
+    if refused or sender in ("person", "unknown"):
+        touched = {"/warn": "warn", "ack (text)": "esc", "ack (button)": "esc", "excuse (text)": "esc",
+                   "approve leave (text)": "leave", "refuse leave (button)": "leave",
+                   "verify service (button)": "att"}.get(action)
+        if touched:
+            assert not changed[touched], (action, sender)
+
+
+async def test_forged_buttons_change_nothing(db):
+    c, ids = _world(db)
+    for sender, data in (("person", f"esc:{ids['esc']}:reached"), ("person", f"leave:{ids['leave']}:move"),
+                         ("assistant", f"checkin:{ids['ob']}:ok"), ("unknown", f"svc:{ids['att']}:ok"),
+                         ("admin", "esc:1:launch"), ("admin", "nonsense"), ("person", "report:" + "x" * 60)):
+        handled = await c.send("telegram", SENDERS[sender], NOW, button=data)
+        assert not handled.error and handled.replies, (sender, data)
+    with session_scope(c.engine) as s:
+        assert s.get(Escalation, ids["esc"]).acknowledged_at is None
+        assert s.get(Leave, ids["leave"]).state == "requested"
+        assert s.get(ServiceAttendance, ids["att"]).state != "verified"
+        assert s.get(Obligation, ids["ob"]).state == "prompted"
+    # A check-in button with someone else's id or garbage answers only the presser's own waiting check-in.
+    other = await c.send("telegram", SENDERS["person"], NOW, button="checkin:99999:ok")
+    assert other.replies[0].text.startswith("已收到，谢谢")
+    with session_scope(c.engine) as s:
+        assert s.get(Obligation, ids["ob"]).state == "done"
+        mine = s.exec(select(Obligation).where(Obligation.id != ids["ob"], Obligation.state == "done")).all()
+        assert mine == []
