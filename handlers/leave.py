@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE = "leave"
 MODES = ("move", "suspend")
-CANCEL = {"/cancel", "cancel", "取消"}
+CANCEL = {"/cancel", "cancel", "取消", "cancel leave", "取消请假"}  # "cancel" alone opts out by SMS
 # Officers' typed decisions: APPROVE 12 [MOVE|SUSPEND], REFUSE 12 [reason]
 APPROVE_WORDS = ("approve", "/approve", "批准")
 REFUSE_WORDS = ("refuse", "/refuse", "拒绝", "不批准")

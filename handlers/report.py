@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 STATE = "report"
 DONE_WORDS = {"done", "/done", "完成", "好了", "结束"}
-CANCEL_WORDS = {"cancel", "/cancel", "取消"}
+# "cancel" alone is an SMS opt-out keyword (Twilio's and ours): SMS users are told "cancel report".
+CANCEL_WORDS = {"cancel", "/cancel", "取消", "cancel report", "取消汇报"}
 MAX_PARTS = 50
 
 
