@@ -11,7 +11,7 @@ from content.catalog import catalogue, text
 from content.formatting import hm, when
 from handlers.cadence import checkin_slots
 from handlers.escalation import close_for_late_answer, open_escalation
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage.models import (
     OPEN_OBLIGATION,
     Obligation,
@@ -115,7 +115,7 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
     if inbound.button:
         parts = inbound.button.split(":")
         choice = parts[2] if len(parts) > 2 and parts[2] in (OK, HELP) else OK
-        ob = session.get(Obligation, int(parts[1])) if len(parts) > 1 and parts[1].isdigit() else None
+        ob = session.get(Obligation, row_id(parts[1])) if len(parts) > 1 and row_id(parts[1]) else None
         if ob is None or ob.supervisee_id != person.id or ob.kind != ObligationKind.checkin:
             ob = current(session, person.id, now)
     else:

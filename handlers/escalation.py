@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm, phone_national
 from handlers.delivery import deliver
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage.models import (
     Escalation,
     EscalationState,
@@ -232,9 +232,9 @@ async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
         if not m or action is None:
             return [Reply(text(lang, "escalation.usage"))]
         esc_ref, reason = m.group(1), m.group(2).strip()
-    if action not in ACTIONS or not esc_ref.isdigit():
+    if action not in ACTIONS or row_id(esc_ref) is None:
         return [Reply(text(lang, "escalation.usage"))]
-    return apply_action(ctx, int(esc_ref), action, reason)
+    return apply_action(ctx, row_id(esc_ref), action, reason)
 
 
 def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> list[Reply]:

@@ -26,7 +26,7 @@ from content.policy import Policy
 from handlers.delivery import deliver
 from handlers.escalation import open_escalation
 from handlers.officer import can_see
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage.models import Escalation, EscalationState, Leave, LeaveState, Officer, Resolution, Supervisee
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
             decision, note = "refuse", rest
         else:
             decision, note = MODE_WORDS.get(rest.split(maxsplit=1)[0].lower(), "") if rest else "", ""
-    leave = ctx.session.get(Leave, int(ref)) if ref.isdigit() else None
+    leave = ctx.session.get(Leave, row_id(ref)) if row_id(ref) else None
     if leave is None:
         return [Reply(text(lang, "leave.not_found", id=ref or "?"))]
     if decision == "":  # typed approval without a mode: move when the destination is known, else suspend

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, func, select
 from content.catalog import text
 from content.formatting import day_and_time, phone_national
 from handlers.location import requirement
-from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
+from handlers.types import Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage import queries
 from storage.models import (
     Escalation,
@@ -157,6 +157,6 @@ def _alert_id(payload: str | None) -> int | None:
     """The escalation id carried by an alert's buttons (`esc:ID:action`)."""
     for _, data in json.loads(payload or "{}").get("buttons", []):
         parts = data.split(":")
-        if parts[0] == "esc" and parts[1].isdigit():
-            return int(parts[1])
+        if parts[0] == "esc" and len(parts) > 1 and row_id(parts[1]):
+            return row_id(parts[1])
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,18 @@ from handlers import (
     warnings,
 )
 from handlers.delivery import deliver
-from handlers.types import MAX_STORED_TEXT, Context, Handler, Inbound, Recipient, Reply, Sender, SenderKind
+from handlers.types import (
+    MAX_STORED_TEXT,
+    Context,
+    Handler,
+    Inbound,
+    Recipient,
+    Reply,
+    Sender,
+    SenderKind,
+    clean,
+    row_id,
+)
 from storage import outbox, queries
 from storage.db import session_scope
 from storage.models import ChannelName, Direction, Message, MessageStatus, Officer, Supervisee
@@ -84,8 +95,8 @@ def resolve_sender(session: Session, channel: str, address: str, default_languag
         person = None if officer else queries.supervisee_by_phone(session, address)
     elif channel == ChannelName.console:
         kind, _, ref = address.partition(":")
-        if kind == "officer" and ref.isdigit():
-            officer = session.get(Officer, int(ref))
+        if kind == "officer" and row_id(ref):
+            officer = session.get(Officer, row_id(ref))
         elif kind == "case":
             person = queries.supervisee_by_case(session, ref)
     if officer is not None:
@@ -182,6 +193,8 @@ class Router:
 
     async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
         """Store the message, then handle it; it is stored and answered even when a handler fails."""
+        if "\x00" in inbound.text or (inbound.button and "\x00" in inbound.button):
+            inbound = replace(inbound, text=clean(inbound.text), button=clean(inbound.button or "") or None)
         received = inbound.received_at or now
         with session_scope(engine) as session:
             sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
 from handlers.officer import can_see
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, zone_of
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from storage import queries
 from storage.models import (
     Obligation,
@@ -158,7 +158,7 @@ def verify(session: Session, officer: Officer, attendance_id: int, now: datetime
 async def verify_button(inbound: Inbound, ctx: Context) -> list[Reply]:
     """An officer's button on an attendance: `svc:ID:ok` or `svc:ID:absent`."""
     parts = inbound.button.split(":")
-    if ctx.sender.kind is not SenderKind.officer or len(parts) != 3 or not parts[1].isdigit():
+    if ctx.sender.kind is not SenderKind.officer or len(parts) != 3 or row_id(parts[1]) is None:
         return [Reply(text(ctx.language, "fallback.not_understood"))]
     try:
         attendance = verify(ctx.session, ctx.sender.officer, int(parts[1]), ctx.now, absent=parts[2] == "absent")

@@ -13,7 +13,7 @@ from content.catalog import text
 from content.formatting import day_and_time, duration
 from content.study import Module, module, order
 from handlers.delivery import deliver
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, zone_of
+from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from storage.models import Obligation, ObligationState, Status, StudyProgress, Supervisee
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,10 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
     person, s, now, lang = ctx.sender.supervisee, ctx.session, ctx.now, ctx.language
     if inbound.button:
         parts = inbound.button.split(":")
-        progress = s.get(StudyProgress, int(parts[1])) if len(parts) == 4 and parts[1].isdigit() else None
+        progress = s.get(StudyProgress, row_id(parts[1])) if len(parts) == 4 and row_id(parts[1]) else None
         if progress is None or progress.supervisee_id != person.id or progress.state != "sent" \
-                or not parts[2].isdigit() or int(parts[2]) != progress.question or not parts[3].isdigit():
+                or not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) != progress.question \
+                or not (parts[3].isascii() and parts[3].isdigit() and len(parts[3]) < 4):
             return [Reply(text(lang, "study.none_pending"))]
         choice = int(parts[3])
     else:

@@ -21,6 +21,22 @@ def zone_of(person: Supervisee, default: tzinfo) -> tzinfo:
     """A person's own time zone when set, else `default` (the county's)."""
     return ZoneInfo(person.timezone) if person.timezone else default
 
+MAX_ROW_ID = 2**31 - 1  # a primary key fits a 32-bit integer (PostgreSQL `integer`)
+
+
+def row_id(value: str | None) -> int | None:
+    """An id typed or carried in button data, or None: ASCII digits only, within a database integer."""
+    if not value or not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def clean(text: str) -> str:
+    """Text as it may be stored: NUL (which PostgreSQL text refuses) becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 # Stored inbound text is capped; the rest is cut with a note, never dropped silently.
 MAX_STORED_TEXT = 4000
 

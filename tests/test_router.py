@@ -173,3 +173,19 @@ async def test_expired_revoked_and_unknown_codes(db, county):
     await router.handle(db.engine, Inbound("telegram", "903", "/start ZZZZ-ZZZZ"), NOW)
     assert "没有找到" in _out(db, address="903")[0].body
     assert new != old
+
+
+async def test_nul_bytes_and_out_of_range_ids_are_handled(db, county):
+    """Found by tests/test_hostile.py on PostgreSQL: a NUL in a text, and ids beyond a database integer."""
+    from handlers.types import row_id
+    assert [row_id(v) for v in ("12", "0", "-3", "²", "٣", "99999999999", "2147483647", "", None)] == \
+        [12, None, None, None, None, None, 2147483647, None, None]
+    _, wang, _ = county
+    router = default_router()
+    handled = await router.handle(db.engine, Inbound("sms", wang.phone, "汇报\x00 今天在家"), NOW)
+    assert not handled.error
+    with session_scope(db.engine) as s:
+        assert s.get(Message, handled.message_id).body == "汇报\ufffd 今天在家"
+    for button in ("checkin:999999999999:ok", "checkin:²:ok", "study:99999999999:0:1", "esc:3000000000:ack"):
+        handled = await router.handle(db.engine, Inbound("sms", wang.phone, button=button), NOW)
+        assert not handled.error and handled.replies, button
