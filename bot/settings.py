@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     areas_file: str | None = Field(None, validation_alias=_env("CHECKIN_AREAS_FILE"))
     telegram_rate: float = Field(30.0, gt=0, le=1000, validation_alias=_env("CHECKIN_TELEGRAM_RATE"))
     telegram_paid_broadcast: bool = Field(False, validation_alias=_env("CHECKIN_TELEGRAM_PAID_BROADCAST"))
+    claim_lease_seconds: float = Field(300, gt=0, le=86400, validation_alias=_env("CHECKIN_CLAIM_LEASE_SECONDS"))
     telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))

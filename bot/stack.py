@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from starlette.routing import Route
 
@@ -45,7 +46,8 @@ class Stack:
                 api_base_url=s.twilio_api_base_url, public_url=s.public_url, rate=s.sms_rate,
             )
             self.channels["sms"] = self.sms
-        self.outbox = Outbox(rt.engine, self.channels, on_failure=self._failed)
+        self.outbox = Outbox(rt.engine, self.channels, on_failure=self._failed,
+                             lease=timedelta(seconds=rt.settings.claim_lease_seconds))
         self.ticker = Ticker(rt.engine, self.outbox, rt.sweep_config, rt.clock, sweeps=sweeps)
         self._drainer: asyncio.Task | None = None
         self._again = False
@@ -55,7 +57,13 @@ class Stack:
                         sla=self.rt.policy.escalation.officer_sla)
 
     async def start(self, receive: bool = True) -> None:
-        """Start the channels; `receive=False` only sends (a tick beside a running service)."""
+        """Start the channels; `receive=False` only sends (a tick beside a running service).
+
+        A receiving start first handles what an earlier run stored and did not
+        get to handle (it died in between), before new messages come in.
+        """
+        if receive:
+            await self.rt.router.recover(self.rt.engine, self.rt.clock.now())
         for channel in self.channels.values():
             await channel.start(receive=receive)
 

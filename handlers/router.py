@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -35,6 +35,7 @@ from handlers.types import (
     Context,
     Handler,
     Inbound,
+    Location,
     Recipient,
     Reply,
     Sender,
@@ -208,6 +209,9 @@ class Router:
             )
             if inbound.button:
                 row["payload"] = json.dumps({"button": inbound.button[:200]}, ensure_ascii=False)
+            elif inbound.location is not None:  # kept only until handled (recovery needs it), then cleared
+                loc = inbound.location
+                row["payload"] = json.dumps({"location": [loc.latitude, loc.longitude, loc.accuracy]})
             if inbound.provider_id is None:
                 msg = Message(**row)
                 session.add(msg)
@@ -233,6 +237,12 @@ class Router:
 
     async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime,
                         sender: Sender) -> list[Reply]:
+        # Lock the stored row and check it is still unhandled: a recovery pass never handles it twice.
+        pending = session.execute(
+            select(Message.id).where(Message.id == message_id, Message.status == MessageStatus.received)
+            .with_for_update()).first()
+        if pending is None:
+            return []
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
         ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,
@@ -267,6 +277,40 @@ class Router:
             update(Message).where(Message.id == message_id)
             .values(status=MessageStatus.handled, error_code=error, updated_at=now)
         )
+        session.execute(  # a shared point lives in location_check, not in the message log
+            update(Message).where(Message.id == message_id, Message.kind == "location").values(payload=None))
+
+    async def recover(self, engine: Engine, now: datetime, limit: int = 10_000) -> int:
+        """Handle messages stored but never handled (the process died in between); run at start-up.
+
+        Each is handled as it would have been, once: the handling locks the row
+        and checks it is still unhandled. Returns how many were handled.
+        """
+        with session_scope(engine) as session:
+            rows = session.execute(
+                select(Message.id, Message.channel, Message.address, Message.body, Message.payload,
+                       Message.provider_id, Message.created_at)
+                .where(Message.direction == Direction.inbound, Message.status == MessageStatus.received)
+                .order_by(Message.id).limit(limit)).all()
+        done = 0
+        for r in rows:
+            extra = json.loads(r.payload or "{}")
+            point = extra.get("location")
+            inbound = Inbound(r.channel, r.address, text=r.body, button=extra.get("button"),
+                              location=Location(*point) if point else None, provider_id=r.provider_id,
+                              received_at=r.created_at)
+            try:
+                with session_scope(engine) as session:
+                    sender = resolve_sender(session, r.channel, r.address, self.default_language)
+                    await self._dispatch(session, inbound, r.id, now, sender)
+                done += 1
+            except Exception:
+                log.exception("recovery failed on message %s", r.id)
+                with session_scope(engine) as session:
+                    self._mark(session, r.id, now, error="handler_error")
+        if rows:
+            log.info("recovered %s of %s unhandled inbound messages", done, len(rows))
+        return done
 
 
 def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, policy: Policy | None = None,

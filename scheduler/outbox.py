@@ -69,7 +69,9 @@ class Outbox:
 
     def __init__(self, engine: Engine, channels: Mapping[str, Channel], batch: int = 500,
                  on_failure: Callable[[Session, outbox.Outgoing, SendError, datetime], None] | None = None,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 lease: timedelta = outbox.CLAIM_LEASE) -> None:
+        self.lease = lease
         self.engine = engine
         self.wall = wall  # real time, for claim leases (the drain's `now` may be simulated)
         self.on_failure = on_failure
@@ -106,7 +108,8 @@ class Outbox:
 
     def _claim(self, now: datetime, address: str | None) -> list[outbox.Outgoing]:
         with session_scope(self.engine) as session:
-            return outbox.claim(session, now, list(self.channels), self.batch, address, lease_now=self.wall())
+            return outbox.claim(session, now, list(self.channels), self.batch, address, lease_now=self.wall(),
+                                lease=self.lease)
 
     def _record_group(self, outcomes: list, now: datetime) -> DrainReport:
         """Record outcomes (in a worker thread); the counts come back to be added on the event loop."""

@@ -102,6 +102,7 @@ def claim(
     limit: int = 100,
     address: str | None = None,
     lease_now: datetime | None = None,
+    lease: timedelta = CLAIM_LEASE,
 ) -> list[Outgoing]:
     """Claim up to `limit` due rows for `channels`, marking them `sending`.
 
@@ -117,7 +118,7 @@ def claim(
     lease_now = lease_now or now
     due = or_(
         and_(Message.status == MessageStatus.queued, Message.next_attempt_at <= now),
-        and_(Message.status == MessageStatus.sending, Message.claimed_at <= lease_now - CLAIM_LEASE),
+        and_(Message.status == MessageStatus.sending, Message.claimed_at <= lease_now - lease),
     )
     cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due]
     if address is not None:

@@ -189,3 +189,25 @@ async def test_nul_bytes_and_out_of_range_ids_are_handled(db, county):
     for button in ("checkin:999999999999:ok", "checkin:²:ok", "study:99999999999:0:1", "esc:3000000000:ack"):
         handled = await router.handle(db.engine, Inbound("sms", wang.phone, button=button), NOW)
         assert not handled.error and handled.replies, button
+
+
+async def test_recovery_handles_what_was_stored_and_not_handled_once(db, county):
+    """The process died after storing a message and before handling it: the next start handles it, once."""
+    _, wang, _ = county
+    with session_scope(db.engine) as s:  # as the first transaction of `handle` leaves it
+        stored = Message(direction="in", channel="sms", address=wang.phone, supervisee_id=wang.id, kind="text",
+                         body="找协管员 我明天要去医院", status="received", provider_id="SMdead", attempts=0,
+                         created_at=NOW, updated_at=NOW)
+        s.add(stored)
+        s.flush()
+        mid = stored.id
+    router = default_router()
+    assert await router.recover(db.engine, NOW) == 1
+    with session_scope(db.engine) as s:
+        assert s.get(Message, mid).status == "handled"
+    notes = [m for m in _out(db) if m.kind == "officer_note" or "我明天要去医院" in m.body]
+    assert len(notes) == 1 and len(_out(db, address=wang.phone)) == 1  # the note, and the person's receipt
+    assert await router.recover(db.engine, NOW) == 0  # nothing left: handled once
+    # A redelivery of the same provider id is a duplicate and changes nothing either.
+    again = await router.handle(db.engine, Inbound("sms", wang.phone, "找协管员 我明天要去医院", provider_id="SMdead"), NOW)
+    assert again.duplicate and len(_out(db)) == 2

@@ -219,3 +219,16 @@ async def test_logs_carry_ids_not_phone_numbers_or_text(sms, caplog):
     assert "message" in logged  # something was logged
     for secret in (WANG, "13800000001", "138 0000 0001", "私人的内容", "王伟", fake.auth_token):
         assert secret not in logged, secret
+
+
+async def test_21614_a_landline_is_unreachable_by_sms_and_escalated(sms):
+    h, fake = sms, sms.fake
+    fake.fail_next(WANG, 400, 21614)
+    await h.tick(local(2027, 3, 1, 9))
+    (row,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (row.status, row.error_code) == ("failed", "21614")  # permanent: not retried
+    assert h.county.person(h.county.strict).sms_blocked_reason == "not_mobile"
+    alert = next(m for m in h.rows(kind="escalation") if "JZ-S" in m.body)
+    assert "短信无法送达：不是手机号码" in alert.body
+    await h.tick(local(2027, 3, 1, 9, 30))
+    assert len(h.rows(kind="checkin_prompt", address=WANG)) == 1 and fake.to(WANG) == []

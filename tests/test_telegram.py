@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 import httpx
@@ -495,3 +496,36 @@ async def test_paid_broadcast_flags_greetings_only(db, monkeypatch, tmp_path):
     finally:
         await h.stack.stop()
         await fake.stop()
+
+
+async def test_provider_faults_are_retried_with_bounded_backoff_and_the_outbox_drains(tg):
+    """500, 429 with retry_after, then the Bot API unreachable (connection refused); then it comes back."""
+    from scheduler.outbox import BACKOFF_CAP
+    from storage import outbox
+
+    h, fake = tg, tg.fake
+    t0 = local(2027, 3, 1, 10)
+    with session_scope(h.db.engine) as s:
+        ids = [outbox.enqueue(s, channel="telegram", address=chat, body=f"消息 {chat}", now=t0, dedupe_key=f"f:{chat}")
+               for chat in ("7002", "5001", "9000")]
+    fake.fail_next("sendMessage", 500, "Internal Server Error")
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 45", retry_after=45)
+    first = await h.stack.outbox.drain(t0)
+    assert (first.sent, first.retried) == (1, 2)
+    rows = {m.id: m for m in h.county.out() if m.id in ids}
+    waiting = {m.error_code: m.next_attempt_at - t0 for m in rows.values() if m.status == "queued"}
+    # python-telegram-bot reports a 5xx as a NetworkError; the 429's retry_after is honoured.
+    assert waiting == {"network": timedelta(seconds=30), "429": timedelta(seconds=45)}
+    port = fake.port
+    await fake.stop()  # the Bot API is unreachable: connection refused
+    second = await h.stack.outbox.drain(t0 + timedelta(seconds=45))
+    assert (second.sent, second.retried) == (0, 2)
+    rows = {m.id: m for m in h.county.out() if m.id in ids and m.status == "queued"}
+    assert {m.error_code for m in rows.values()} == {"network"}
+    assert all(m.next_attempt_at - (t0 + timedelta(seconds=45)) <= BACKOFF_CAP for m in rows.values())
+    await fake.start(port=port)
+    third = await h.stack.outbox.drain(t0 + timedelta(minutes=5))
+    assert third.sent == 2
+    assert {m.status for m in h.county.out() if m.id in ids} == {"sent"}
+    delivered = Counter(m.chat_id for msgs in fake.sent.values() for m in msgs if m.text.startswith("消息"))
+    assert delivered == {7002: 1, 5001: 1, 9000: 1}  # nothing lost, nothing twice
