@@ -91,8 +91,9 @@ def enqueue_many(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-    session.execute(ins.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    session.flush()  # pending ORM changes first, then the rows through Core (no ORM bulk bookkeeping)
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message.__table__)
+    session.connection().execute(ins.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
 
 
 def claim(
