@@ -73,10 +73,12 @@ def run_size(url: str, n: int) -> dict:
     t0 = time.perf_counter()
     sweep(engine, idle_at, cfg)
     idle_ms = (time.perf_counter() - t0) * 1000
-    # 1% of people due at 10:01, then another 1% at 10:02: pull that many planned check-ins forward.
-    # The first sweep is timed; the second runs under tracemalloc for its peak memory.
-    due_ms, peak_mb, prompted = 0.0, 0.0, 0
-    for minute, measure in ((1, "time"), (2, "memory")):
+    # 1% of people due at 10:01, 10:02, ...: pull that many planned check-ins forward each minute.
+    # The first four sweeps are timed (the first pays for compiling the prompt path's statements, once
+    # per process; the figure is the median of the other three); the last runs under tracemalloc.
+    due_ms, first_ms, peak_mb, prompted = 0.0, 0.0, 0.0, 0
+    timings = []
+    for minute, measure in ((1, "time"), (2, "time"), (3, "time"), (4, "time"), (5, "memory")):
         due_at = idle_at + timedelta(minutes=minute)
         with session_scope(engine) as s:
             ids = s.exec(select(Obligation.id).where(Obligation.kind == "checkin", Obligation.state == "planned")
@@ -90,7 +92,8 @@ def run_size(url: str, n: int) -> dict:
         if measure == "time":
             t0 = time.perf_counter()
             prompted = sweep(engine, due_at, cfg).prompted
-            due_ms = (time.perf_counter() - t0) * 1000
+            timings.append((time.perf_counter() - t0) * 1000)
+            first_ms, due_ms = timings[0], sorted(timings[1:])[len(timings[1:]) // 2] if len(timings) > 1 else 0
         else:
             tracemalloc.start()
             sweep(engine, due_at, cfg)
@@ -98,6 +101,7 @@ def run_size(url: str, n: int) -> dict:
             tracemalloc.stop()
     engine.dispose()
     return dict(n=n, planning_s=plan_s, sweeps=sweeps, planned=planned, idle_ms=idle_ms, due_ms=due_ms,
+                first_ms=first_ms,
                 prompted=prompted, sweep_peak_mb=peak_mb)
 
 
@@ -136,7 +140,7 @@ def main() -> None:
     ap.add_argument("--postgres")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"{'db':10s} {'people':>8s} {'plan s':>7s} {'obligations':>11s} {'idle ms':>8s} {'1% due ms':>9s} "
+    print(f"{'db':10s} {'people':>8s} {'plan s':>7s} {'obligations':>11s} {'idle ms':>8s} {'first':>6s} {'1% due ms':>9s} "
           f"{'prompts':>7s} {'sweep MB':>8s} | {'naive s':>7s} {'naive MB':>8s} | time x  mem x")
     for n in sizes:
         base = naive(n)
@@ -148,7 +152,7 @@ def main() -> None:
             admin.dispose()
         for name, r in results:
             print(f"{name:10s} {n:8d} {r['planning_s']:7.1f} {r['planned']:11d} {r['idle_ms']:8.1f} "
-                  f"{r['due_ms']:9.1f} {r['prompted']:7d} {r['sweep_peak_mb']:8.1f} | {base['naive_s']:7.2f} "
+                  f"{r['first_ms']:6.0f} {r['due_ms']:9.1f} {r['prompted']:7d} {r['sweep_peak_mb']:8.1f} | {base['naive_s']:7.2f} "
                   f"{base['naive_mb']:8.1f} | {base['naive_s'] * 1000 / r['due_ms']:6.1f} "
                   f"{base['naive_mb'] / max(r['sweep_peak_mb'], 0.01):6.1f}")
 
