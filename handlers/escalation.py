@@ -145,13 +145,6 @@ def open_escalation(
     return esc
 
 
-def open_for_missed(
-    session: Session, ob: Obligation, person: Supervisee, now: datetime, sla: timedelta, zone: tzinfo
-) -> Escalation | None:
-    """Open the escalation for a missed obligation (once)."""
-    return open_escalation(session, person, f"missed_{ob.kind}", now, sla, zone, obligation=ob)
-
-
 def supervisor_of(session: Session, officer: Officer) -> Officer | None:
     """The officer's township supervisor: the named one, else a supervisor of the same township."""
     if officer.supervisor_id:

@@ -89,18 +89,24 @@ class SweepConfig:
 
 @contextmanager
 def _sweep_lock(engine: Engine) -> Iterator[bool]:
-    """On PostgreSQL, a session advisory lock so that one worker sweeps at a time."""
+    """On PostgreSQL, a session advisory lock so that one worker sweeps at a time.
+
+    The lock is keyed on the schema too: advisory locks are per database, and
+    two instances (two counties, or two test runs) in different schemas of one
+    database must not stop each other's sweeps.
+    """
     if engine.dialect.name != "postgresql":
         yield True
         return
+    key = (ADVISORY_LOCK, func.hashtext(func.current_schema()))
     with engine.connect() as conn:
-        got = conn.execute(select(func.pg_try_advisory_lock(ADVISORY_LOCK))).scalar()
+        got = conn.execute(select(func.pg_try_advisory_lock(*key))).scalar()
         conn.commit()
         try:
             yield bool(got)
         finally:
             if got:
-                conn.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK)))
+                conn.execute(select(func.pg_advisory_unlock(*key)))
                 conn.commit()
 
 
@@ -235,10 +241,8 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
             ob.state, ob.next_check_at = ObligationState.missed, None
             rep.missed += 1
             return
-        if ob.kind == ObligationKind.checkin and ob.location_required and ob.partial_at is not None:
-            _partial(s, ob, person, now, cfg, rep)
-            return
-        _miss(s, ob, person, now, cfg, rep)
+        _miss(s, ob, person, now, cfg, rep,
+              partial=ob.kind == ObligationKind.checkin and ob.location_required and ob.partial_at is not None)
         return
     if ob.state == ObligationState.reminded:  # window still open: look again when it closes
         ob.next_check_at = ob.window_end_at
@@ -291,24 +295,15 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
 
 
 def _miss(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
-          rep: SweepReport) -> None:
-    ob.state, ob.next_check_at = ObligationState.missed, None
-    rep.missed += 1
+          rep: SweepReport, *, partial: bool = False) -> None:
+    """The window closed unanswered (missed), or answered without the location it needed (partial): escalate."""
+    ob.state, ob.next_check_at = (ObligationState.partial if partial else ObligationState.missed), None
+    rep.partial += partial
+    rep.missed += not partial
     s.add(ob)
     s.flush()
-    if escalation.open_for_missed(s, ob, person, now, cfg.policy.escalation.officer_sla, cfg.zone):
-        rep.escalated += 1
-
-
-def _partial(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
-             rep: SweepReport) -> None:
-    """Answered without the location the check-in needed, and none came by the end: partial, and escalated."""
-    ob.state, ob.next_check_at = ObligationState.partial, None
-    rep.partial += 1
-    s.add(ob)
-    s.flush()
-    if escalation.open_escalation(s, person, "location_missing", now, cfg.policy.escalation.officer_sla, cfg.zone,
-                                  obligation=ob):
+    kind = "location_missing" if partial else f"missed_{ob.kind}"
+    if escalation.open_escalation(s, person, kind, now, cfg.policy.escalation.officer_sla, cfg.zone, obligation=ob):
         rep.escalated += 1
 
 

@@ -261,3 +261,21 @@ async def test_roster_extension_brings_an_ended_person_back(db):
     c.sweep(local(2027, 3, 1, 9))
     assert c.person(c.strict).status == "active"
     assert [m.kind for m in c.out(address=c.strict.phone)] == ["checkin_prompt"]
+
+
+def test_the_sweep_lock_is_per_schema(db):
+    """Advisory locks are per database: another instance in another schema must not stop this one's sweep."""
+    if db.kind != "postgresql" and db.kind != "postgres":
+        pytest.skip("PostgreSQL only: SQLite needs no sweep lock")
+    from sqlalchemy import func, select
+
+    from scheduler.sweep import ADVISORY_LOCK
+    c = County(db)
+    with db.engine.connect() as other:
+        other.execute(select(func.pg_advisory_lock(ADVISORY_LOCK, func.hashtext("some_other_schema"))))
+        assert not c.sweep(local(2027, 3, 1, 9)).skipped  # another schema's sweep does not block this one
+        other.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK, func.hashtext("some_other_schema"))))
+        other.execute(select(func.pg_advisory_lock(ADVISORY_LOCK, func.hashtext(func.current_schema()))))
+        assert c.sweep(local(2027, 3, 1, 9, 1)).skipped  # a sweep of this schema is running elsewhere
+        other.execute(select(func.pg_advisory_unlock(ADVISORY_LOCK, func.hashtext(func.current_schema()))))
+    assert not c.sweep(local(2027, 3, 1, 9, 2)).skipped
