@@ -29,7 +29,7 @@ from handlers.delivery import deliver
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
-from storage import queries
+from storage import audit, queries
 from storage.db import current_revision, migrate, session_scope
 from storage.models import Leave, LeaveState, Officer, Role, ServiceAttendance, ServiceSession, Supervisee
 
@@ -46,6 +46,9 @@ service_app = typer.Typer(help="Community-service sessions and attendance.", no_
 app.add_typer(service_app, name="service")
 leave_app = typer.Typer(help="Leave to travel: requests and decisions.", no_args_is_help=True)
 app.add_typer(leave_app, name="leave")
+audit_app = typer.Typer(help="The audit trail of officers' and administrators' actions (hash-chained).",
+                        no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 areas_app = typer.Typer(help="The county, township and destination areas for location check-ins.",
                         no_args_is_help=True)
 app.add_typer(areas_app, name="areas")
@@ -148,6 +151,10 @@ def roster_import(
         )
         if dry_run or not result.ok:
             session.rollback()
+        else:
+            audit.append(session, actor="cli", action="roster.import", now=rt.clock.now(),
+                         details={"file": file.name, "created": result.created, "updated": result.updated,
+                                  "unchanged": result.unchanged})
     if not result.ok:
         for e in result.errors:
             err.print(f"{file.name}: {e}", markup=False)
@@ -386,6 +393,38 @@ def leave_refuse(
 ) -> None:
     """Refuse a leave request."""
     _decide(leave_id, officer, "refuse", reason)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole chain: any changed, deleted or reordered entry is found, and the first one named."""
+    rt = _runtime()
+    with session_scope(rt.engine) as session:
+        verdict = audit.verify(session)
+    if not verdict.ok:
+        _fail(f"audit trail broken at entry {verdict.first_bad}: {verdict.reason} "
+              f"({verdict.entries} entries before it are intact)", 1)
+    out.print(f"audit trail intact: {verdict.entries} entries")
+
+
+@audit_app.command("show")
+def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")]) -> None:
+    """One person's history: every officer's and administrator's action on them, oldest first."""
+    rt = _runtime()
+    z = rt.settings.zone
+    with session_scope(rt.engine) as session:
+        person = queries.supervisee_by_case(session, case)
+        if person is None:
+            _fail(f"--case={case!r}: no such case number", 2)
+        table = Table("#", "when", "who", "action", "on", "details")
+        for e in audit.history(session, person.id):
+            who = e.actor
+            if e.actor.startswith("officer:"):
+                officer = session.get(Officer, int(e.actor.split(":")[1]))
+                who = f"{officer.name} ({e.actor})" if officer else e.actor
+            table.add_row(str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), who, e.action, e.subject or "",
+                          e.details if e.details != "{}" else "")
+    out.print(table)
 
 
 @areas_app.command("list")

@@ -13,6 +13,7 @@ from content.catalog import text
 from content.formatting import day_and_time, duration, hm, phone_national
 from handlers.delivery import deliver
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
+from storage import audit
 from storage.models import (
     Escalation,
     EscalationState,
@@ -45,7 +46,8 @@ def out_of_area_history(lang: str, facts: dict, zone: tzinfo) -> str:
     at = datetime.fromisoformat(facts["at"]) if facts.get("at") else None
     where = (facts.get("where") or {}).get(lang) or text(lang, "location.unknown_area")
     return text(lang, "escalation.out_of_area_history", time=day_and_time(at, zone, lang) if at else "-",
-                distance=f"{(facts.get('distance_m') or 0) / 1000:.1f}", area=(facts.get("allowed") or {}).get(lang, "-"),
+                distance=f"{(facts.get('distance_m') or 0) / 1000:.1f}",
+                area=(facts.get("allowed") or {}).get(lang, "-"),
                 where=where, accuracy=f"{facts['accuracy_m']:.0f}" if facts.get("accuracy_m") is not None else "?",
                 map=facts.get("map", ""))
 
@@ -262,6 +264,9 @@ def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> li
                 ob.state = ObligationState.excused
                 ctx.session.add(ob)
     ctx.session.add(esc)
+    audit.append(ctx.session, actor=f"officer:{officer.id}", action=f"escalation.{action}", now=now,
+                 supervisee_id=esc.supervisee_id, subject=f"escalation:{esc.id}",
+                 details={"reason": reason[:1000]} if reason else None)
     log.info("officer %s: escalation %s %s", officer.id, esc_id, action)
     label = text(lang, f"escalation.{'excused' if action == 'excuse' else action}")
     # On Telegram the alert itself is edited to show what was done, and loses its buttons.

@@ -27,6 +27,7 @@ from handlers.delivery import deliver
 from handlers.escalation import open_escalation
 from handlers.officer import can_see
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
+from storage import audit
 from storage.models import Escalation, EscalationState, Leave, LeaveState, Officer, Resolution, Supervisee
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,9 @@ def decide(session: Session, leave: Leave, officer: Officer, decision: str, now:
         body = text(lang, "leave.approved", id=leave.id, destination=leave.destination,
                     start=leave.starts_on.isoformat(), end=leave.ends_on.isoformat(), check=check)
     session.add(leave)
+    audit.append(session, actor=f"officer:{officer.id}", now=now,
+                 action="leave.refuse" if decision == "refuse" else "leave.approve", supervisee_id=person.id, subject=f"leave:{leave.id}",
+                 details={"mode": leave.mode, "note": note[:500]} if note else {"mode": leave.mode})
     log.info("leave %s %s by officer %s", leave.id, leave.state, officer.id)
     return [Reply(body, to=Recipient(SenderKind.supervisee, person.id), kind="leave_decision")]
 

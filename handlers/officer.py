@@ -11,7 +11,7 @@ from content.catalog import text
 from content.formatting import day_and_time, phone_national
 from handlers.location import requirement
 from handlers.types import Context, Inbound, Recipient, Reply, SenderKind, row_id
-from storage import queries
+from storage import audit, queries
 from storage.models import (
     Escalation,
     EscalationState,
@@ -127,6 +127,8 @@ def _relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
     officer = ctx.sender.officer
     if len(body) > MAX_SAY:
         body = body[:MAX_SAY] + "…"
+    audit.append(ctx.session, actor=f"officer:{officer.id}", action="message.sent", now=ctx.now,
+                 supervisee_id=person.id, details={"characters": len(body)})
     log.info("officer %s sent a message to supervisee %s", officer.id, person.id)
     return [
         Reply(text(person.language, "officer.to_person", officer=officer.name, text=body),

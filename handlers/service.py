@@ -14,7 +14,7 @@ from content.catalog import text
 from content.formatting import day_and_time, duration, hm
 from handlers.officer import can_see
 from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
-from storage import queries
+from storage import audit, queries
 from storage.models import (
     Obligation,
     ObligationKind,
@@ -151,6 +151,8 @@ def verify(session: Session, officer: Officer, attendance_id: int, now: datetime
     attendance.hours = 0.0 if absent else (svc.hours if hours is None else hours)
     attendance.verified_at, attendance.verified_by = now, officer.id
     session.add(attendance)
+    audit.append(session, actor=f"officer:{officer.id}", action=f"service.{attendance.state}", now=now,
+                 supervisee_id=person.id, subject=f"attendance:{attendance.id}", details={"hours": attendance.hours})
     log.info("service attendance %s %s by officer %s", attendance.id, attendance.state, officer.id)
     return attendance
 

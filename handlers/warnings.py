@@ -13,6 +13,7 @@ from content.formatting import day_and_time
 from handlers.delivery import deliver
 from handlers.officer import _person, can_see
 from handlers.types import Context, Inbound, Recipient, Reply, SenderKind, zone_of
+from storage import audit
 from storage.models import Officer, Supervisee, Warning_
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def record(session: Session, officer: Officer, person: Supervisee, reason: str, 
     deliver(session, Reply(text(person.language, "warning.to_person", officer=officer.name, reason=reason),
                            to=Recipient(SenderKind.supervisee, person.id), kind="warning"),
             now=now, dedupe_key=f"warning:{entry.id}")
+    audit.append(session, actor=f"officer:{officer.id}", action="warning.add", now=now, supervisee_id=person.id,
+                 subject=f"warning:{entry.id}", details={"reason": reason})
     log.info("warning %s recorded for supervisee %s by officer %s", entry.id, person.id, officer.id)
     return entry
 
@@ -68,6 +71,8 @@ def amend(session: Session, officer: Officer, warning_id: int, reason: str, now:
                      amends_id=original.id, reason=reason, created_at=now)
     session.add(entry)
     session.flush()
+    audit.append(session, actor=f"officer:{officer.id}", action=f"warning.{entry.kind}", now=now,
+                 supervisee_id=person.id, subject=f"warning:{original.id}", details={"reason": reason})
     key = "warning.withdrawn" if withdraw else "warning.corrected"
     when = day_and_time(original.created_at, zone_of(person, zone), person.language)
     deliver(session, Reply(text(person.language, key, when=when, reason=reason),

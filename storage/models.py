@@ -415,3 +415,19 @@ class Leave(SQLModel, table=True):
     reminded_at: datetime | None = _ts()  # the last-day reminder to report back went
     escalated_at: datetime | None = _ts()  # no report back in time: escalated (once)
     returned_at: datetime | None = _ts()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One officer's or administrator's action: append-only, each entry carrying the hash of the one before."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime | None = _ts(nullable=False)
+    actor: str = Field(max_length=40)  # officer:ID, or cli (an administrator at the command line)
+    action: str = Field(max_length=40, index=True)
+    supervisee_id: int | None = Field(default=None, index=True)  # no foreign key: a purge must not break the chain
+    subject: str | None = Field(default=None, max_length=60)  # what was acted on: escalation:12, leave:3 ...
+    details: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
