@@ -529,3 +529,20 @@ async def test_provider_faults_are_retried_with_bounded_backoff_and_the_outbox_d
     assert {m.status for m in h.county.out() if m.id in ids} == {"sent"}
     delivered = Counter(m.chat_id for msgs in fake.sent.values() for m in msgs if m.text.startswith("消息"))
     assert delivered == {7002: 1, 5001: 1, 9000: 1}  # nothing lost, nothing twice
+
+
+async def test_a_time_out_is_transient(tg, monkeypatch):
+    """python-telegram-bot's TimedOut (the Bot API did not answer in time) is retried, as any network fault."""
+    from telegram.error import TimedOut
+    from telegram.ext import ExtBot
+
+    from scheduler.channels import TransientSendError
+    from storage.outbox import Outgoing
+
+    async def slow(*args, **kwargs):
+        raise TimedOut("Timed out")
+
+    monkeypatch.setattr(ExtBot, "send_message", slow)
+    with pytest.raises(TransientSendError) as exc:
+        await tg.stack.telegram.send(Outgoing(1, "telegram", "7002", "你好", {}, 1, "reply"))
+    assert exc.value.code == "network"
