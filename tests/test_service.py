@@ -11,7 +11,7 @@ from bot.cli import app
 from handlers import service
 from storage.db import session_scope
 from storage.models import Officer, ServiceAttendance
-from tests.sim import SH, County, local, steps
+from tests.sim import County, local, steps
 
 runner = CliRunner()
 
