@@ -141,14 +141,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="sends in flight (CHECKIN_TELEGRAM_CONCURRENCY)")
     ap.add_argument("--postgres", help="also run on this PostgreSQL database (a schema of its own, dropped after)")
     args = ap.parse_args()
-    targets = []
     with tempfile.TemporaryDirectory() as tmp:
-        targets.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
-        runs = []
-        for label, target in targets:
-            runs.append((label, target))
-        if args.postgres:
-            runs.append(("PostgreSQL", None))
+        runs = [("SQLite", f"sqlite:///{tmp}/bench.db")] + ([("PostgreSQL", None)] if args.postgres else [])
         for label, target in runs:
             if target is None:
                 admin = make_engine(args.postgres)

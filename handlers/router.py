@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -275,10 +275,10 @@ class Router:
     def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:
         session.execute(
             update(Message).where(Message.id == message_id)
-            .values(status=MessageStatus.handled, error_code=error, updated_at=now)
+            .values(status=MessageStatus.handled, error_code=error, updated_at=now,
+                    # a shared point lives in location_check, not in the message log
+                    payload=case((Message.kind == "location", None), else_=Message.payload))
         )
-        session.execute(  # a shared point lives in location_check, not in the message log
-            update(Message).where(Message.id == message_id, Message.kind == "location").values(payload=None))
 
     async def recover(self, engine: Engine, now: datetime, limit: int = 10_000) -> int:
         """Handle messages stored but never handled (the process died in between); run at start-up.

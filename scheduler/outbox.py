@@ -169,12 +169,9 @@ class Outbox:
             else:
                 self._record(session, row, out, now, report)
 
-    def _record(self, session, row: outbox.Outgoing, outcome, now: datetime, report: DrainReport) -> None:
-        if isinstance(outcome, SendResult):
-            outbox.record_sent(session, row.id, outcome.provider_id, now)
-            report.sent += 1
-            report.by_channel[row.channel] += 1
-        elif isinstance(outcome, PermanentSendError) or row.attempts >= MAX_ATTEMPTS:
+    def _record(self, session, row: outbox.Outgoing, outcome: SendError, now: datetime, report: DrainReport) -> None:
+        """A failed send: given up (permanent, or out of attempts) or back in the queue with backoff."""
+        if isinstance(outcome, PermanentSendError) or row.attempts >= MAX_ATTEMPTS:
             outbox.record_failed(session, row.id, outcome.code, outcome.detail, now)
             report.failed += 1
             if self.on_failure is not None:

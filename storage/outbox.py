@@ -164,18 +164,6 @@ def claim(
     ]
 
 
-def record_sent(session: Session, message_id: int, provider_id: str | None, now: datetime) -> None:
-    """The provider took the message."""
-    session.execute(
-        update(Message)
-        .where(Message.id == message_id)
-        .values(
-            status=MessageStatus.sent, provider_id=provider_id, sent_at=now,
-            error_code=None, error_detail=None, claim_token=None, updated_at=now,
-        )
-    )
-
-
 def record_sent_many(session: Session, sent: list[tuple[int, str | None]], now: datetime) -> None:
     """Many rows the provider took, in one statement (executemany by primary key)."""
     if sent:
