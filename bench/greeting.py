@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.sweep import enrol  # noqa: E402
 from handlers import greetings  # noqa: E402
-from storage.db import make_engine, migrate, session_scope  # noqa: E402
-from tests.conftest import pg_schema  # noqa: E402
+from storage.db import migrate, session_scope  # noqa: E402
+from tests.conftest import make_engine, pg_schema  # noqa: E402
 
 
 def run(url: str, n: int) -> tuple[float, float, int]:

@@ -42,9 +42,9 @@ from content.policy import load_policy  # noqa: E402
 from handlers.router import default_router  # noqa: E402
 from handlers.types import Inbound  # noqa: E402
 from scheduler.sweep import SweepConfig, sweep  # noqa: E402
-from storage.db import make_engine, migrate, session_scope  # noqa: E402
+from storage.db import migrate, session_scope  # noqa: E402
 from storage.models import Message, Obligation, Supervisee  # noqa: E402
-from tests.conftest import pg_schema  # noqa: E402
+from tests.conftest import make_engine, pg_schema  # noqa: E402
 
 SH = ZoneInfo("Asia/Shanghai")
 PROMPT_AT = datetime(2027, 3, 1, 9, 0, tzinfo=SH).astimezone(UTC)

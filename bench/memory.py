@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select, update  # noqa: E402
 
 from bench.sweep import enrol  # noqa: E402
-from storage.db import make_engine, migrate, session_scope  # noqa: E402
+from storage.db import migrate, session_scope  # noqa: E402
 from storage.models import Message, Supervisee  # noqa: E402
-from tests.conftest import pg_schema  # noqa: E402
+from tests.conftest import make_engine, pg_schema  # noqa: E402
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2027, 3, 1, 8, 0, tzinfo=SH).astimezone(UTC)

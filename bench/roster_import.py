@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from handlers.roster import import_roster  # noqa: E402
 from storage import queries  # noqa: E402
-from storage.db import make_engine, migrate, session_scope  # noqa: E402
-from tests.conftest import pg_schema, roster_csv  # noqa: E402
+from storage.db import migrate, session_scope  # noqa: E402
+from tests.conftest import make_engine, pg_schema, roster_csv  # noqa: E402
 
 
 def run(url: str, rows: int) -> tuple[float, float]:

@@ -31,9 +31,9 @@ from sqlalchemy import func, insert, select, text, update  # noqa: E402
 from content.policy import load_policy  # noqa: E402
 from scheduler.sweep import SweepConfig, sweep  # noqa: E402
 from storage import queries  # noqa: E402
-from storage.db import make_engine, migrate, session_scope  # noqa: E402
+from storage.db import migrate, session_scope  # noqa: E402
 from storage.models import Obligation, Supervisee  # noqa: E402
-from tests.conftest import pg_schema  # noqa: E402
+from tests.conftest import KEYRING, make_engine, pg_schema  # noqa: E402
 
 SH = ZoneInfo("Asia/Shanghai")
 LEVELS = ("strict", "ordinary", "ordinary", "lenient")
@@ -45,7 +45,9 @@ def enrol(engine, n: int, now: datetime) -> None:
         rows = [dict(case_number=f"B{i:07d}", name=f"p{i}", phone=f"+86139{i:08d}", language="zh-CN",
                      category="probation", level=LEVELS[i % 4], township="t", officer_id=officer,
                      supervision_start=date(2026, 1, 1), supervision_end=date(2030, 1, 1), status="active",
-                     preferred_channel="sms", created_at=now, updated_at=now) for i in range(n)]
+                     preferred_channel="sms", created_at=now, updated_at=now,
+                     phone_index=KEYRING.blind(f"+86139{i:08d}"))  # a bulk insert runs no mapper events
+                for i in range(n)]
         for i in range(0, n, 5000):
             s.execute(insert(Supervisee), rows[i:i + 5000])
 

@@ -20,17 +20,26 @@ from bot.channels.console import ConsoleChannel
 from bot.runtime import NotInitialised, Runtime, build
 from bot.service import serve
 from bot.stack import Stack
-from bot.settings import LANGUAGES, SettingsError, load_settings
+from bot.settings import (
+    LANGUAGES,
+    SettingsError,
+    load_settings,
+    new_key_text,
+    own_keys,
+    read_key_file,
+    write_key_file,
+)
 from content.areas import AreaError, load_areas
 from content.catalog import catalogue
-from handlers import compliance, enrol, greetings, leave, service, warnings
+from handlers import compliance, enrol, greetings, leave, purge, service, warnings
 from handlers.addressing import console_address
 from handlers.delivery import deliver
 from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
-from storage import audit, queries
-from storage.db import current_revision, migrate, session_scope
+from storage import audit, queries, rekey
+from storage.crypto import Keyring, KeyringError, key_id, new_key
+from storage.db import current_revision, has_schema, make_engine, migrate, session_scope
 from storage.models import Leave, LeaveState, Officer, Role, ServiceAttendance, ServiceSession, Supervisee
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
@@ -52,6 +61,9 @@ app.add_typer(audit_app, name="audit")
 areas_app = typer.Typer(help="The county, township and destination areas for location check-ins.",
                         no_args_is_help=True)
 app.add_typer(areas_app, name="areas")
+keys_app = typer.Typer(help="Encryption keys: make them, rotate them (re-encrypting what is stored).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -62,7 +74,7 @@ def _runtime(schema: bool = True) -> Runtime:
         rt = build(load_settings())
         if schema:
             rt.require_schema()
-    except (SettingsError, NotInitialised) as exc:
+    except (SettingsError, NotInitialised, KeyringError) as exc:
         err.print(f"[red]{exc}[/]", markup=True)
         raise typer.Exit(2) from None
     return rt
@@ -75,7 +87,21 @@ def _fail(message: str, code: int = 1) -> None:
 
 @app.command()
 def init() -> None:
-    """Create or migrate the database."""
+    """Create or migrate the database (and, for a new one without keys, make the key file)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    if not settings.data_keys and not Path(settings.key_file).exists():
+        engine = make_engine(settings.database_url)
+        fresh = not has_schema(engine)
+        engine.dispose()
+        if not fresh:
+            _fail(f"the database has data but there are no keys to read it: set CHECKIN_DATA_KEYS and "
+                  f"CHECKIN_INDEX_KEY, or CHECKIN_KEY_FILE (not found: {settings.key_file})", 2)
+        write_key_file(Path(settings.key_file), new_key_text())
+        out.print(f"[yellow]made new encryption keys in {settings.key_file} (readable by you only): keep a copy "
+                  "apart from the database; without them its personal data cannot be read[/]")
     rt = _runtime(schema=False)
     before = current_revision(rt.engine)
     migrate(rt.engine)
@@ -404,7 +430,8 @@ def audit_verify() -> None:
     if not verdict.ok:
         _fail(f"audit trail broken at entry {verdict.first_bad}: {verdict.reason} "
               f"({verdict.entries} entries before it are intact)", 1)
-    out.print(f"audit trail intact: {verdict.entries} entries")
+    purged = f" ({verdict.purged} with details removed by a purge)" if verdict.purged else ""
+    out.print(f"audit trail intact: {verdict.entries} entries{purged}")
 
 
 @audit_app.command("show")
@@ -423,8 +450,127 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
                 officer = session.get(Officer, int(e.actor.split(":")[1]))
                 who = f"{officer.name} ({e.actor})" if officer else e.actor
             table.add_row(str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), who, e.action, e.subject or "",
-                          e.details if e.details != "{}" else "")
+                          "(purged)" if e.details is None else e.details if e.details != "{}" else "")
     out.print(table)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    file: Annotated[Optional[Path], typer.Option("--file", help="Where to write (default CHECKIN_KEY_FILE)")] = None,
+    print_: Annotated[bool, typer.Option("--print", help="Print the two settings instead of writing a file")] = False,
+) -> None:
+    """Make new keys: a key file readable by you only, or the two lines for your environment."""
+    keys = new_key_text()
+    if print_:
+        for name, value in keys.items():
+            out.print(f"{name}={value}", markup=False, soft_wrap=True)
+        return
+    try:
+        path = file or Path(load_settings().key_file)
+    except SettingsError as exc:
+        _fail(str(exc), 2)
+    if path.exists():
+        _fail(f"{path} exists: keys are never overwritten (to change them, `checkin keys rotate`)", 2)
+    write_key_file(path, keys)
+    out.print(f"wrote new keys to {path} (mode 600); keep a copy apart from the database")
+
+
+def _key_file_only(settings, what: str) -> Path:
+    if settings.data_keys:
+        _fail(f"the keys come from CHECKIN_DATA_KEYS/CHECKIN_INDEX_KEY: {what} there (a new data key goes first, "
+              "the old ones stay until `checkin keys rotate` says they are unused)", 2)
+    return Path(settings.key_file)
+
+
+@keys_app.command("add")
+def keys_add() -> None:
+    """Put a new data key first in the key file; new values are written with it once the service restarts."""
+    rt = _runtime()
+    path = _key_file_only(rt.settings, "add the new key")
+    values = read_key_file(path)
+    values["CHECKIN_DATA_KEYS"] = ",".join([new_key(), values["CHECKIN_DATA_KEYS"]])
+    write_key_file(path, values)
+    ring = Keyring.parse(values["CHECKIN_DATA_KEYS"], values["CHECKIN_INDEX_KEY"])
+    out.print(f"{path}: new data key {ring.primary} first, {len(ring.data_keys) - 1} older kept. Restart the service "
+              "(so that it reads values under the new key), then run `checkin keys rotate`.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_index_key: Annotated[bool, typer.Option(
+        "--new-index-key", help="Replace the blind-index key in the key file and recompute the phone indexes "
+                                "(stop the service first)")] = False,
+    reindex: Annotated[bool, typer.Option(
+        "--reindex", help="Recompute the phone indexes with the current index key (after changing it)")] = False,
+) -> None:
+    """Re-encrypt every stored value under the newest data key (resumable; safe while the service runs).
+
+    First put the new data key first (`checkin keys add`, or in CHECKIN_DATA_KEYS keeping the old ones)
+    and restart the service; then this re-encrypts and says which old keys are no longer used (and
+    removes them from the key file). Changing the index key needs the service stopped: conversations
+    in progress are reset.
+    """
+    rt = _runtime()
+    settings = rt.settings
+    from_file = not settings.data_keys
+    keyring, path = rt.engine.dialect.checkin_keyring, Path(settings.key_file)
+    if new_index_key:
+        path = _key_file_only(settings, "set the new CHECKIN_INDEX_KEY, then run `checkin keys rotate --reindex`")
+        values = read_key_file(path)
+        values["CHECKIN_INDEX_KEY"] = new_key()
+        keyring = Keyring.parse(values["CHECKIN_DATA_KEYS"], values["CHECKIN_INDEX_KEY"])
+        write_key_file(path, values)  # first: a reindex cut short is finished by `--reindex`
+        out.print(f"{path}: new index key")
+        reindex = True
+    engine = make_engine(settings.database_url, keyring)
+    report = rekey.reencrypt(engine)
+    for column, n in sorted(report.rewritten.items()):
+        out.print(f"  {column}: {n} re-encrypted")
+    out.print(f"re-encrypted {sum(report.rewritten.values())} values under key {keyring.primary}")
+    if reindex:
+        idx = rekey.reindex(engine)
+        out.print(f"recomputed {idx.reindexed} phone indexes; reset {idx.conversations_reset} conversations")
+    stale = sorted(k for k in report.keys_in_use if k != keyring.primary)
+    if stale:
+        _fail(f"values under keys {', '.join(stale)} remain (written meanwhile by a service holding old keys?): "
+              "run this again", 1)
+    with session_scope(engine) as session:
+        audit.append(session, actor="cli", action="keys.rotate", now=rt.clock.now(), subject=f"key:{keyring.primary}",
+                     details={"reencrypted": sum(report.rewritten.values()), "reindexed": reindex})
+    unused = [key_id(k) for k in keyring.data_keys[1:]]
+    if unused and from_file:
+        values = read_key_file(path)
+        values["CHECKIN_DATA_KEYS"] = values["CHECKIN_DATA_KEYS"].split(",")[0]
+        write_key_file(path, values)
+        out.print(f"old keys {', '.join(unused)} no longer used: removed from {path}")
+    elif unused:
+        out.print(f"old keys {', '.join(unused)} no longer used: remove them from CHECKIN_DATA_KEYS")
+    engine.dispose()
+
+
+@app.command("purge")
+def purge_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed")] = False,
+    years: Annotated[Optional[int], typer.Option(
+        "--years", min=1, help="Retention in years (default: the policy's [retention] personal_data_years)")] = None,
+) -> None:
+    """Remove the personal data of people whose supervision ended more than the retention period ago."""
+    rt = _runtime()
+    years = years or rt.policy.retention.personal_data_years
+    with session_scope(rt.engine) as session:
+        result = purge.purge(session, now=rt.clock.now(), years=years, zone=rt.settings.zone, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"supervision ended before {result.cutoff} ({years} years): {len(result.people)} people; "
+              f"{result.notified} still reachable {'would be' if dry_run else 'were'} sent a last message")
+    table = Table("personal data", verb)
+    for name, n in result.removed.items():
+        table.add_row(name.replace("_", " "), str(n))
+    out.print(table)
+    if not dry_run and result.people:
+        out.print("kept for the monthly report: obligations, escalations, study, service and warning counts; "
+                  "every purge is in the audit trail (checkin audit verify)")
 
 
 @areas_app.command("list")
@@ -609,16 +755,17 @@ def console_as(rt: Runtime, as_: str) -> None:
         if who is None:
             _fail(f"--as={as_!r}: no such person or officer", 2)
         address = console_address(who)
-    asyncio.run(_console_loop(rt, address, who.name))
+        recipient = ("officer" if isinstance(who, Officer) else "supervisee", who.id)
+    asyncio.run(_console_loop(rt, address, recipient, who.name))
 
 
-async def _console_loop(rt: Runtime, address: str, name: str) -> None:
+async def _console_loop(rt: Runtime, address: str, recipient: tuple[str, int], name: str) -> None:
     channel = ConsoleChannel(out)
     outbox = Outbox(rt.engine, {"console": channel})
     interactive = sys.stdin.isatty()
     out.print(f"[dim]Talking as {name} ({address}). Type /help; a digit presses a button; "
               "@LAT,LON shares a location; Ctrl-D ends.[/]", markup=True)
-    await outbox.drain(rt.clock.now(), address=address)
+    await outbox.drain(rt.clock.now(), recipient=recipient)
     while True:
         try:
             line = input("you › " if interactive else "")
@@ -631,7 +778,7 @@ async def _console_loop(rt: Runtime, address: str, name: str) -> None:
             out.print(f"you › {line}", markup=False)
         inbound = _console_inbound(address, line, channel)
         await rt.router.handle(rt.engine, inbound, rt.clock.now())
-        await outbox.drain(rt.clock.now(), address=address)
+        await outbox.drain(rt.clock.now(), recipient=recipient)
 
 
 def _console_inbound(address: str, line: str, channel: ConsoleChannel) -> Inbound:
@@ -824,13 +971,14 @@ def demo(
     if console_only:
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            rt = build(load_settings(database_url=url))
+            rt = build(load_settings(database_url=url, **own_keys(directory / 'checkin.keys')))
         except SettingsError as exc:
             _fail(str(exc), 2)
         migrate(rt.engine)
         if sample.seed(rt.engine, rt.clock.now()):
             out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
-        out.print(f"Explore it with CHECKIN_DATABASE_URL={url} checkin roster list")
+        out.print(f"Explore it with CHECKIN_KEY_FILE={directory / 'checkin.keys'} CHECKIN_DATABASE_URL={url} "
+                  "checkin roster list")
         console_as(rt, as_)
         return
     from bot import demo as simulation
@@ -842,7 +990,8 @@ def demo(
     with session_scope(rt.engine) as session:
         lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy, now=rt.clock.now())
     print_report(lines, month, None, rt.policy.report_figures.target_per_mille)
-    out.print(f"The database stays in {directory}: CHECKIN_DATABASE_URL={url} checkin report --month {month} "
+    out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
+              f"CHECKIN_DATABASE_URL={url} checkin report --month {month} "
               "(or roster list, officer list, warning list, console --as ...)")
 
 

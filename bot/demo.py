@@ -29,7 +29,7 @@ from bot.runtime import build
 from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.telegram_api import FakeTelegram
 from bot.sandbox.twilio_api import FakeTwilio
-from bot.settings import load_settings
+from bot.settings import load_settings, own_keys
 from bot.stack import Stack
 from content.areas import METRES_PER_DEGREE
 from bot.web import make_app
@@ -221,8 +221,9 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     await tg.start()
     await tw.start()
     port = free_port()
+    keys = own_keys(directory / "checkin.keys")
     settings = load_settings(
-        database_url=f"sqlite:///{db_file}", clock=f"{start.isoformat()}@{speed:.0f}", public_url=f"http://127.0.0.1:{port}",
+        **keys, database_url=f"sqlite:///{db_file}", clock=f"{start.isoformat()}@{speed:.0f}", public_url=f"http://127.0.0.1:{port}",
         telegram_bot_token=tg.token, telegram_base_url=tg.base_url, telegram_webhook_secret="demo",
         twilio_account_sid=tw.account_sid, twilio_auth_token=tw.auth_token, twilio_from_number=tw.number,
         twilio_api_base_url=tw.base_url, http_port=port,

@@ -57,4 +57,4 @@ class Runtime:
 
 def build(settings: Settings) -> Runtime:
     """A runtime for these settings."""
-    return Runtime(settings, make_engine(settings.database_url), make_clock(settings))
+    return Runtime(settings, make_engine(settings.database_url, settings.keyring()), make_clock(settings))

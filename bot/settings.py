@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -15,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from content.areas import load_areas
 from content.policy import load_policy
+from storage.crypto import Keyring, KeyringError, new_key
 
 LANGUAGES = ("zh-CN", "en")
 _CLOCK = re.compile(r"^(?P<start>[^@]+)@(?P<speed>[0-9]+(\.[0-9]+)?)$")
@@ -67,6 +70,10 @@ class Settings(BaseSettings):
     telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
+    # Encryption at rest (storage.crypto): data keys newest first, the blind-index key; or a key file holding both.
+    data_keys: str | None = Field(None, validation_alias=_env("CHECKIN_DATA_KEYS"), repr=False)
+    index_key: str | None = Field(None, validation_alias=_env("CHECKIN_INDEX_KEY"), repr=False)
+    key_file: str = Field("checkin.keys", validation_alias=_env("CHECKIN_KEY_FILE"))
 
     @field_validator("database_url")
     @classmethod
@@ -141,12 +148,32 @@ class Settings(BaseSettings):
         return v.rstrip("/")
 
     @model_validator(mode="after")
+    def _keys(self) -> Settings:
+        if self.data_keys or self.index_key:
+            if not (self.data_keys and self.index_key):
+                raise ValueError("set both CHECKIN_DATA_KEYS and CHECKIN_INDEX_KEY, or neither (and use a key file)")
+            Keyring.parse(self.data_keys, self.index_key)  # KeyringError (a ValueError) names the bad key
+        return self
+
+    @model_validator(mode="after")
     def _twilio_pair(self) -> Settings:
         if self.twilio_from_number and self.twilio_messaging_service_sid:
             raise ValueError(
                 "set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID, not both"
             )
         return self
+
+    def keyring(self) -> Keyring:
+        """The encryption keys: from CHECKIN_DATA_KEYS/CHECKIN_INDEX_KEY, else from the key file."""
+        if self.data_keys:
+            return Keyring.parse(self.data_keys, self.index_key or "")
+        path = Path(self.key_file)
+        if not path.exists():
+            raise KeyringError(
+                f"no encryption keys: CHECKIN_DATA_KEYS and CHECKIN_INDEX_KEY are not set and the key file "
+                f"{path} does not exist (`checkin init` makes one for a new database)")
+        values = read_key_file(path)
+        return Keyring.parse(values.get("CHECKIN_DATA_KEYS", ""), values.get("CHECKIN_INDEX_KEY", ""))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -166,6 +193,40 @@ class Settings(BaseSettings):
             and self.twilio_auth_token
             and (self.twilio_from_number or self.twilio_messaging_service_sid)
         )
+
+
+def read_key_file(path: Path) -> dict[str, str]:
+    """NAME=value lines of a key file (the .env format: it may be included in one)."""
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#"):
+            values[name.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def new_key_text() -> dict[str, str]:
+    """Fresh keys, as the key file's lines name them."""
+    return {"CHECKIN_DATA_KEYS": new_key(), "CHECKIN_INDEX_KEY": new_key()}
+
+
+def write_key_file(path: Path, keyring_text: dict[str, str]) -> None:
+    """Write a key file readable by its owner only (replacing it atomically)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("# checkin encryption keys: without them the database cannot be read. Keep a copy apart from it.\n")
+        for name, value in keyring_text.items():
+            f.write(f"{name}={value}\n")
+    os.replace(tmp, path)
+
+
+def own_keys(path: Path) -> dict[str, str]:
+    """The keys in the key file at `path` (made when missing), as `load_settings` overrides (the demo's own)."""
+    if not path.exists():
+        write_key_file(path, new_key_text())
+    values = read_key_file(path)
+    return {"data_keys": values["CHECKIN_DATA_KEYS"], "index_key": values["CHECKIN_INDEX_KEY"]}
 
 
 def parse_clock(value: str) -> tuple[datetime, float]:

@@ -173,6 +173,10 @@ class Leave(_Strict):
         return timedelta(hours=self.return_grace_hours)
 
 
+class Retention(_Strict):
+    personal_data_years: int = Field(5, ge=1, le=100)
+
+
 class Planning(_Strict):
     horizon_days: int = Field(ge=1, le=31)
     people_per_sweep: int = Field(ge=1)
@@ -191,6 +195,7 @@ class Policy(_Strict):
     report_figures: ReportFigures
     location: Location = Location()
     leave: Leave = Leave()
+    retention: Retention = Retention()
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

@@ -35,8 +35,15 @@ def _person(session: Session, msg: Message) -> Supervisee | None:
 
 
 def _repeatedly_undelivered(session: Session, msg: Message) -> bool:
+    # The address is stored encrypted: the person's (or officer's) id stands for the number.
+    if msg.supervisee_id is not None:
+        whose = Message.supervisee_id == msg.supervisee_id
+    elif msg.officer_id is not None:
+        whose = Message.officer_id == msg.officer_id
+    else:
+        return False
     last = session.exec(
-        select(Message.status).where(Message.channel == ChannelName.sms, Message.address == msg.address,
+        select(Message.status).where(Message.channel == ChannelName.sms, whose,
                                      Message.direction == Direction.outbound,
                                      col(Message.status).in_([MessageStatus.delivered, MessageStatus.undelivered,
                                                               MessageStatus.failed]))

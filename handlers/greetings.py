@@ -1,4 +1,4 @@
-"""Holiday greetings and announcements to everyone, in bulk: one set-based insert per language.
+"""Holiday greetings and announcements to everyone, in bulk: rendered and inserted a chunk at a time.
 
 Each row gets the dedupe key `<broadcast key>:<supervisee id>`, so running the
 same greeting again, or resuming one that was interrupted, queues nothing twice.
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import holidays
-from sqlalchemy import String, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy import String, and_, case, cast, exists, func, literal, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from content.catalog import LANGUAGES, catalogue, text
 from storage.models import (
@@ -28,8 +28,8 @@ from storage.models import (
     Officer,
     Status,
     Supervisee,
-    UTCDateTime,
 )
+from storage.outbox import outbound_row
 
 log = logging.getLogger(__name__)
 
@@ -120,35 +120,22 @@ class Audience:
         return {k: v for k, v in self.__dict__.items() if v}
 
 
-def route_columns():
-    """`handlers.addressing.route_for` for supervisees, as SQL: (channel, address)."""
+def route_column():
+    """The channel `handlers.addressing.route_for` picks for a supervisee, as SQL."""
     s = Supervisee
     telegram_ok = and_(s.telegram_chat_id.is_not(None), s.telegram_blocked_at.is_(None))
     sms_ok = and_(s.phone.is_not(None), s.sms_blocked_at.is_(None))
     use_telegram = and_(telegram_ok, or_(s.preferred_channel == ChannelName.telegram, not_(sms_ok)))
-    channel = case((use_telegram, literal(ChannelName.telegram.value)),
-                   (s.phone.is_not(None), literal(ChannelName.sms.value)), else_=literal(ChannelName.console.value))
-    address = case((use_telegram, cast(s.telegram_chat_id, String)), (s.phone.is_not(None), s.phone),
-                   else_=literal("case:") + s.case_number)
-    return channel, address
+    return case((use_telegram, literal(ChannelName.telegram.value)),
+                (s.phone.is_not(None), literal(ChannelName.sms.value)), else_=literal(ChannelName.console.value))
 
 
-def _body(template: str, extra: dict[str, str]):
-    """The template as an SQL concatenation: {name} and {officer} from the row, the rest filled in."""
-    parts = []
-    for lit, fld, _, _ in string.Formatter().parse(template):
-        if lit:
-            parts.append(literal(lit, String))
-        if fld == "name":
-            parts.append(Supervisee.name)
-        elif fld == "officer":
-            parts.append(Officer.name)
-        elif fld:
-            parts.append(literal(extra[fld], String))
-    expr = parts[0]
-    for p in parts[1:]:
-        expr = expr + p
-    return expr
+def _address(channel: str, row) -> str:
+    if channel == ChannelName.telegram:
+        return str(row.telegram_chat_id)
+    if channel == ChannelName.sms:
+        return row.phone
+    return f"case:{row.case_number}"
 
 
 def template_key(section: str, key: str, language: str) -> str:
@@ -174,39 +161,58 @@ class BulkResult:
 
 def audience_by_channel(session: Session, audience: Audience) -> dict[str, int]:
     """How many people each channel would carry."""
-    channel, _ = route_columns()
+    channel = route_column()
     rows = session.exec(select(channel, func.count()).where(*audience.where()).group_by(channel)).all()
     return {c: n for c, n in rows}
+
+
+CHUNK = 2000  # people read, rendered and inserted at a time
 
 
 def enqueue_bulk(
     session: Session, *, key: str, kind: str, section: str, template: str, now: datetime,
     audience: Audience, holiday: Holiday | None = None, not_before: datetime | None = None,
 ) -> BulkResult:
-    """Queue one personalised message per person in `audience`, set-based, once per key and person."""
+    """Queue one personalised message per person in `audience`, once per key and person.
+
+    Names and numbers are stored encrypted, so the messages are rendered here,
+    a chunk of people at a time, and inserted in one statement per chunk;
+    people who already have their row (a re-run, a resumed send) are left out
+    by the query, so a resume costs no encryption.
+    """
     result = BulkResult(key, by_channel=audience_by_channel(session, audience))
     result.audience = sum(result.by_channel.values())
-    channel, address = route_columns()
+    channel = route_column().label("channel")
     dialect = session.get_bind().dialect.name
-    columns = ["direction", "channel", "address", "supervisee_id", "kind", "body", "status", "attempts",
-               "next_attempt_at", "dedupe_key", "created_at", "updated_at"]
+    officers: dict[int, str] = {}
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message.__table__)
+    stmt = insert.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Message.__table__.c.id)
+    prefix = f"{key}:"
+    already = exists().where(Message.dedupe_key == literal(prefix) + cast(Supervisee.id, String))
     for language in LANGUAGES:
         extra = {"holiday": holiday.name(language)} if holiday else {}
-        body = _body(catalogue(language)[template_key(section, template, language)], extra)
-        rows = (
-            select(
-                literal(Direction.outbound.value), channel, address, Supervisee.id, literal(kind), body,
-                literal(MessageStatus.queued.value), literal(0), literal(not_before or now, UTCDateTime()),
-                literal(f"{key}:") + cast(Supervisee.id, String),
-                literal(now, UTCDateTime()), literal(now, UTCDateTime()),
-            )
-            .join(Officer, Officer.id == Supervisee.officer_id)
-            .where(Supervisee.language == language, *audience.where())
-        )
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
-        stmt = (insert.from_select(columns, rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(Message.id))  # rowcount is unreliable for INSERT ... SELECT on SQLite
-        result.queued += len(session.execute(stmt).all())
+        body = catalogue(language)[template_key(section, template, language)]
+        after = 0
+        while True:
+            people = session.execute(
+                select(Supervisee.id, Supervisee.name, Supervisee.phone, Supervisee.telegram_chat_id,
+                       Supervisee.case_number, Supervisee.officer_id, channel)
+                .where(Supervisee.language == language, Supervisee.id > after, *audience.where(), ~already)
+                .order_by(Supervisee.id).limit(CHUNK)
+            ).all()
+            if not people:
+                break
+            after = people[-1].id
+            missing = {p.officer_id for p in people} - officers.keys()
+            if missing:
+                officers.update(session.execute(select(Officer.id, Officer.name)
+                                                .where(col(Officer.id).in_(missing))).all())
+            rows = [outbound_row(
+                channel=p.channel, address=_address(p.channel, p), kind=kind, supervisee_id=p.id, now=now,
+                body=body.format(name=p.name, officer=officers.get(p.officer_id, ""), **extra),
+                dedupe_key=f"{prefix}{p.id}", not_before=not_before,
+            ) for p in people]
+            result.queued += len(session.execute(stmt, rows).all())
     marker = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Broadcast).values(
         key=key, kind=kind, template=template, filters=json.dumps(audience.as_dict(), ensure_ascii=False),
         queued=result.queued, created_at=now)

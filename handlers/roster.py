@@ -12,6 +12,7 @@ import phonenumbers
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
+from storage.crypto import keyring_for
 from storage.models import Category, Level, Obligation, ObligationState, Officer, Role, Status, Supervisee
 
 COLUMNS = (
@@ -194,10 +195,11 @@ def _check_against_db(session: Session, rows: list[RosterRow]) -> list[RowError]
     officers: dict[int, Officer] = {}
     for chunk in _chunks(officer_ids):
         officers.update({o.id: o for o in session.exec(select(Officer).where(Officer.id.in_(chunk)))})
-    holders: dict[str, str] = {}
-    for chunk in _chunks([r.phone for r in rows]):
+    holders: dict[str, str] = {}  # blind index of a phone -> the case holding it
+    blind = keyring_for(session).blind
+    for chunk in _chunks([blind(r.phone) for r in rows]):
         holders.update({p: c for p, c in session.exec(
-            select(Supervisee.phone, Supervisee.case_number).where(Supervisee.phone.in_(chunk))
+            select(Supervisee.phone_index, Supervisee.case_number).where(Supervisee.phone_index.in_(chunk))
         )})
     cases_in_file = {r.case_number for r in rows}
     for r in rows:
@@ -207,7 +209,7 @@ def _check_against_db(session: Session, rows: list[RosterRow]) -> list[RowError]
         elif officer.role == Role.admin or not officer.active:
             errors.append(RowError(r.line, "officer_id", str(r.officer_id),
                                    "officer is an administrator or inactive and cannot supervise"))
-        holder = holders.get(r.phone)
+        holder = holders.get(blind(r.phone))
         if holder is not None and holder != r.case_number and holder not in cases_in_file:
             errors.append(RowError(r.line, "phone", r.phone, f"already the phone of case {holder}"))
     return errors

@@ -80,22 +80,23 @@ class Outbox:
         # Limiters live as long as the Outbox so the rate holds across drains.
         self._limiters = {name: smooth_limiter(ch.rate) for name, ch in self.channels.items()}
 
-    async def drain(self, now: datetime, address: str | None = None, max_batches: int | None = None) -> DrainReport:
-        """Send every row due at `now` (optionally only to `address`) until none is left."""
+    async def drain(self, now: datetime, recipient: tuple[str, int] | None = None,
+                    max_batches: int | None = None) -> DrainReport:
+        """Send every row due at `now` (optionally only to `recipient`, ("supervisee"|"officer", id)) until none is left."""
         report = DrainReport()
         batches = 0
         # Database work runs in a worker thread, and the next batch is claimed while this one is being
         # sent: the event loop keeps sending (and taking inbound messages) instead of waiting on queries.
-        upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, address))
+        upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, recipient))
         while True:
             rows = await upcoming
             if not rows and batches:  # claimed before the last batch was recorded, which may have queued more
-                rows = await asyncio.to_thread(self._claim, now, address)
+                rows = await asyncio.to_thread(self._claim, now, recipient)
             if not rows:
                 break
             batches += 1
             more = max_batches is None or batches < max_batches
-            upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, address)) if more else None
+            upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, recipient)) if more else None
             by_channel: dict[str, list[outbox.Outgoing]] = defaultdict(list)
             for row in rows:
                 by_channel[row.channel].append(row)
@@ -106,9 +107,9 @@ class Outbox:
                 break
         return report
 
-    def _claim(self, now: datetime, address: str | None) -> list[outbox.Outgoing]:
+    def _claim(self, now: datetime, recipient: tuple[str, int] | None) -> list[outbox.Outgoing]:
         with session_scope(self.engine) as session:
-            return outbox.claim(session, now, list(self.channels), self.batch, address, lease_now=self.wall(),
+            return outbox.claim(session, now, list(self.channels), self.batch, recipient, lease_now=self.wall(),
                                 lease=self.lease)
 
     def _record_group(self, outcomes: list, now: datetime) -> DrainReport:

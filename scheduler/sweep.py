@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, greetings, leave, location, report, service, study
+from handlers import checkin, escalation, greetings, leave, location, purge, report, service, study
 from handlers.delivery import deliver, reply_row
 from handlers.types import zone_of
 from handlers.cadence import quiet_end_after, slots
@@ -71,6 +71,7 @@ class SweepReport:
     leave_reminded: int = 0
     leave_escalated: int = 0
     locations_purged: int = 0
+    purge_notices_scrubbed: int = 0  # last messages of `checkin purge`, deleted once gone
     skipped: bool = False  # another worker held the sweep lock
 
     def as_dict(self) -> dict[str, int]:
@@ -138,6 +139,7 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
                 s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone)
         with session_scope(engine) as s:
             rep.locations_purged = location.purge(s, now, cfg.policy)
+            rep.purge_notices_scrubbed = purge.scrub_notices(s)
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep

@@ -12,6 +12,8 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from storage.crypto import Keyring, attach
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -25,8 +27,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, keyring: Keyring | None = None, **kwargs) -> Engine:
+    """An engine for `url` holding `keyring` (storage.crypto); SQLite gets WAL, foreign keys and a busy timeout.
+
+    Without a keyring the engine can read and write nothing encrypted: every
+    command that touches personal data passes the settings' keys.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
@@ -40,11 +46,11 @@ def make_engine(url: str, **kwargs) -> Engine:
         def _no_autobegin(dbapi_conn, _record):
             dbapi_conn.isolation_level = None
 
-        return engine
+        return attach(engine, keyring)
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return attach(create_engine(url, **kwargs), keyring)
 
 
 @contextmanager

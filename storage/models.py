@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
+
+from storage.crypto import INDEX_LEN, Encrypted, EncryptedFloat, keyring_for
 
 
 class UTCDateTime(TypeDecorator):
@@ -30,6 +32,17 @@ class UTCDateTime(TypeDecorator):
 
 def _ts(nullable: bool = True, index: bool = False):
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _secret(purpose: str, nullable: bool = False, float_: bool = False):
+    """A column stored encrypted (storage.crypto); `purpose` is its table.column."""
+    kind = EncryptedFloat if float_ else Encrypted
+    return Field(default=None, sa_column=Column(kind(purpose), nullable=nullable))
+
+
+def _blind():
+    """A blind index (keyed HMAC) of an encrypted phone number: what lookups by phone use."""
+    return Field(default=None, max_length=INDEX_LEN, unique=True)
 
 
 class Role(StrEnum):
@@ -118,12 +131,13 @@ class Officer(SQLModel, table=True):
     """An assistant officer, a township supervisor or an administrator."""
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100)
+    name: str = _secret("officer.name")
     township: str = Field(max_length=100, index=True)
     role: str = Field(default=Role.assistant, max_length=16)
     supervisor_id: int | None = Field(default=None, foreign_key="officer.id")
     telegram_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
-    phone: str | None = Field(default=None, max_length=20, unique=True)
+    phone: str | None = _secret("officer.phone", nullable=True)
+    phone_index: str | None = _blind()
     language: str = Field(default="zh-CN", max_length=8)
     active: bool = True
     created_at: datetime | None = _ts(nullable=False)
@@ -136,8 +150,9 @@ class Supervisee(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_number: str = Field(max_length=40, unique=True)
-    name: str = Field(max_length=100)
-    phone: str | None = Field(default=None, max_length=20, unique=True)
+    name: str = _secret("supervisee.name")
+    phone: str | None = _secret("supervisee.phone", nullable=True)
+    phone_index: str | None = _blind()
     language: str = Field(default="zh-CN", max_length=8)
     category: str = Field(max_length=20)
     level: str = Field(max_length=12, index=True)
@@ -158,6 +173,7 @@ class Supervisee(SQLModel, table=True):
     planned_until: datetime | None = _ts(index=True)
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
+    purged_at: datetime | None = _ts()  # personal data removed after the retention period (`checkin purge`)
 
 
 class EnrolmentCode(SQLModel, table=True):
@@ -183,9 +199,9 @@ class Conversation(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=12)
-    address: str = Field(max_length=64)
+    address: str = Field(max_length=64)  # the blind index of the address, never the address itself
     state: str = Field(default="idle", max_length=40)
-    data: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    data: str = _secret("conversation.data")  # drafts of reports and leave requests
     updated_at: datetime | None = _ts(nullable=False)
 
 
@@ -239,7 +255,7 @@ class Escalation(SQLModel, table=True):
     resolution: str | None = Field(default=None, max_length=20)
     resolved_at: datetime | None = _ts()
     resolved_by: int | None = Field(default=None, foreign_key="officer.id")
-    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    note: str | None = _secret("escalation.note", nullable=True)
 
 
 class WrittenReport(SQLModel, table=True):
@@ -252,7 +268,7 @@ class WrittenReport(SQLModel, table=True):
     obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
     receipt: str = Field(max_length=24, unique=True)
     parts: int = 0
-    body: str = Field(sa_column=Column(Text, nullable=False))
+    body: str = _secret("written_report.body")
     submitted_at: datetime | None = _ts(nullable=False)
 
 
@@ -267,16 +283,16 @@ class Message(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     direction: str = Field(max_length=3)
     channel: str = Field(max_length=12)
-    address: str = Field(max_length=64)
+    address: str = _secret("message.address")
     supervisee_id: int | None = Field(default=None, foreign_key="supervisee.id", index=True)
     officer_id: int | None = Field(default=None, foreign_key="officer.id", index=True)
     kind: str = Field(default="reply", max_length=32)
-    body: str = Field(sa_column=Column(Text, nullable=False))
-    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    body: str = _secret("message.body")
+    payload: str | None = _secret("message.payload", nullable=True)
     status: str = Field(max_length=12)
     provider_id: str | None = Field(default=None, max_length=64)
     error_code: str | None = Field(default=None, max_length=32)
-    error_detail: str | None = Field(default=None, max_length=500)
+    error_detail: str | None = _secret("message.error_detail", nullable=True)  # a provider's text may quote the number
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     claimed_at: datetime | None = _ts()
@@ -327,7 +343,7 @@ class Warning_(SQLModel, table=True):
     officer_id: int = Field(foreign_key="officer.id")
     kind: str = Field(default="warning", max_length=12)  # warning | correction | withdrawal
     amends_id: int | None = Field(default=None, foreign_key="warning.id")
-    reason: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = _secret("warning.reason")
     created_at: datetime | None = _ts(nullable=False, index=True)
 
 
@@ -377,8 +393,8 @@ class LocationCheck(SQLModel, table=True):
     supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
     obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
     leave_id: int | None = Field(default=None, foreign_key="leave.id")
-    latitude: float
-    longitude: float
+    latitude: float = _secret("location_check.latitude", float_=True)
+    longitude: float = _secret("location_check.longitude", float_=True)
     accuracy_m: float | None = None
     taken_at: datetime | None = _ts(nullable=False, index=True)
     area: str | None = Field(default=None, max_length=40)  # the smallest known area holding the point
@@ -401,17 +417,17 @@ class Leave(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
     officer_id: int = Field(foreign_key="officer.id", index=True)  # the officer who decides
-    destination: str = Field(max_length=200)
+    destination: str = _secret("leave.destination")
     destination_area: str | None = Field(default=None, max_length=40)  # a known area the destination names
     starts_on: date
     ends_on: date
-    reason: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = _secret("leave.reason")
     state: str = Field(default=LeaveState.requested, max_length=12, index=True)
     mode: str | None = Field(default=None, max_length=12)  # approved: move (area = destination) | suspend
     requested_at: datetime | None = _ts(nullable=False)
     decided_at: datetime | None = _ts()
     decided_by: int | None = Field(default=None, foreign_key="officer.id")
-    decision_note: str | None = Field(default=None, max_length=500)
+    decision_note: str | None = _secret("leave.decision_note", nullable=True)
     reminded_at: datetime | None = _ts()  # the last-day reminder to report back went
     escalated_at: datetime | None = _ts()  # no report back in time: escalated (once)
     returned_at: datetime | None = _ts()
@@ -428,6 +444,17 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=40, index=True)
     supervisee_id: int | None = Field(default=None, index=True)  # no foreign key: a purge must not break the chain
     subject: str | None = Field(default=None, max_length=60)  # what was acted on: escalation:12, leave:3 ...
-    details: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # The details (JSON) are encrypted and may be removed by a purge; the chain covers their hash.
+    details: str | None = _secret("audit_entry.details", nullable=True)
+    details_hash: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+@event.listens_for(Officer, "before_insert")
+@event.listens_for(Officer, "before_update")
+@event.listens_for(Supervisee, "before_insert")
+@event.listens_for(Supervisee, "before_update")
+def _index_phone(_mapper, connection, target) -> None:
+    """Keep the blind index of the phone number in step with the (encrypted) number."""
+    target.phone_index = keyring_for(connection).blind(target.phone)

@@ -101,7 +101,7 @@ def claim(
     now: datetime,
     channels: list[str],
     limit: int = 100,
-    address: str | None = None,
+    recipient: tuple[str, int] | None = None,
     lease_now: datetime | None = None,
     lease: timedelta = CLAIM_LEASE,
 ) -> list[Outgoing]:
@@ -122,8 +122,9 @@ def claim(
         and_(Message.status == MessageStatus.sending, Message.claimed_at <= lease_now - lease),
     )
     cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due]
-    if address is not None:
-        cond.append(Message.address == address)
+    if recipient is not None:  # ("supervisee" | "officer", id): addresses are encrypted, ids are not
+        kind, rid = recipient
+        cond.append((Message.officer_id if kind == "officer" else Message.supervisee_id) == rid)
     ids = (
         session.execute(
             select(Message.id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from storage.crypto import keyring_for
 from storage.models import Conversation, EnrolmentCode, Officer, Supervisee
 
 
@@ -15,7 +16,8 @@ def officer_by_telegram(session: Session, telegram_id: int) -> Officer | None:
 
 
 def officer_by_phone(session: Session, phone: str) -> Officer | None:
-    return session.exec(select(Officer).where(Officer.phone == phone)).first()
+    """By E.164 number, through the blind index (the number itself is stored encrypted)."""
+    return session.exec(select(Officer).where(Officer.phone_index == keyring_for(session).blind(phone))).first()
 
 
 def supervisee_by_telegram(session: Session, chat_id: int) -> Supervisee | None:
@@ -23,7 +25,8 @@ def supervisee_by_telegram(session: Session, chat_id: int) -> Supervisee | None:
 
 
 def supervisee_by_phone(session: Session, phone: str) -> Supervisee | None:
-    return session.exec(select(Supervisee).where(Supervisee.phone == phone)).first()
+    """By E.164 number, through the blind index (the number itself is stored encrypted)."""
+    return session.exec(select(Supervisee).where(Supervisee.phone_index == keyring_for(session).blind(phone))).first()
 
 
 def supervisee_by_case(session: Session, case_number: str) -> Supervisee | None:
@@ -35,7 +38,11 @@ def enrolment_code(session: Session, code: str) -> EnrolmentCode | None:
 
 
 def conversation_for(session: Session, channel: str, address: str, now: datetime) -> Conversation:
-    """The conversation row of (channel, address), created idle when new."""
+    """The conversation row of (channel, address), created idle when new.
+
+    The row holds the blind index of the address (a phone number on SMS), not the address.
+    """
+    address = keyring_for(session).blind(address)
     conv = session.exec(
         select(Conversation).where(Conversation.channel == channel, Conversation.address == address)
     ).first()

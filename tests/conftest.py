@@ -21,12 +21,25 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
-from storage.db import make_engine, migrate
+from storage.crypto import Keyring, new_key
+from storage.db import make_engine as _make_engine
+from storage.db import migrate
 from storage.models import SQLModel
 
 PG_URL = os.environ.get("CHECKIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("CHECKIN_TEST_REQUIRE_POSTGRES", "") not in ("", "0", "false", "no")
 NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+
+# This run's encryption keys: the engines below hold them, and the CLI and the
+# service processes the tests start read them from the environment.
+os.environ.setdefault("CHECKIN_DATA_KEYS", new_key())
+os.environ.setdefault("CHECKIN_INDEX_KEY", new_key())
+KEYRING = Keyring.parse(os.environ["CHECKIN_DATA_KEYS"], os.environ["CHECKIN_INDEX_KEY"])
+
+
+def make_engine(url: str, keyring: Keyring | None = KEYRING, **kwargs) -> Engine:
+    """storage.db.make_engine with this run's keys."""
+    return _make_engine(url, keyring, **kwargs)
 
 
 @dataclass
@@ -131,8 +144,10 @@ def empty_url(request, tmp_path):
 
 
 def clear_env(monkeypatch) -> None:
-    """Drop the service's settings from the environment (tests set their own)."""
+    """Drop the service's settings from the environment (tests set their own); this run's keys stay."""
     for name in list(os.environ):
+        if name in ("CHECKIN_DATA_KEYS", "CHECKIN_INDEX_KEY"):
+            continue
         if name.startswith(("CHECKIN_", "TELEGRAM_", "TWILIO_")) and not name.startswith("CHECKIN_TEST_"):
             monkeypatch.delenv(name)
 

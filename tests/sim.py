@@ -56,9 +56,14 @@ class County:
     def out(self, **where) -> list[Message]:
         with session_scope(self.engine) as s:
             q = select(Message).where(Message.direction == "out")
+            address = where.pop("address", None)  # stored encrypted: matched after decryption
             for k, v in where.items():
                 q = q.where(col(getattr(Message, k)).in_(v) if isinstance(v, (list, tuple)) else getattr(Message, k) == v)
-            return list(s.exec(q.order_by(Message.id)))
+            rows = list(s.exec(q.order_by(Message.id)))
+        if address is None:
+            return rows
+        wanted = set(address) if isinstance(address, (list, tuple)) else {address}
+        return [m for m in rows if m.address in wanted]
 
     def last_buttons(self, address: str) -> list[tuple[str, str]]:
         msgs = [m for m in self.out(address=address) if m.payload and "buttons" in m.payload]

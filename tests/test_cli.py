@@ -154,7 +154,7 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
     assert "location check-ins:" in out and "leave:" in out
     from sqlmodel import func
 
-    from storage.db import make_engine
+    from tests.conftest import make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
     with session_scope(engine) as s:

@@ -175,8 +175,9 @@ async def test_kill_during_inbound_handling(db, tmp_path, monkeypatch):
         states = Counter(s.exec(select(Obligation.state).join(Supervisee, Supervisee.id == Obligation.supervisee_id)
                                 .where(Supervisee.case_number.like("K%"), Obligation.kind == "checkin",
                                        Obligation.prompted_at.is_not(None))).all())
-        replies = Counter(s.exec(select(Message.address).where(Message.direction == "out", Message.kind == "reply",
-                                                               Message.address.in_(phones))).all())
+        replies = Counter(a for a in s.exec(select(Message.address).where(Message.direction == "out",
+                                                                          Message.kind == "reply")).all()
+                          if a in set(phones))  # addresses are encrypted: compared once decrypted
     assert len(inbound) == people and len({m.provider_id for m in inbound}) == people  # stored once each
     assert states == {"done": people}  # every answer counted, once
     assert set(replies) == set(phones) and set(replies.values()) == {1}  # one answer each, none lost, none twice

@@ -14,6 +14,7 @@ from handlers.router import stored_text
 from handlers.types import MAX_STORED_TEXT, Inbound, clean
 from storage.db import session_scope
 from storage.models import Conversation, Message
+from tests.conftest import KEYRING
 from tests.sim import County, local
 
 NOW = local(2027, 3, 1, 9, 30)
@@ -64,7 +65,7 @@ def test_ten_thousand_hostile_messages(db):
             for (channel, address), body, button in messages:
                 with session_scope(c.engine) as s:
                     conv = s.exec(select(Conversation).where(Conversation.channel == channel,
-                                                             Conversation.address == address)).first()
+                                                             Conversation.address == KEYRING.blind(address))).first()
                     state = conv.state if conv else "idle"
                 handled = await c.router.handle(c.engine, Inbound(channel, address, text=body, button=button), NOW)
                 assert not handled.error, (channel, address, body[:80], button)

@@ -18,6 +18,7 @@ from storage import outbox
 from storage.db import session_scope
 from storage.models import Message
 from tests.conftest import NOW
+from tests.factories import officer
 
 
 class RecordingChannel:
@@ -172,11 +173,15 @@ async def test_row_stuck_in_sending_is_claimed_again_after_the_lease(db):
     assert ch.sent == [mid] and _rows(db)[mid].attempts == 2
 
 
-async def test_drain_only_to_one_address(db):
-    _enqueue(db, 3, channel="console")
+async def test_drain_only_to_one_recipient(db):
+    boss = officer(db.engine, NOW)
+    _enqueue(db, 2, channel="console")
+    with session_scope(db.engine) as s:
+        mine = outbox.enqueue(s, channel="console", address=f"officer:{boss.id}", body="yours", now=NOW,
+                              officer_id=boss.id)
     ch = RecordingChannel(name="console")
-    await Outbox(db.engine, {"console": ch}).drain(NOW, address="+8613900000001")
-    assert len(ch.sent) == 1
+    await Outbox(db.engine, {"console": ch}).drain(NOW, recipient=("officer", boss.id))
+    assert ch.sent == [mine]
 
 
 async def test_rate_limit_spaces_sends(db):

@@ -18,7 +18,8 @@ from bot.sandbox.loopback import free_port
 from scheduler.outbox import Outbox
 from scheduler.service import Ticker, tick_interval
 from scheduler.clock import FastClock, FixedClock
-from storage.db import make_engine, migrate
+from storage.db import migrate
+from tests.conftest import make_engine
 from tests.sim import SH, County, local, steps
 from tests.test_outbox import RecordingChannel
 
@@ -34,6 +35,7 @@ def test_run_under_the_fast_clock_matches_minute_ticks(db, tmp_path):
     fast = County(db)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TELEGRAM_", "TWILIO_"))}
     env.update(CHECKIN_DATABASE_URL=db.url, CHECKIN_HTTP_PORT=str(free_port()),
+               CHECKIN_DATA_KEYS=os.environ["CHECKIN_DATA_KEYS"], CHECKIN_INDEX_KEY=os.environ["CHECKIN_INDEX_KEY"],
                CHECKIN_CLOCK=f"{start.astimezone(SH).isoformat()}@7200")
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "run", "--stop-at", stop.isoformat()],

@@ -43,9 +43,10 @@ class Harness:
     def rows(self, **where) -> list[Message]:
         with session_scope(self.db.engine) as s:
             q = select(Message)
+            address = where.pop("address", None)  # stored encrypted: matched after decryption
             for k, v in where.items():
                 q = q.where(getattr(Message, k) == v)
-            return list(s.exec(q.order_by(Message.id)))
+            return [m for m in s.exec(q.order_by(Message.id)) if address is None or m.address == address]
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from storage.db import current_revision, head_revision, has_schema, make_engine, migrate, session_scope
+from storage.db import current_revision, head_revision, has_schema, migrate, session_scope
 from storage.models import Message, SQLModel
-from tests.conftest import NOW
+from tests.conftest import NOW, make_engine
 from tests.factories import officer, supervisee
 
 
@@ -18,7 +18,7 @@ def test_migrations_match_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
     assert diff == []
-    assert current_revision(db.engine) == head_revision() == "0010"
+    assert current_revision(db.engine) == head_revision() == "0011"
 
 
 def test_migrate_twice_is_a_no_op(db):
@@ -86,4 +86,54 @@ def test_upgrade_from_the_first_schema_keeps_data(empty_url):
 
         p = s.exec(select(Supervisee)).one()
         assert p.name == "王伟" and p.planned_until is None
+    engine.dispose()
+
+
+def test_upgrade_to_encryption_encrypts_what_is_there(empty_url):
+    """0010 -> 0011 with rows in place: encrypted, indexed, conversations re-keyed, the audit chain re-hashed."""
+    from storage import audit, queries
+    from storage.models import AuditEntry, Conversation, LocationCheck, Supervisee
+    from tests.conftest import KEYRING
+
+    engine = make_engine(empty_url)
+    migrate(engine, "0010")
+    stamp = "'2027-03-01 01:00:00'"
+    with engine.begin() as conn:
+        for sql in (
+            "INSERT INTO officer (name, township, role, language, active, created_at, phone) "
+            f"VALUES ('李娜', '红果镇', 'assistant', 'zh-CN', true, {stamp}, '+8613900000009')",
+            "INSERT INTO supervisee (case_number, name, phone, language, category, level, township, officer_id, "
+            "supervision_start, supervision_end, status, preferred_channel, created_at, updated_at) VALUES "
+            "('JZ1', '王伟', '+8613800000001', 'zh-CN', 'probation', 'strict', '红果镇', 1, '2027-01-01', "
+            f"'2028-01-01', 'active', 'sms', {stamp}, {stamp})",
+            "INSERT INTO message (direction, channel, address, supervisee_id, kind, body, status, attempts, "
+            f"created_at, updated_at) VALUES ('in', 'sms', '+8613800000001', 1, 'text', '我在家', 'handled', 0, "
+            f"{stamp}, {stamp})",
+            "INSERT INTO conversation (channel, address, state, data, updated_at) VALUES "
+            f"('sms', '+8613800000001', 'report', '{{\"parts\": [\"草稿\"]}}', {stamp})",
+            "INSERT INTO location_check (supervisee_id, latitude, longitude, taken_at) "
+            f"VALUES (1, 27.1, 106.3, {stamp})",
+        ):
+            conn.exec_driver_sql(sql)
+        for i, reason in enumerate(("迟到", "未报到")):
+            conn.exec_driver_sql(
+                "INSERT INTO audit_entry (at, actor, action, supervisee_id, subject, details, prev_hash, hash) "
+                f"VALUES ({stamp}, 'officer:1', 'warning.add', 1, 'warning:{i + 1}', "
+                f"'{{\"reason\": \"{reason}\"}}', '{i}', 'old{i}')")
+    migrate(engine)
+    with session_scope(engine) as s:
+        assert queries.supervisee_by_phone(s, "+8613800000001").name == "王伟"
+        assert queries.officer_by_phone(s, "+8613900000009").name == "李娜"
+        assert s.exec(select(Message)).one().body == "我在家"
+        conv = s.exec(select(Conversation)).one()
+        assert conv.address == KEYRING.blind("+8613800000001") and "草稿" in conv.data
+        assert s.exec(select(LocationCheck)).one().latitude == 27.1
+        assert [e.details for e in s.exec(select(AuditEntry).order_by(AuditEntry.id))] == [
+            '{"reason": "迟到"}', '{"reason": "未报到"}']
+        assert audit.verify(s) == audit.Verdict(True, 2)
+        assert s.exec(select(Supervisee)).one().phone_index == KEYRING.blind("+8613800000001")
+    with engine.connect() as conn:
+        raw = " ".join(str(v) for t in ("supervisee", "message", "conversation", "audit_entry")
+                       for row in conn.exec_driver_sql(f"SELECT * FROM {t}") for v in row)
+    assert "王伟" not in raw and "8613800000001" not in raw and "我在家" not in raw and "迟到" not in raw
     engine.dispose()
