@@ -4,7 +4,7 @@ Personal data (names, phone numbers, message bodies, written reports, leave
 reasons, warnings, shared points) is stored as AES-256-GCM ciphertext from
 the `cryptography` package, in the envelope
 
-    c1:<key id>:<base64url(nonce 12 bytes || ciphertext || tag)>
+    c1:<key id>:<base64(nonce 12 bytes || ciphertext || tag)>
 
 The key id (8 hex digits of the key's SHA-256) names the key that wrote the
 value, so several keys can be live during a rotation: values are written with
@@ -77,6 +77,7 @@ class Keyring:
             raise KeyringError("no data key")
         self._aead = {key_id(k): AESGCM(k) for k in self.data_keys}
         self.primary = key_id(self.data_keys[0])
+        self._prefix = f"{PREFIX}:{self.primary}:"
 
     @classmethod
     def parse(cls, data_keys: str, index_key: str) -> Keyring:
@@ -95,18 +96,17 @@ class Keyring:
     def encrypt(self, purpose: str, plaintext: str) -> str:
         nonce = os.urandom(12)
         sealed = self._aead[self.primary].encrypt(nonce, plaintext.encode("utf-8"), purpose.encode("ascii"))
-        return f"{PREFIX}:{self.primary}:{base64.urlsafe_b64encode(nonce + sealed).decode('ascii')}"
+        return self._prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
     def decrypt(self, purpose: str, token: str) -> str:
-        prefix, _, rest = token.partition(":")
-        kid, _, body = rest.partition(":")
-        if prefix != PREFIX or not body:
+        parts = token.split(":", 2)
+        if len(parts) != 3 or parts[0] != PREFIX or not parts[2]:
             raise DecryptError(f"{purpose}: the stored value is not encrypted")
-        aead = self._aead.get(kid)
+        aead = self._aead.get(parts[1])
         if aead is None:
-            raise DecryptError(f"{purpose}: written with key {kid}, which is not in CHECKIN_DATA_KEYS")
+            raise DecryptError(f"{purpose}: written with key {parts[1]}, which is not in CHECKIN_DATA_KEYS")
         try:
-            raw = base64.urlsafe_b64decode(body.encode("ascii"))
+            raw = binascii.a2b_base64(parts[2], strict_mode=True)
             return aead.decrypt(raw[:12], raw[12:], purpose.encode("ascii")).decode("utf-8")
         except (InvalidTag, binascii.Error, ValueError):
             raise DecryptError(f"{purpose}: the stored value was altered or belongs elsewhere") from None

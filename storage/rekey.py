@@ -67,20 +67,18 @@ def reencrypt(engine: Engine, batch: int = BATCH) -> RotationReport:
                 if not rows:
                     break
                 after = rows[-1][0]
-                params = []
                 for row in rows:
                     stale = {c.name: getattr(row, c.name) for c in cols
                              if not keyring.is_current(getattr(row, c.name))}
                     if not stale:
                         continue
-                    values = {f"v_{name}": keyring.encrypt(f"{table.name}.{name}",
-                                                            keyring.decrypt(f"{table.name}.{name}", token))
-                              for name, token in stale.items()}
-                    for name in stale:
-                        report.rewritten[f"{table.name}.{name}"] += 1
-                    # One UPDATE per row: the columns that were stale differ from row to row.
+                    fresh = {name: keyring.encrypt(f"{table.name}.{name}", keyring.decrypt(f"{table.name}.{name}", token))
+                             for name, token in stale.items()}
+                    report.rewritten.update(f"{table.name}.{name}" for name in fresh)
+                    # One UPDATE per row: which columns were stale differs from row to row. The values are
+                    # sealed already, so they bypass the columns' own encryption.
                     conn.execute(update(table).where(pk == row[0])
-                                 .values({name: type_coerce(values[f"v_{name}"], Text) for name in stale}))
+                                 .values({name: type_coerce(value, Text) for name, value in fresh.items()}))
     report.keys_in_use = keys_in_use(engine)
     return report
 

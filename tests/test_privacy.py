@@ -172,7 +172,12 @@ async def test_keys_commands_rotate_a_key_file(db, env, tmp_path, monkeypatch):
     ring = Keyring.parse(values["CHECKIN_DATA_KEYS"], values["CHECKIN_INDEX_KEY"])
     assert len(ring.data_keys) == 1 and ring.data_keys[0] != KEYRING.data_keys[0]
     engine = make_engine(db.url, ring)
-    assert _snapshot(engine) == before
+    after = _snapshot(engine)
+    assert len(after.pop("AuditEntry")) == len(before.pop("AuditEntry")) + 1 and after == before
+    with session_scope(engine) as s:
+        last = s.exec(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        assert (last.action, last.actor, last.subject) == ("keys.rotate", "cli", f"key:{ring.primary}")
+        assert audit.verify(s).ok
     reindexed = runner.invoke(app, ["keys", "rotate", "--new-index-key"])
     assert reindexed.exit_code == 0, reindexed.output
     assert re.search(r"recomputed 3 phone indexes; reset \d+ conversations", reindexed.output), reindexed.output
@@ -214,6 +219,13 @@ def test_without_keys_the_cli_says_what_to_do(env, monkeypatch, tmp_path):
     runner = CliRunner(env={"COLUMNS": "200"})
     listed = runner.invoke(app, ["roster", "list"])
     assert listed.exit_code == 2 and "no encryption keys" in listed.output
+    refused = runner.invoke(app, ["init"])  # a database with data and no keys: nothing is made up
+    assert refused.exit_code == 2 and "no keys to read it" in refused.output and not (tmp_path / "checkin.keys").exists()
+    monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    made = runner.invoke(app, ["init"])  # a new database: init makes its key file
+    assert made.exit_code == 0 and "made new encryption keys in checkin.keys" in made.output, made.output
+    assert oct((tmp_path / "checkin.keys").stat().st_mode & 0o777) == "0o600"
+    assert runner.invoke(app, ["roster", "list"]).exit_code == 0
     monkeypatch.setenv("CHECKIN_DATA_KEYS", new_key())
     half = runner.invoke(app, ["roster", "list"])
     assert half.exit_code == 2 and "CHECKIN_INDEX_KEY" in half.output
