@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -38,12 +39,24 @@ from handlers.roster import import_roster, normalise_phone
 from handlers.types import Inbound, Location
 from scheduler.outbox import Outbox
 from storage import audit, queries, rekey
-from storage.crypto import Keyring, KeyringError, key_id, new_key
+from storage.crypto import DecryptError, Keyring, KeyringError, key_id, new_key
 from storage.db import current_revision, has_schema, make_engine, migrate, session_scope
 from storage.models import Leave, LeaveState, Officer, Role, ServiceAttendance, ServiceSession, Supervisee
 
+class _Commands(TyperGroup):
+    """Every command: a value the keys cannot open ends the command with what to check, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DecryptError as exc:
+            err.print(f"[red]stored data cannot be decrypted with these keys ({exc}): check CHECKIN_KEY_FILE, "
+                      "or CHECKIN_DATA_KEYS and CHECKIN_INDEX_KEY, which take precedence[/]", markup=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Commands)
 officer_app = typer.Typer(help="Officers: assistant officers, township supervisors, administrators.",
                           no_args_is_help=True)
 roster_app = typer.Typer(help="The roster of people under supervision.", no_args_is_help=True)

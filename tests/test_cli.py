@@ -113,6 +113,11 @@ def test_demo_seeds_the_sample_county_once_and_talks(tmp_path, monkeypatch):
     again = run("demo", "--console", "--dir", str(tmp_path / "d"), "--as", "officer:2", input="/list\n").output
     assert "Seeded" not in again and "您负责 13 人" in again
     monkeypatch.setenv("CHECKIN_DATABASE_URL", f"sqlite:///{tmp_path / 'd' / 'checkin.db'}")
+    wrong = run("roster", "list", ok=False)  # this run's keys are not the demo's
+    assert wrong.exit_code == 2 and "cannot be decrypted with these keys" in wrong.output
+    monkeypatch.delenv("CHECKIN_DATA_KEYS")
+    monkeypatch.delenv("CHECKIN_INDEX_KEY")
+    monkeypatch.setenv("CHECKIN_KEY_FILE", str(tmp_path / "d" / "checkin.keys"))  # as the demo says
     assert "40 people" in run("roster", "list").output
 
 
