@@ -184,8 +184,11 @@ class _Writer:
 
     def __init__(self, session: Session, *, kind: str, now: datetime, due: datetime) -> None:
         self.session, self.kind = session, kind
-        self.now, self.due = (t.astimezone(UTC).replace(tzinfo=None) for t in (now, due))
         self.pg = session.get_bind().dialect.name == "postgresql"
+        # Naive UTC, as UTCDateTime stores it; on SQLite in the text form SQLAlchemy writes there.
+        self.now, self.due = (t.astimezone(UTC).replace(tzinfo=None) for t in (now, due))
+        if not self.pg:
+            self.now, self.due = (t.isoformat(sep=" ", timespec="microseconds") for t in (self.now, self.due))
         self.new = 0
         if self.pg:
             session.execute(sql_text(
