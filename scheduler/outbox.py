@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from scheduler.channels import Channel, PermanentSendError, SendError, SendResult, TransientSendError
+from handlers import greetings
 from storage import outbox
 from storage.db import session_scope
 
@@ -109,8 +110,11 @@ class Outbox:
 
     def _claim(self, now: datetime, recipient: tuple[str, int] | None) -> list[outbox.Outgoing]:
         with session_scope(self.engine) as session:
-            return outbox.claim(session, now, list(self.channels), self.batch, recipient, lease_now=self.wall(),
+            rows = outbox.claim(session, now, list(self.channels), self.batch, recipient, lease_now=self.wall(),
                                 lease=self.lease)
+            # Bulk messages (greetings, announcements) are queued without their text and address, which
+            # are written here, in the claim's transaction, before they go.
+            return greetings.render_claimed(session, rows, now)
 
     def _record_group(self, outcomes: list, now: datetime) -> DrainReport:
         """Record outcomes (in a worker thread); the counts come back to be added on the event loop."""

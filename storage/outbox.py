@@ -28,6 +28,7 @@ class Outgoing:
     payload: dict
     attempts: int
     kind: str
+    supervisee_id: int | None = None
 
 
 def insert_ignore(session: Session, row: dict, conflict: list[str]) -> int | None:
@@ -154,13 +155,14 @@ def claim(
     rows = session.execute(
         select(
             Message.id, Message.channel, Message.address, Message.body,
-            Message.payload, Message.attempts, Message.kind,
+            Message.payload, Message.attempts, Message.kind, Message.supervisee_id,
         )
         .where(Message.claim_token == token)
         .order_by(Message.next_attempt_at, Message.id)
     ).all()
     return [
-        Outgoing(r.id, r.channel, r.address, r.body, json.loads(r.payload or "{}"), r.attempts, r.kind)
+        Outgoing(r.id, r.channel, r.address, r.body, json.loads(r.payload or "{}"), r.attempts, r.kind,
+                 r.supervisee_id)
         for r in rows
     ]
 

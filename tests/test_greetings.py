@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import date
 
@@ -16,7 +17,7 @@ from handlers.roster import import_roster
 from scheduler.outbox import Outbox
 from storage.db import session_scope
 from storage.models import Broadcast, Message, Supervisee
-from tests.conftest import roster_csv
+from tests.conftest import NOW, roster_csv
 from tests.factories import officer
 from tests.sim import County, local
 from tests.test_outbox import RecordingChannel
@@ -97,7 +98,12 @@ async def test_sweep_greets_on_the_holiday_morning_once(db):
     assert c.sweep(local(2027, 2, 6, 9, 0)).greeted == 3
     assert c.sweep(local(2027, 2, 6, 9, 1)).greeted == 0
     assert c.sweep(local(2027, 2, 7, 9, 0)).greeted == 0  # the second day of the holiday
+    assert {m.body for m in c.out(kind="greeting")} == {""}  # queued without the text: written when sent
+    channels = {"sms": RecordingChannel("sms"), "telegram": RecordingChannel("telegram")}
+    await Outbox(db.engine, channels).drain(local(2027, 2, 7, 9, 1))
+    assert {m.status for m in c.out(kind="greeting")} == {"sent"}
     bodies = sorted(m.body for m in c.out(kind="greeting"))
+    assert {m.address for m in c.out(kind="greeting")} == {c.strict.phone, "7002", c.lenient.phone}
     assert bodies[0].startswith("Tom Lee, happy Spring Festival!") and "刘芳，春节快乐！" in bodies[1]
 
 
@@ -131,8 +137,26 @@ def test_broadcast_to_one_township(env):
     result = runner.invoke(app, ["broadcast", "--template", "office_closed", "--township", "红果镇"],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    asyncio.run(Outbox(env.engine, {"sms": RecordingChannel("sms"), "telegram": RecordingChannel("telegram")})
+                .drain(NOW))
     rows = c.out(kind="broadcast")
     assert sorted(r.supervisee_id for r in rows) == [c.strict.id, c.ordinary.id]
     assert rows[0].body.startswith("王伟，您好：司法所下周一闭所一天")
     bad = runner.invoke(app, ["broadcast", "--template", "nope"])
     assert bad.exit_code == 2 and "office_closed" in bad.output
+
+
+async def test_a_bulk_row_whose_person_lost_the_address_fails_when_claimed(db):
+    c = County(db, start=local(2027, 2, 5))
+    c.sweep(local(2027, 2, 6, 9, 0))  # greetings queued for all three
+    with session_scope(db.engine) as s:
+        wang = s.get(Supervisee, c.strict.id)
+        wang.phone = None  # his number was removed from the roster after the greeting was queued
+        s.add(wang)
+    channels = {"sms": RecordingChannel("sms"), "telegram": RecordingChannel("telegram")}
+    await Outbox(db.engine, channels).drain(local(2027, 2, 6, 9, 1))
+    rows = {m.supervisee_id: m for m in c.out(kind="greeting")}
+    assert rows[c.strict.id].status == "failed" and rows[c.strict.id].error_code == "no_address"
+    assert rows[c.lenient.id].status == "sent" and rows[c.lenient.id].body.startswith("Tom Lee, happy")
+    with session_scope(db.engine) as s:
+        assert greetings.failures(s, "greet:spring_festival:2027-02-06") == {"no_address": 1}

@@ -31,7 +31,9 @@ from storage.models import (
     WrittenReport,
 )
 from tests.conftest import KEYRING, make_engine
+from scheduler.outbox import Outbox
 from tests.sim import County, local
+from tests.test_outbox import RecordingChannel
 
 REPORT = "周一到周五在城南砖厂上班，老板姓陈"
 LEAVE_REASON = "看望住院的母亲"
@@ -59,6 +61,8 @@ async def _activity(c: County) -> None:
         h = greetings.find_holiday("CN", today=date(2027, 3, 1), name="labour_day")
         greetings.enqueue_bulk(s, key="greet:test", kind="greeting", section="greeting", template=h.slug,
                                now=local(2027, 3, 2, 14), audience=greetings.Audience(), holiday=h)
+    channels = {"sms": RecordingChannel("sms"), "telegram": RecordingChannel("telegram")}
+    assert (await Outbox(c.engine, channels).drain(local(2027, 3, 2, 14, 1))).sent >= 3  # rendered as they go
 
 
 def _secrets(c: County) -> list[str]:
