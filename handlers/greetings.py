@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 import holidays
-from sqlalchemy import String, Text, and_, case, cast, func, literal, not_, or_, select, update
+from sqlalchemy import String, Text, and_, bindparam, case, cast, func, literal, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -212,7 +212,7 @@ def enqueue_bulk(
     return result
 
 
-def _address(channel: str, person: Supervisee) -> str | None:
+def _address(channel: str, person) -> str | None:
     if channel == ChannelName.telegram:
         return str(person.telegram_chat_id) if person.telegram_chat_id is not None else None
     if channel == ChannelName.sms:
@@ -230,8 +230,10 @@ def render_claimed(session: Session, rows: list[Outgoing], now: datetime) -> lis
     pending = [r for r in rows if RENDER in r.payload]
     if not pending:
         return rows
-    people = {p.id: p for p in session.exec(
-        select(Supervisee).where(col(Supervisee.id).in_({r.supervisee_id for r in pending}))).scalars()}
+    people = {p.id: p for p in session.execute(
+        select(Supervisee.id, Supervisee.name, Supervisee.phone, Supervisee.telegram_chat_id, Supervisee.case_number,
+               Supervisee.officer_id, Supervisee.purged_at)
+        .where(col(Supervisee.id).in_({r.supervisee_id for r in pending})))}
     officers = dict(session.execute(select(Officer.id, Officer.name).where(
         col(Officer.id).in_({p.officer_id for p in people.values()}))).all())
     out, updates = [], []
@@ -249,10 +251,12 @@ def render_claimed(session: Session, rows: list[Outgoing], now: datetime) -> lis
             continue
         body = catalogue(spec["language"])[spec["template"]].format(
             name=person.name, officer=officers.get(person.officer_id, ""), **spec["extra"])
-        updates.append(dict(id=row.id, address=address, body=body, payload=None))
+        updates.append({"mid": row.id, "address": address, "body": body})
         out.append(replace(row, address=address, body=body, payload={}))
-    if updates:
-        session.execute(update(Message), updates)  # by primary key; the columns encrypt what they store
+    if updates:  # the columns' types encrypt the values
+        t = Message.__table__
+        session.connection().execute(update(t).where(t.c.id == bindparam("mid")).values(
+            address=bindparam("address"), body=bindparam("body"), payload=None), updates)
     return out
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -169,10 +169,13 @@ def claim(
 
 def record_sent_many(session: Session, sent: list[tuple[int, str | None]], now: datetime) -> None:
     """Many rows the provider took, in one statement (executemany by primary key)."""
-    if sent:
-        session.execute(update(Message), [
-            dict(id=mid, status=MessageStatus.sent, provider_id=pid, sent_at=now, error_code=None,
-                 error_detail=None, claim_token=None, updated_at=now) for mid, pid in sent])
+    if sent:  # Core executemany: the ORM's bulk update by primary key costs more than the statement
+        t = Message.__table__
+        session.connection().execute(
+            update(t).where(t.c.id == bindparam("mid")).values(
+                status=MessageStatus.sent, provider_id=bindparam("pid"), sent_at=now, error_code=None,
+                error_detail=None, claim_token=None, updated_at=now),
+            [{"mid": mid, "pid": pid} for mid, pid in sent])
 
 
 def record_retry(
