@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
@@ -98,8 +100,8 @@ async def test_the_database_holds_no_plaintext_personal_data(db):
     assert stored.count("c1:") > 50  # encrypted values are there, under this run's key
     if db.kind == "sqlite":  # and the file itself, write-ahead log included
         c.engine.dispose()
-        path = db.url.removeprefix("sqlite:///")
-        raw = b"".join(open(p, "rb").read() for p in (path, path + "-wal") if __import__("os").path.exists(p))
+        path = Path(db.url.removeprefix("sqlite:///"))
+        raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
         assert [x for x in _secrets(c) if x.encode("utf-8") in raw] == []
 
 
@@ -110,7 +112,7 @@ async def test_lookups_by_phone_go_through_the_blind_index(db):
         assert found.id == c.strict.id and found.phone_index == KEYRING.blind("+8613800000001")
         assert queries.supervisee_by_phone(s, "+8613800000009") is None
         assert queries.officer_by_phone(s, "+8613800000001") is None
-    other = make_engine(db.url, Keyring([KEYRING.data_keys[0]], new_key_bytes()))
+    other = make_engine(db.url, Keyring([KEYRING.data_keys[0]], Keyring.generate().index_key))
     with session_scope(other) as s:  # the same data, another index key: the index means nothing
         assert queries.supervisee_by_phone(s, "+8613800000001") is None
     other.dispose()
@@ -118,10 +120,6 @@ async def test_lookups_by_phone_go_through_the_blind_index(db):
     assert not reply.error and "下次报到" in reply.replies[0].text  # known: not the unknown-sender reply
     with session_scope(c.engine) as s:
         assert s.exec(select(Message).where(Message.direction == "in")).one().supervisee_id == c.strict.id
-
-
-def new_key_bytes() -> bytes:
-    return Keyring.parse(new_key(), new_key()).index_key
 
 
 def _snapshot(engine) -> dict:
@@ -156,12 +154,11 @@ async def test_key_rotation_keeps_everything_readable(db):
 
 
 async def test_keys_commands_rotate_a_key_file(db, env, tmp_path, monkeypatch):
+    keyfile = tmp_path / "checkin.keys"  # this run's keys, moved from the environment into a key file
+    keyfile.write_text("".join(f"{name}={os.environ[name]}\n" for name in ("CHECKIN_DATA_KEYS", "CHECKIN_INDEX_KEY")))
     monkeypatch.delenv("CHECKIN_DATA_KEYS")
     monkeypatch.delenv("CHECKIN_INDEX_KEY")
     runner = CliRunner(env={"COLUMNS": "200"})
-    keyfile = tmp_path / "checkin.keys"
-    keyfile.write_text(f"CHECKIN_DATA_KEYS={_key_text(KEYRING.data_keys[0])}\n"
-                       f"CHECKIN_INDEX_KEY={_key_text(KEYRING.index_key)}\n")
     c = County(db)
     await _activity(c)
     before = _snapshot(c.engine)
@@ -191,12 +188,6 @@ async def test_keys_commands_rotate_a_key_file(db, env, tmp_path, monkeypatch):
     with session_scope(engine) as s:
         assert queries.supervisee_by_phone(s, c.strict.phone).case_number == "JZ-S"
     engine.dispose()
-
-
-def _key_text(raw: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(raw).decode()
 
 
 def test_keys_are_checked_and_errors_name_them():
