@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update  # noqa: E402
 from bench.sweep import enrol  # noqa: E402
 from handlers import greetings  # noqa: E402
 from scheduler.channels import SendResult  # noqa: E402
-from scheduler.outbox import Outbox  # noqa: E402
+from scheduler.drain import Outbox  # noqa: E402
 from storage.db import migrate, session_scope  # noqa: E402
 from storage.models import Message, Supervisee  # noqa: E402
 from tests.conftest import make_engine, pg_schema  # noqa: E402

@@ -38,9 +38,10 @@ import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.sweep import enrol  # noqa: E402
+from content.areas import load_areas  # noqa: E402
 from content.policy import load_policy  # noqa: E402
+from handlers.contract import Inbound  # noqa: E402
 from handlers.router import default_router  # noqa: E402
-from handlers.types import Inbound  # noqa: E402
 from scheduler.sweep import SweepConfig, sweep  # noqa: E402
 from storage.db import migrate, session_scope  # noqa: E402
 from storage.models import Message, Obligation, Supervisee  # noqa: E402
@@ -77,7 +78,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def through_router(url: str, n: int) -> dict:
     engine, policy, phones = prepare(url, n)
-    router = default_router("zh-CN", SH, policy)
+    router = default_router(policy=policy, areas=load_areas(), zone=SH)
     times: list[float] = []
 
     async def one(phone: str) -> None:

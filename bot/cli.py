@@ -7,20 +7,19 @@ import logging
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlmodel import select
+from typer.core import TyperGroup
 
 from bot import sample
 from bot.channels.console import ConsoleChannel
 from bot.runtime import NotInitialised, Runtime, build
-from bot.service import serve
-from bot.stack import Stack
+from bot.serve import serve
 from bot.settings import (
     LANGUAGES,
     SettingsError,
@@ -30,18 +29,20 @@ from bot.settings import (
     read_key_file,
     write_key_file,
 )
+from bot.stack import Stack
 from content.areas import AreaError, load_areas
 from content.catalog import catalogue
-from handlers import compliance, enrol, greetings, leave, purge, service, warnings
+from handlers import community_service, compliance, enrol, formal_warnings, greetings, leave, purge
 from handlers.addressing import console_address
+from handlers.contract import Inbound, Location
 from handlers.delivery import deliver
 from handlers.roster import import_roster, normalise_phone
-from handlers.types import Inbound, Location
-from scheduler.outbox import Outbox
+from scheduler.drain import Outbox
 from storage import audit, queries, rekey
 from storage.crypto import DecryptError, Keyring, KeyringError, key_id, new_key
 from storage.db import current_revision, has_schema, make_engine, migrate, session_scope
 from storage.models import Leave, LeaveState, Officer, Role, ServiceAttendance, ServiceSession, Supervisee
+
 
 class _Commands(TyperGroup):
     """Every command: a value the keys cannot open ends the command with what to check, not a traceback."""
@@ -131,9 +132,9 @@ def officer_add(
     name: Annotated[str, typer.Option("--name", help="Full name")],
     township: Annotated[str, typer.Option("--township", help="Township")],
     role: Annotated[Role, typer.Option("--role")] = Role.assistant,
-    supervisor: Annotated[Optional[int], typer.Option("--supervisor", help="Id of the township supervisor")] = None,
-    telegram_id: Annotated[Optional[int], typer.Option("--telegram-id", help="Telegram user id")] = None,
-    phone: Annotated[Optional[str], typer.Option("--phone", help="Mobile number")] = None,
+    supervisor: Annotated[int | None, typer.Option("--supervisor", help="Id of the township supervisor")] = None,
+    telegram_id: Annotated[int | None, typer.Option("--telegram-id", help="Telegram user id")] = None,
+    phone: Annotated[str | None, typer.Option("--phone", help="Mobile number")] = None,
     language: Annotated[str, typer.Option("--language", help="zh-CN or en")] = "zh-CN",
 ) -> None:
     """Add an officer and print its id."""
@@ -205,8 +206,8 @@ def roster_import(
 
 @roster_app.command("list")
 def roster_list(
-    township: Annotated[Optional[str], typer.Option("--township")] = None,
-    officer: Annotated[Optional[int], typer.Option("--officer")] = None,
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    officer: Annotated[int | None, typer.Option("--officer")] = None,
 ) -> None:
     """Table of people under supervision."""
     rt = _runtime()
@@ -263,9 +264,9 @@ def warning_add(
         if person is None:
             _fail(f"no person with case number {case_number!r}", 2)
         try:
-            entry = warnings.record(session, _officer(session, officer), person, reason, rt.clock.now(),
+            entry = formal_warnings.record(session, _officer(session, officer), person, reason, rt.clock.now(),
                                     rt.settings.zone)
-        except warnings.WarningError as exc:
+        except formal_warnings.WarningError as exc:
             _fail(str(exc), 2)
         out.print(f"warning {entry.id} recorded for {case_number}")
 
@@ -281,9 +282,9 @@ def warning_correct(
     rt = _runtime()
     with session_scope(rt.engine) as session:
         try:
-            entry = warnings.amend(session, _officer(session, officer), warning_id, reason, rt.clock.now(),
+            entry = formal_warnings.amend(session, _officer(session, officer), warning_id, reason, rt.clock.now(),
                                    rt.settings.zone, withdraw=withdraw)
-        except warnings.WarningError as exc:
+        except formal_warnings.WarningError as exc:
             _fail(str(exc), 2)
         out.print(f"entry {entry.id} ({entry.kind}) amends warning {warning_id}")
 
@@ -296,7 +297,7 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
         person = queries.supervisee_by_case(session, case_number)
         if person is None:
             _fail(f"no person with case number {case_number!r}", 2)
-        lines = warnings.ledger(session, person.id)
+        lines = formal_warnings.ledger(session, person.id)
         table = Table("id", "given", "by", "state", "reason", "amendments", title=f"warnings of {case_number}")
         for line in lines:
             table.add_row(str(line.entry.id), line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
@@ -319,9 +320,9 @@ def service_add(
     starts, ends = _instant(start, "--start"), _instant(end, "--end")
     with session_scope(rt.engine) as session:
         try:
-            svc = service.create(session, _officer(session, officer), place=place, starts_at=starts, ends_at=ends,
+            svc = community_service.create(session, _officer(session, officer), place=place, starts_at=starts, ends_at=ends,
                                  hours=hours, case_numbers=case, now=rt.clock.now())
-        except service.ServiceError as exc:
+        except community_service.ServiceError as exc:
             _fail(str(exc), 2)
         out.print(f"session {svc.id}: {len(case)} people; attendance code [bold]{svc.code}[/]", markup=True)
 
@@ -348,16 +349,16 @@ def service_list() -> None:
 def service_verify(
     attendance: Annotated[int, typer.Argument(help="Attendance id (see `checkin service list`)")],
     officer: Annotated[int, typer.Option("--officer")],
-    hours: Annotated[Optional[float], typer.Option("--hours", help="Correct the hours credited")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", help="Correct the hours credited")] = None,
     absent: Annotated[bool, typer.Option("--absent", help="Mark the person absent")] = False,
 ) -> None:
     """Verify an attendance (crediting the session's hours or corrected ones), or mark it absent."""
     rt = _runtime()
     with session_scope(rt.engine) as session:
         try:
-            a = service.verify(session, _officer(session, officer), attendance, rt.clock.now(), hours=hours,
+            a = community_service.verify(session, _officer(session, officer), attendance, rt.clock.now(), hours=hours,
                                absent=absent)
-        except service.ServiceError as exc:
+        except community_service.ServiceError as exc:
             _fail(str(exc), 2)
         out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")
 
@@ -366,7 +367,7 @@ def service_verify(
 def leave_list(
     state: Annotated[str, typer.Option("--state", help="requested, approved, refused, returned, cancelled, or all")]
     = "open",
-    township: Annotated[Optional[str], typer.Option("--township")] = None,
+    township: Annotated[str | None, typer.Option("--township")] = None,
 ) -> None:
     """Leave requests: by default those waiting for a decision and those under way."""
     states = {"open": [LeaveState.requested, LeaveState.approved], "all": list(LeaveState)}.get(state)
@@ -411,7 +412,7 @@ def leave_approve(
     leave_id: Annotated[int, typer.Argument(metavar="ID", help="Leave id (see `checkin leave list`)")],
     officer: Annotated[int, typer.Option("--officer", help="The deciding officer (the person's, their supervisor, "
                                                            "or an administrator)")],
-    mode: Annotated[Optional[str], typer.Option("--mode", help="move: the allowed area becomes the destination; "
+    mode: Annotated[str | None, typer.Option("--mode", help="move: the allowed area becomes the destination; "
                                                                "suspend: no area check for those dates")] = None,
 ) -> None:
     """Approve a leave request; by default the area moves to the destination when it is a known area."""
@@ -469,7 +470,7 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
 
 @keys_app.command("generate")
 def keys_generate(
-    file: Annotated[Optional[Path], typer.Option("--file", help="Where to write (default CHECKIN_KEY_FILE)")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Where to write (default CHECKIN_KEY_FILE)")] = None,
     print_: Annotated[bool, typer.Option("--print", help="Print the two settings instead of writing a file")] = False,
 ) -> None:
     """Make new keys: a key file readable by you only, or the two lines for your environment."""
@@ -564,7 +565,7 @@ def keys_rotate(
 @app.command("purge")
 def purge_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed")] = False,
-    years: Annotated[Optional[int], typer.Option(
+    years: Annotated[int | None, typer.Option(
         "--years", min=1, help="Retention in years (default: the policy's [retention] personal_data_years)")] = None,
 ) -> None:
     """Remove the personal data of people whose supervision ended more than the retention period ago."""
@@ -588,7 +589,7 @@ def purge_command(
 
 @areas_app.command("list")
 def areas_list(
-    file: Annotated[Optional[Path], typer.Option("--file", help="Check this file instead of CHECKIN_AREAS_FILE")]
+    file: Annotated[Path | None, typer.Option("--file", help="Check this file instead of CHECKIN_AREAS_FILE")]
     = None,
 ) -> None:
     """The areas in use (or in FILE), checked: ids, kinds, names, size."""
@@ -610,7 +611,7 @@ def areas_list(
 def areas_where(
     lat: Annotated[float, typer.Argument(help="Latitude")],
     lon: Annotated[float, typer.Argument(help="Longitude")],
-    accuracy: Annotated[Optional[float], typer.Option("--accuracy", help="Metres")] = None,
+    accuracy: Annotated[float | None, typer.Option("--accuracy", help="Metres")] = None,
 ) -> None:
     """Where a point falls, and whether it is inside the home area (as a location check-in would be judged)."""
     rt = _runtime(schema=False)
@@ -645,9 +646,9 @@ def _cell(key: str, value) -> str:
 @app.command()
 def report(
     month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
-    township: Annotated[Optional[str], typer.Option("--township")] = None,
-    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="Also write the figures to this CSV file")] = None,
-    chart: Annotated[Optional[Path], typer.Option("--chart", help="Also draw the rates per township to this PNG")] = None,
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the figures to this CSV file")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also draw the rates per township to this PNG")] = None,
 ) -> None:
     """Monthly compliance report, per township and for the county."""
     rt = _runtime()
@@ -870,8 +871,8 @@ async def _drain_with_progress(rt: Runtime, key: str, total: int) -> set[str]:
 
 @app.command()
 def greet(
-    holiday: Annotated[Optional[str], typer.Option("--holiday", help="Holiday key or name: spring_festival, 春节 ...")] = None,
-    on: Annotated[Optional[str], typer.Option("--date", help="The holiday's date, YYYY-MM-DD")] = None,
+    holiday: Annotated[str | None, typer.Option("--holiday", help="Holiday key or name: spring_festival, 春节 ...")] = None,
+    on: Annotated[str | None, typer.Option("--date", help="The holiday's date, YYYY-MM-DD")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Counts, samples and timing; write nothing")] = False,
 ) -> None:
     """Send the holiday greeting to every active person (resumable: re-running sends nothing twice)."""
@@ -898,9 +899,9 @@ def greet(
 @app.command()
 def broadcast(
     template: Annotated[str, typer.Option("--template", help="A key of the [broadcast] texts in content/")],
-    township: Annotated[Optional[str], typer.Option("--township")] = None,
-    level: Annotated[Optional[str], typer.Option("--level")] = None,
-    category: Annotated[Optional[str], typer.Option("--category")] = None,
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    level: Annotated[str | None, typer.Option("--level")] = None,
+    category: Annotated[str | None, typer.Option("--category")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Send an administrator's announcement to everyone matching the filters (once per day and filters)."""
@@ -939,7 +940,7 @@ async def _tick(rt: Runtime, now: datetime):
 
 @app.command()
 def tick(
-    at: Annotated[Optional[str], typer.Option("--at", help="The instant (ISO-8601 with offset); default now")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="The instant (ISO-8601 with offset); default now")] = None,
 ) -> None:
     """One sweep and one outbox drain at that instant (catch-up, testing)."""
     rt = _runtime()
@@ -960,7 +961,7 @@ def tick(
 @app.command()
 def run(
     no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Serve the channels only; sweeps run elsewhere")] = False,
-    stop_at: Annotated[Optional[str], typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")] = None,
+    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")] = None,
 ) -> None:
     """The service: web routes, channels, the clock job (sweep and drain) and the outbox."""
     rt = _runtime()

@@ -31,10 +31,10 @@ from bot.sandbox.telegram_api import FakeTelegram
 from bot.sandbox.twilio_api import FakeTwilio
 from bot.settings import load_settings, own_keys
 from bot.stack import Stack
-from content.areas import METRES_PER_DEGREE
 from bot.web import make_app
+from content.areas import METRES_PER_DEGREE
 from scheduler.clock import RealClock
-from scheduler.service import make_scheduler
+from scheduler.ticker import make_scheduler
 from storage.db import migrate, session_scope
 from storage.models import Escalation, Leave, LocationCheck, Message, Officer, Supervisee
 

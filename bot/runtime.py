@@ -41,7 +41,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy_file)
         self.areas = load_areas(self.settings.areas_file)
-        self.router = default_router(self.settings.language, self.settings.zone, self.policy, self.areas)
+        self.router = default_router(policy=self.policy, areas=self.areas, zone=self.settings.zone,
+                                     default_language=self.settings.language)
 
     @property
     def sweep_config(self) -> SweepConfig:

@@ -11,11 +11,11 @@ from starlette.routing import Route
 from bot.channels.sms import INBOUND_PATH, STATUS_PATH, SmsChannel
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.runtime import Runtime
+from handlers.contract import Inbound
 from handlers.failures import delivery_failed
-from handlers.types import Inbound
 from scheduler.channels import Channel, SendError
-from scheduler.outbox import Outbox
-from scheduler.service import Ticker
+from scheduler.drain import Outbox
+from scheduler.ticker import Ticker
 from storage import outbox as outbox_rows
 from storage.db import session_scope
 
@@ -54,7 +54,7 @@ class Stack:
 
     def _failed(self, session, row, error: SendError, now) -> None:
         delivery_failed(session, row.id, error.code, now, zone=self.rt.settings.zone,
-                        sla=self.rt.policy.escalation.officer_sla)
+                        policy=self.rt.policy)
 
     async def start(self, receive: bool = True) -> None:
         """Start the channels; `receive=False` only sends (a tick beside a running service).

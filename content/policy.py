@@ -109,14 +109,19 @@ class Greetings(_Strict):
     _t = field_validator("time", mode="before")(_hhmm)
 
 
-class Study(_Strict):
+class MonthlyTarget(_Strict):
+    """Minutes owed each month; those behind are reminded on `remind_day` and escalated on `escalate_day`."""
+
+    monthly_minutes: int = Field(ge=0, le=10000)
+    remind_day: int = Field(ge=1, le=28)
+    escalate_day: int = Field(ge=1, le=28)
+
+
+class Study(MonthlyTarget):
     weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     time: time
     window_days: float = Field(gt=0, le=31)
     reminder_days: float = Field(gt=0)
-    monthly_minutes: int = Field(ge=0, le=10000)
-    remind_day: int = Field(ge=1, le=28)
-    escalate_day: int = Field(ge=1, le=28)
 
     _t = field_validator("time", mode="before")(_hhmm)
 
@@ -129,10 +134,8 @@ class Study(_Strict):
         return self
 
 
-class Service(_Strict):
-    monthly_minutes: int = Field(ge=0, le=10000)
-    remind_day: int = Field(ge=1, le=28)
-    escalate_day: int = Field(ge=1, le=28)
+class Service(MonthlyTarget):
+    pass
 
 
 class ReportFigures(_Strict):

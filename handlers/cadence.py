@@ -14,7 +14,7 @@ from storage.models import ObligationKind
 class Slot:
     """One obligation to plan."""
 
-    kind: str
+    kind: ObligationKind
     period_key: str
     due_at: datetime
     remind_at: datetime
@@ -96,11 +96,3 @@ def study_slots(policy: Policy, zone: tzinfo, start: datetime, end: datetime) ->
             out.append(Slot(ObligationKind.study, f"{year}-W{week:02d}", due,
                             due + timedelta(days=rule.reminder_days), due + timedelta(days=rule.window_days)))
     return out
-
-
-def slots(policy: Policy, level: str, zone: tzinfo, start: datetime, end: datetime,
-          first_day: date, last_day: date) -> list[Slot]:
-    """Every obligation due in [start, end), within the supervision dates (local)."""
-    found = (checkin_slots(policy, level, zone, start, end) + report_slots(policy, level, zone, start, end)
-             + study_slots(policy, zone, start, end))
-    return [s for s in found if first_day <= s.due_at.astimezone(zone).date() <= last_day]

@@ -10,10 +10,11 @@ from sqlmodel import Session, col, select
 from content.catalog import catalogue, text
 from content.formatting import hm, when
 from handlers.cadence import checkin_slots
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from handlers.escalation import close_for_late_answer, open_escalation
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage.models import (
     OPEN_OBLIGATION,
+    EscalationKind,
     Obligation,
     ObligationKind,
     ObligationState,
@@ -144,8 +145,7 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
     else:
         replies.append(Reply(text(lang, "checkin.late", deadline=hm(ob.window_end_at, zone), officer=officer.name)))
     if choice == HELP:  # "I need my officer" is an escalation at once, not a note
-        sla = ctx.policy.escalation.officer_sla if ctx.policy else timedelta(hours=4)
-        open_escalation(session, person, "asked_officer", now, sla, ctx.zone, obligation=ob)
+        open_escalation(session, person, EscalationKind.asked_officer, now, ctx.policy, ctx.zone, obligation=ob)
     if ob.location_required:
         replies[0].remove_keyboard = True
     return replies

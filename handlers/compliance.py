@@ -10,8 +10,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from content.policy import Policy
-from handlers.service import verified_hours
-from handlers.warnings import standing_ids
+from handlers.community_service import verified_hours
+from handlers.formal_warnings import standing_ids
 from storage.models import (
     Escalation,
     Obligation,

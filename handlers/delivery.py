@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from handlers.addressing import route_for
-from handlers.types import Reply, SenderKind
+from handlers.contract import Reply, SenderKind
 from storage import outbox
 from storage.models import Officer, Supervisee
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from content.catalog import text
-from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
+from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind
 from storage import queries
 from storage.models import ChannelName, EnrolmentCode, Officer, Supervisee
 
@@ -126,3 +126,9 @@ async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
             kind="notice",
         ),
     ]
+
+
+async def unknown(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """Someone the service does not know: how to enrol on Telegram; a neutral line by SMS. Never anyone's data."""
+    key = "unknown.neutral" if inbound.channel == "sms" else "unknown.intro"
+    return [Reply(text(ctx.default_language, key))]

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from content.catalog import text
-from content.formatting import day_and_time, duration, hm, phone_national
+from content.formatting import day_and_time, hm, phone_national
+from content.policy import Policy
+from handlers.alerts import ALERTS, Facts, missed, note_facts
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.delivery import deliver
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage import audit
 from storage.models import (
+    ConversationState,
     Escalation,
+    EscalationKind,
     EscalationState,
     Obligation,
+    ObligationKind,
     ObligationState,
     Officer,
     Resolution,
@@ -37,71 +41,20 @@ WORDS = {
 }
 
 
-def _what(kind: str) -> str:
-    return next((w for w in ("report", "service") if w in kind), "checkin")
-
-
-def out_of_area_history(lang: str, facts: dict, zone: tzinfo) -> str:
-    """The alert's middle line: when, how far from which area, where the point fell, the map link."""
-    at = datetime.fromisoformat(facts["at"]) if facts.get("at") else None
-    where = (facts.get("where") or {}).get(lang) or text(lang, "location.unknown_area")
-    return text(lang, "escalation.out_of_area_history", time=day_and_time(at, zone, lang) if at else "-",
-                distance=f"{(facts.get('distance_m') or 0) / 1000:.1f}",
-                area=(facts.get("allowed") or {}).get(lang, "-"),
-                where=where, accuracy=f"{facts['accuracy_m']:.0f}" if facts.get("accuracy_m") is not None else "?",
-                map=facts.get("map", ""))
-
-
 def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo, *, supervisor: bool) -> str:
     """The facts of an escalation for `reader`: who, what happened and when, last contact, how to reach them."""
     person = session.get(Supervisee, esc.supervisee_id)
     ob = session.get(Obligation, esc.obligation_id) if esc.obligation_id else None
-    lang = reader.language
-    if esc.kind == "asked_officer":
-        history = text(lang, "escalation.asked_history", time=hm(esc.opened_at, zone))
-    elif esc.kind in ("study_shortfall", "service_shortfall"):
-        facts = json.loads(esc.note or "{}")
-        history = text(lang, f"escalation.{esc.kind.split('_')[0]}_history", day=facts.get("day", "-"),
-                       month=duration(facts.get("minutes", 0), lang), required=duration(facts.get("required", 0), lang))
-    elif esc.kind == "out_of_area":
-        history = out_of_area_history(lang, json.loads(esc.note or "{}"), zone)
-    elif esc.kind == "location_missing" and ob is not None:
-        history = text(lang, "escalation.location_missing_history", prompted=hm(ob.prompted_at or ob.due_at, zone),
-                       answered=hm(ob.partial_at or ob.window_end_at, zone), deadline=hm(ob.window_end_at, zone))
-    elif esc.kind == "leave_not_returned":
-        facts = json.loads(esc.note or "{}")
-        history = text(lang, "escalation.leave_not_returned_history", id=facts.get("leave", "-"),
-                       destination=facts.get("destination", "-"), end=facts.get("ends_on", "-"))
-    elif esc.kind == "sms_opt_out":
-        history = text(lang, "escalation.opted_out_history", time=hm(esc.opened_at, zone))
-    elif esc.kind == "unreachable" and person.sms_blocked_at and person.sms_blocked_at >= esc.opened_at:
-        history = text(lang, "escalation.sms_blocked_history", time=hm(esc.opened_at, zone),
-                       reason=text(lang, f"escalation.sms_reason_{person.sms_blocked_reason or 'undelivered'}"),
-                       fallback=text(lang, "escalation.fallback_telegram" if person.telegram_chat_id
-                                     and not person.telegram_blocked_at else "escalation.fallback_other"))
-    elif esc.kind == "unreachable":
-        history = text(lang, "escalation.blocked_history", time=hm(esc.opened_at, zone),
-                       fallback=text(lang, "escalation.fallback_sms" if person.phone else "escalation.fallback_none"))
-    elif ob is not None and ob.prompted_at and ob.reminded_at:
-        history = text(lang, "escalation.prompted_reminded", prompted=hm(ob.prompted_at, zone),
-                       reminded=hm(ob.reminded_at, zone))
-    elif ob is not None and ob.prompted_at:
-        history = text(lang, "escalation.prompted_only", prompted=hm(ob.prompted_at, zone))
-    else:
-        deadline = day_and_time(ob.window_end_at, zone, lang) if ob else "-"
-        history = text(lang, "escalation.not_prompted", deadline=deadline)
+    lang, rule = reader.language, ALERTS[esc.kind]
+    history = rule.history(Facts(lang, zone, person, ob, esc.opened_at, note_facts(esc.note)))
     last = text(lang, "escalation.never")
     if person.last_contact_at:
         last = text(lang, "escalation.last_contact", at=day_and_time(person.last_contact_at, zone, lang),
                     kind=text(lang, f"contact_kind.{person.last_contact_kind or 'message'}"))
     who = dict(id=esc.id, name=person.name, case_number=person.case_number,
                level=text(lang, f"level.{person.level}"), township=person.township)
-    header_key = esc.kind if esc.kind in ("asked_officer", "unreachable", "sms_opt_out", "study_shortfall",
-                                          "service_shortfall", "out_of_area", "location_missing",
-                                          "leave_not_returned") else "missed"
     lines = [
-        text(lang, f"escalation.header_{header_key}", what=text(lang, f"what.{_what(esc.kind)}"), **who)
-        if header_key == "missed" else text(lang, f"escalation.header_{header_key}", **who),
+        text(lang, f"escalation.header_{rule.header}", what=text(lang, f"what.{rule.what}"), **who),
         text(lang, "escalation.body", history=history, last_contact=last, phone=phone_national(person.phone) or "-",
              telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id and not person.telegram_blocked_at
                            else "escalation.telegram_no")),
@@ -119,10 +72,13 @@ def action_buttons(esc_id: int, language: str) -> list[Button]:
 
 
 def open_escalation(
-    session: Session, person: Supervisee, kind: str, now: datetime, sla: timedelta, zone: tzinfo,
+    session: Session, person: Supervisee, kind: EscalationKind, now: datetime, policy: Policy, zone: tzinfo,
     obligation: Obligation | None = None, facts: dict | None = None,
 ) -> Escalation | None:
-    """Open an escalation to the person's officer and queue the alert; None when one is already open."""
+    """Open an escalation to the person's officer and queue the alert; None when one is already open.
+
+    The officer has until the first rung's limit (its kind's ladder) before it goes on.
+    """
     query = select(Escalation).where(Escalation.supervisee_id == person.id, Escalation.kind == kind)
     if obligation is not None:
         query = query.where(Escalation.obligation_id == obligation.id)
@@ -132,7 +88,8 @@ def open_escalation(
         return None
     esc = Escalation(
         supervisee_id=person.id, obligation_id=obligation.id if obligation else None, kind=kind,
-        officer_id=person.officer_id, state=EscalationState.open, opened_at=now, officer_due_at=now + sla,
+        officer_id=person.officer_id, state=EscalationState.open, opened_at=now,
+        officer_due_at=now + ALERTS[kind].ladder[0].limit(policy),
         note=json.dumps(facts) if facts else None,
     )
     session.add(esc)
@@ -158,9 +115,10 @@ def supervisor_of(session: Session, officer: Officer) -> Officer | None:
 
 
 def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> bool:
-    """Send an unacknowledged escalation on to the supervisor; False when there is none."""
+    """Send an unacknowledged escalation to the next rung of its kind's ladder; False when nobody is there."""
     officer = session.get(Officer, esc.officer_id)
-    boss = supervisor_of(session, officer)
+    ladder = ALERTS[esc.kind].ladder
+    boss = supervisor_of(session, officer) if len(ladder) > 1 and ladder[1].who == "supervisor" else None
     esc.officer_due_at = None  # looked at: do not come back to it
     session.add(esc)
     if boss is None:
@@ -180,7 +138,7 @@ def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone:
     """A late answer closes the obligation's open escalations, with a note to whoever was alerted."""
     for esc in session.exec(
         select(Escalation).where(Escalation.obligation_id == ob.id, Escalation.state != EscalationState.resolved,
-                                 Escalation.kind.like("missed_%"))
+                                 col(Escalation.kind).in_([missed(k) for k in ObligationKind if k != ObligationKind.study]))
     ):
         esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
             EscalationState.resolved, Resolution.answered_late, now, None)
@@ -189,7 +147,7 @@ def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone:
         for n, officer_id in enumerate(filter(None, (esc.officer_id, esc.supervisor_id))):
             officer = session.get(Officer, officer_id)
             body = text(officer.language, "late.officer", name=person.name, case_number=person.case_number,
-                        time=hm(now, zone), what=text(officer.language, f"what.{_what(esc.kind)}"),
+                        time=hm(now, zone), what=text(officer.language, f"what.{ALERTS[esc.kind].what}"),
                         deadline=day_and_time(ob.window_end_at, zone, officer.language))
             deliver(session, Reply(body, to=Recipient(SenderKind.officer, officer.id), kind="escalation_closed"),
                     now=now, dedupe_key=f"esc:{esc.id}:late:{n}")
@@ -218,18 +176,12 @@ def _outcome(lang: str, esc: Escalation, session: Session, zone: tzinfo) -> dict
 async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
     """An officer acts on an alert: by button `esc:ID:ACTION`, or by text `ACTION ID [reason]`."""
     lang = ctx.language
-    if inbound.button:
-        parts = inbound.button.split(":")
-        esc_ref, action, reason = (parts[1] if len(parts) > 1 else ""), (parts[2] if len(parts) > 2 else ""), ""
-    else:
-        m = re.match(r"^#?(\d+)\s*(.*)$", ctx.args, re.S)
-        action = WORDS.get(ctx.keyword.lstrip("/"))
-        if not m or action is None:
-            return [Reply(text(lang, "escalation.usage"))]
-        esc_ref, reason = m.group(1), m.group(2).strip()
-    if action not in ACTIONS or row_id(esc_ref) is None:
+    found = target(inbound.button, ctx.args)
+    action = found.arg(0) if inbound.button else WORDS.get(ctx.keyword.lstrip("/"))
+    reason = "" if inbound.button else (found.arg(0) if found else "")
+    if found is None or action not in ACTIONS or found.id is None:
         return [Reply(text(lang, "escalation.usage"))]
-    return apply_action(ctx, row_id(esc_ref), action, reason)
+    return apply_action(ctx, found.id, action, reason)
 
 
 def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> list[Reply]:
@@ -244,7 +196,7 @@ def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> li
     if esc.state == EscalationState.resolved:
         return [Reply(text(lang, "escalation.already", **_outcome(lang, esc, ctx.session, ctx.zone)))]
     if action == "excuse" and not reason:
-        ctx.set_state("excuse_reason", {"escalation": esc_id})
+        ctx.set_state(ConversationState.excuse_reason, {"escalation": esc_id})
         return [Reply(text(lang, "escalation.ask_reason", id=esc_id))]
     if esc.acknowledged_at is None:
         esc.acknowledged_at, esc.acknowledged_by = now, officer.id
@@ -277,7 +229,7 @@ def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> li
 async def excuse_reason(inbound: Inbound, ctx: Context) -> list[Reply]:
     """The reason for an excuse, asked for after the officer pressed Excuse."""
     esc_id = ctx.state_data().get("escalation")
-    ctx.set_state("idle")
+    ctx.set_state(ConversationState.idle)
     reason = inbound.text.strip()
     if not reason or esc_id is None:
         return [Reply(text(ctx.language, "escalation.ask_reason", id=esc_id or "?"))]
@@ -298,7 +250,7 @@ async def open_list(inbound: Inbound, ctx: Context) -> list[Reply]:
         return [Reply(text(lang, "escalation.open_empty"))]
     lines = [text(lang, "escalation.open_header", count=len(rows))]
     lines += [text(lang, "escalation.open_line", id=e.id, name=p.name, case_number=p.case_number,
-                   what=text(lang, f"what.{_what(e.kind)}"), opened=day_and_time(e.opened_at, ctx.zone, lang))
+                   what=text(lang, f"what.{ALERTS[e.kind].what}"), opened=day_and_time(e.opened_at, ctx.zone, lang))
               for e, p in rows]
     return [Reply("\n".join(lines))]
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 from sqlmodel import Session, col, select
 
+from content.policy import Policy
 from handlers.escalation import open_escalation
 from storage import outbox, queries
-from storage.models import ChannelName, Direction, Message, MessageStatus, Supervisee
+from storage.models import ChannelName, Direction, EscalationKind, Message, MessageStatus, Supervisee
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def _repeatedly_undelivered(session: Session, msg: Message) -> bool:
 
 
 def delivery_failed(
-    session: Session, message_id: int, code: str | None, now: datetime, *, zone: tzinfo, sla: timedelta
+    session: Session, message_id: int, code: str | None, now: datetime, *, zone: tzinfo, policy: Policy
 ) -> None:
     """React to a permanent failure (or an undelivered status) of outbox row `message_id`.
 
@@ -92,4 +93,4 @@ def delivery_failed(
             dedupe_key=f"fallback:{message_id}", kind=msg.kind, supervisee_id=person.id,
             payload={k: v for k, v in json.loads(msg.payload or "{}").items() if k != "edit"},
         )
-    open_escalation(session, person, "unreachable", now, sla, zone)
+    open_escalation(session, person, EscalationKind.unreachable, now, policy, zone)

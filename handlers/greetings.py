@@ -14,11 +14,13 @@ from datetime import date, datetime
 
 import holidays
 from sqlalchemy import String, Text, and_, bindparam, case, cast, func, literal, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from content.catalog import LANGUAGES, catalogue, text
 from handlers.addressing import console_address
+from storage import outbox
+from storage.crypto import keyring_for
+from storage.db import insert_ignoring
 from storage.models import (
     Broadcast,
     ChannelName,
@@ -30,8 +32,6 @@ from storage.models import (
     Supervisee,
     UTCDateTime,
 )
-from storage import outbox
-from storage.crypto import keyring_for
 from storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,6 @@ def enqueue_bulk(
     result = BulkResult(key, by_channel=audience_by_channel(session, audience))
     result.audience = sum(result.by_channel.values())
     channel = route_column()
-    dialect = session.get_bind().dialect.name
     seal = keyring_for(session).encrypt
     columns = ["direction", "channel", "address", "supervisee_id", "kind", "body", "payload", "status", "attempts",
                "next_attempt_at", "dedupe_key", "created_at", "updated_at"]
@@ -200,11 +199,11 @@ def enqueue_bulk(
             )
             .where(Supervisee.language == language, *audience.where())
         )
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message)
+        insert = insert_ignoring(session, Message)
         stmt = (insert.from_select(columns, rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
                 .returning(Message.id))  # rowcount is unreliable for INSERT ... SELECT on SQLite
         result.queued += len(session.execute(stmt).all())
-    marker = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Broadcast).values(
+    marker = insert_ignoring(session, Broadcast).values(
         key=key, kind=kind, template=template, filters=json.dumps(audience.as_dict(), ensure_ascii=False),
         queued=result.queued, created_at=now)
     session.execute(marker.on_conflict_do_nothing(index_elements=["key"]))

@@ -23,16 +23,25 @@ from content.areas import Areas
 from content.catalog import text
 from content.formatting import day_and_time
 from content.policy import Policy
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from handlers.delivery import deliver
 from handlers.escalation import open_escalation
 from handlers.officer import can_see
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage import audit
-from storage.models import Escalation, EscalationState, Leave, LeaveState, Officer, Resolution, Supervisee
+from storage.models import (
+    ConversationState,
+    Escalation,
+    EscalationKind,
+    EscalationState,
+    Leave,
+    LeaveState,
+    Officer,
+    Resolution,
+    Supervisee,
+)
 
 log = logging.getLogger(__name__)
 
-STATE = "leave"
 MODES = ("move", "suspend")
 CANCEL = {"/cancel", "cancel", "取消", "cancel leave", "取消请假"}  # "cancel" alone opts out by SMS
 # Officers' typed decisions: APPROVE 12 [MOVE|SUSPEND], REFUSE 12 [reason]
@@ -175,7 +184,7 @@ async def request(inbound: Inbound, ctx: Context) -> list[Reply]:
     """`/leave` alone starts the questions; `/leave DESTINATION FROM TO REASON` asks at once."""
     words = ctx.args.strip()
     if not words:
-        ctx.set_state(STATE, {"step": "destination"})
+        ctx.set_state(ConversationState.leave, {"step": "destination"})
         return [Reply(text(ctx.language, "leave.ask_destination"))]
     try:
         req = parse(words, _today(ctx))
@@ -190,13 +199,13 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
     lang, body = ctx.language, inbound.text.strip()
     data = ctx.state_data()
     if body.lower() in CANCEL:
-        ctx.set_state("idle")
+        ctx.set_state(ConversationState.idle)
         return [Reply(text(lang, "leave.cancelled"))]
     if not body:
         return [Reply(text(lang, f"leave.ask_{data.get('step', 'destination')}"))]
     step = data.get("step", "destination")
     if step == "destination":
-        ctx.set_state(STATE, {"step": "dates", "destination": body[:MAX_DESTINATION]})
+        ctx.set_state(ConversationState.leave, {"step": "dates", "destination": body[:MAX_DESTINATION]})
         return [Reply(text(lang, "leave.ask_dates"))]
     if step == "dates":
         try:
@@ -205,11 +214,11 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
             return [Reply(exc.render(lang) + "\n" + text(lang, "leave.ask_dates"))]
         if dates is None:
             return [Reply(text(lang, "leave.no_dates") + "\n" + text(lang, "leave.ask_dates"))]
-        ctx.set_state(STATE, {**data, "step": "reason", "start": dates[0].isoformat(), "end": dates[1].isoformat()})
+        ctx.set_state(ConversationState.leave, {**data, "step": "reason", "start": dates[0].isoformat(), "end": dates[1].isoformat()})
         return [Reply(text(lang, "leave.ask_reason"))]
     req = Request(data["destination"], date.fromisoformat(data["start"]), date.fromisoformat(data["end"]),
                   body[:MAX_REASON])
-    ctx.set_state("idle")
+    ctx.set_state(ConversationState.idle)
     try:
         leave = create(ctx.session, ctx.areas, ctx.policy, ctx.sender.supervisee, req, ctx.now, _today(ctx))
     except LeaveError as exc:
@@ -247,7 +256,7 @@ async def report_back(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 def _close_not_returned(session: Session, leave: Leave, now: datetime) -> None:
     for esc in session.exec(select(Escalation).where(
-            Escalation.supervisee_id == leave.supervisee_id, Escalation.kind == "leave_not_returned",
+            Escalation.supervisee_id == leave.supervisee_id, Escalation.kind == EscalationKind.leave_not_returned,
             Escalation.state != EscalationState.resolved)):
         esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
             EscalationState.resolved, Resolution.answered_late, now, None)
@@ -371,7 +380,7 @@ def due_steps(session: Session, now: datetime, policy: Policy, zone_for, county_
         if leave.escalated_at is None and now >= back_by:
             leave.escalated_at = now
             session.add(leave)
-            if open_escalation(session, person, "leave_not_returned", now, policy.escalation.officer_sla, county_zone,
+            if open_escalation(session, person, EscalationKind.leave_not_returned, now, policy, county_zone,
                                facts={"leave": leave.id, "destination": leave.destination,
                                       "ends_on": leave.ends_on.isoformat()}):
                 escalated += 1

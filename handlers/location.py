@@ -23,9 +23,18 @@ from content.catalog import text
 from content.policy import Policy
 from handlers import checkin
 from handlers.addressing import route_for
+from handlers.contract import Context, Inbound, Location, Reply
 from handlers.escalation import open_escalation
-from handlers.types import Context, Inbound, Location, Reply
-from storage.models import ChannelName, Leave, LeaveState, LocationCheck, Obligation, ObligationState, Supervisee
+from storage.models import (
+    ChannelName,
+    EscalationKind,
+    Leave,
+    LeaveState,
+    LocationCheck,
+    Obligation,
+    ObligationState,
+    Supervisee,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +124,7 @@ async def share(inbound: Inbound, ctx: Context) -> list[Reply]:
                  # names as they were, so that the alert reads the same whatever the area file says later
                  "allowed": {lg: " / ".join(a.name(lg) for a in verdict.allowed) for lg in ("zh-CN", "en")},
                  "where": {lg: verdict.area.name(lg) for lg in ("zh-CN", "en")} if verdict.area else None}
-        open_escalation(session, person, "out_of_area", now, policy.escalation.officer_sla, ctx.zone,
+        open_escalation(session, person, EscalationKind.out_of_area, now, policy, ctx.zone,
                         obligation=ob, facts=facts)
         reply = Reply(text(lang, "location.outside", area=verdict.allowed[0].name(lang)))
     elif verdict.leave is not None and verdict.inside is None:

@@ -9,8 +9,8 @@ from sqlmodel import Session, col, func, select
 
 from content.catalog import text
 from content.formatting import day_and_time, phone_national
+from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind, row_id
 from handlers.location import requirement
-from handlers.types import Context, Inbound, Recipient, Reply, SenderKind, row_id
 from storage import audit, queries
 from storage.models import (
     Escalation,
@@ -162,3 +162,18 @@ def _alert_id(payload: str | None) -> int | None:
         if parts[0] == "esc" and len(parts) > 1 and row_id(parts[1]):
             return row_id(parts[1])
     return None
+
+
+async def officer_caseload(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/list: the officer's active people."""
+    people = queries.caseload(ctx.session, ctx.sender.officer.id)
+    lang = ctx.language
+    if not people:
+        return [Reply(text(lang, "officer.caseload_empty"))]
+    lines = [text(lang, "officer.caseload_header", count=len(people))]
+    lines += [
+        text(lang, "officer.caseload_line", name=p.name, case_number=p.case_number,
+             level=text(lang, f"level.{p.level}"))
+        for p in people
+    ]
+    return [Reply("\n".join(lines))]

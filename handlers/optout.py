@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from content.catalog import text
+from handlers.contract import Context, Inbound, Reply, SenderKind
 from handlers.escalation import open_escalation
-from handlers.types import Context, Inbound, Reply, SenderKind
+from storage.models import EscalationKind
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ async def stop(inbound: Inbound, ctx: Context) -> list[Reply]:
     if person.sms_blocked_at is None or person.sms_blocked_reason != "opted_out":
         person.sms_blocked_at, person.sms_blocked_reason = ctx.now, "opted_out"
         ctx.session.add(person)
-        sla = ctx.policy.escalation.officer_sla if ctx.policy else timedelta(hours=4)
-        open_escalation(ctx.session, person, "sms_opt_out", ctx.now, sla, ctx.zone)
+        open_escalation(ctx.session, person, EscalationKind.sms_opt_out, ctx.now, ctx.policy, ctx.zone)
         log.info("supervisee %s opted out of SMS", person.id)
     return []  # the carrier confirms the opt-out; a reply of ours would be refused (21610)
 

@@ -9,13 +9,20 @@ from sqlmodel import col, select
 
 from content.catalog import text
 from content.formatting import day_and_time
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind
 from handlers.escalation import close_for_late_answer
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind
-from storage.models import Message, Obligation, ObligationKind, ObligationState, Supervisee, WrittenReport
+from storage.models import (
+    ConversationState,
+    Message,
+    Obligation,
+    ObligationKind,
+    ObligationState,
+    Supervisee,
+    WrittenReport,
+)
 
 log = logging.getLogger(__name__)
 
-STATE = "report"
 DONE_WORDS = {"done", "/done", "完成", "好了", "结束"}
 # "cancel" alone is an SMS opt-out keyword (Twilio's and ours): SMS users are told "cancel report".
 CANCEL_WORDS = {"cancel", "/cancel", "取消", "cancel report", "取消汇报"}
@@ -33,7 +40,7 @@ def prompt(ob: Obligation, person: Supervisee, zone: tzinfo, *, reminder: bool =
 async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
     """/report, 汇报: start collecting a report; text after the keyword is the first part."""
     # Text on the keyword's line is the first part, without the keyword.
-    ctx.set_state(STATE, {"parts": [], "first": ctx.args})
+    ctx.set_state(ConversationState.report, {"parts": [], "first": ctx.args})
     return [Reply(text(ctx.language, "report.start"),
                   buttons=[Button(text(ctx.language, "report.button_done"), "report:done")])]
 
@@ -45,7 +52,7 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
     if inbound.button == "report:done" or word in DONE_WORDS:
         return finish(ctx, data.get("parts", []), data.get("first", ""))
     if word in CANCEL_WORDS:
-        ctx.set_state("idle")
+        ctx.set_state(ConversationState.idle)
         return [Reply(text(ctx.language, "report.cancelled"))]
     if inbound.button:  # an old or forged report button: nothing to add to
         return [Reply(text(ctx.language, "fallback.not_understood"))]
@@ -53,7 +60,7 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
         parts = data.get("parts", []) + [ctx.message_id]
         if len(parts) >= MAX_PARTS:
             return finish(ctx, parts, data.get("first", ""))
-        ctx.set_state(STATE, {**data, "parts": parts})
+        ctx.set_state(ConversationState.report, {**data, "parts": parts})
     return []
 
 
@@ -65,7 +72,7 @@ def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
         select(Message).where(col(Message.id).in_(part_ids)).order_by(Message.id))] if part_ids else []
     if not bodies:
         return [Reply(text(ctx.language, "report.empty"))]
-    ctx.set_state("idle")
+    ctx.set_state(ConversationState.idle)
     ob = session.exec(
         select(Obligation)
         .where(Obligation.supervisee_id == person.id, Obligation.kind == ObligationKind.report,

@@ -6,31 +6,29 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from content.areas import Areas
 from content.catalog import text
-from content.areas import Areas, load_areas
-from content.policy import Policy, load_policy
+from content.policy import Policy
 from handlers import (
-    basic,
     checkin,
+    community_service,
     enrol,
     escalation,
+    formal_warnings,
+    guide,
     leave,
     location,
     officer,
     optout,
     report,
-    service,
     study,
-    warnings,
 )
-from handlers.delivery import deliver
-from handlers.types import (
+from handlers.contract import (
     MAX_STORED_TEXT,
     Context,
     Handler,
@@ -43,9 +41,18 @@ from handlers.types import (
     clean,
     row_id,
 )
+from handlers.delivery import deliver
 from storage import outbox, queries
 from storage.db import session_scope
-from storage.models import ChannelName, Direction, Message, MessageStatus, Officer, Supervisee
+from storage.models import (
+    ChannelName,
+    ConversationState,
+    Direction,
+    Message,
+    MessageStatus,
+    Officer,
+    Supervisee,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,27 +131,28 @@ class Router:
         self,
         routes: list[Route],
         fallbacks: dict[SenderKind, Handler],
-        states: dict[str, Handler] | None = None,
+        *,
+        policy: Policy,
+        areas: Areas,
+        zone: tzinfo,
+        states: dict[ConversationState, Handler] | None = None,
         buttons: dict[str, tuple[frozenset[SenderKind], Handler]] | None = None,
         default_language: str = "zh-CN",
-        zone: tzinfo | None = None,
-        policy: Policy | None = None,
         channel_routes: dict[str, list[Route]] | None = None,
         locations: dict[SenderKind, Handler] | None = None,
-        areas: Areas | None = None,
     ) -> None:
         self.channel_routes = channel_routes or {}
         self.locations = locations or {}
-        self.areas = areas or load_areas()
+        self.areas = areas
         self.routes = routes
         self.fallbacks = fallbacks
         self.states = states or {}
         self.buttons = buttons or {}
         self.default_language = default_language
-        self.zone = zone or ZoneInfo("Asia/Shanghai")
-        self.policy = policy or load_policy()
+        self.zone = zone
+        self.policy = policy
 
-    def match(self, inbound: Inbound, sender: Sender, state: str) -> tuple[Handler, str, str]:
+    def match(self, inbound: Inbound, sender: Sender, state: ConversationState) -> tuple[Handler, str, str]:
         """The handler for this message, the keyword that chose it, and the text after the keyword.
 
         Buttons first (they name their flow), then the conversation's state for
@@ -245,8 +253,9 @@ class Router:
             return []
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
-        ctx = Context(session, now, sender, conv, message_id, self.default_language, args, self.zone, self.policy,
-                      keyword, self.areas)
+        ctx = Context(session=session, now=now, sender=sender, conversation=conv, message_id=message_id,
+                      policy=self.policy, zone=self.zone, areas=self.areas, default_language=self.default_language,
+                      args=args, keyword=keyword)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
         if sender.supervisee is not None:  # a handler may name the contact more precisely
             sender.supervisee.last_contact_at, sender.supervisee.last_contact_kind = now, "message"
@@ -313,49 +322,49 @@ class Router:
         return done
 
 
-def default_router(default_language: str = "zh-CN", zone: tzinfo | None = None, policy: Policy | None = None,
-                   areas: Areas | None = None) -> Router:
+def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_language: str = "zh-CN") -> Router:
     """The service's routing table."""
     esc_words = tuple(escalation.WORDS) + tuple(f"/{w}" for w in ("ack", "reached", "unreachable", "excuse"))
     return Router(
         routes=[
             Route(("/start",), ANYONE, enrol.start),
             Route(tuple(checkin.TYPED), PERSON, checkin.answer),  # before help: "HELP ME" is an answer
-            Route(("/help", "help", "帮助"), PERSON, basic.help_supervisee),
-            Route(("/help", "help", "帮助"), OFFICER, basic.help_officer),
-            Route(("/officer", "officer", "找协管员"), PERSON, basic.contact_officer),
+            Route(("/help", "help", "帮助"), PERSON, guide.help_supervisee),
+            Route(("/help", "help", "帮助"), OFFICER, guide.help_officer),
+            Route(("/officer", "officer", "找协管员"), PERSON, guide.contact_officer),
             Route(("/report", "report", "汇报", "书面汇报"), PERSON, report.start),
             Route(("/study", "study", "学习"), PERSON, study.next_lesson),
-            Route(("/attend", "attend", "签到"), PERSON, service.attend),
+            Route(("/attend", "attend", "签到"), PERSON, community_service.attend),
             Route(("/leave", "leave", "请假"), PERSON, leave.request),
             Route(("/back", "back", "销假"), PERSON, leave.report_back),
             Route(study.letters(), PERSON, study.answer),
-            Route(("/list", "list"), OFFICER, basic.officer_caseload),
+            Route(("/list", "list"), OFFICER, officer.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/say", "say", "发给"), OFFICER, officer.say),
-            Route(("/service", "service", "公益劳动"), OFFICER, service.create_by_chat),
-            Route(("/warnings", "warnings", "警告记录"), OFFICER, warnings.list_warnings),  # before 警告
-            Route(("/warn", "warn", "警告"), OFFICER, warnings.warn),
+            Route(("/service", "service", "公益劳动"), OFFICER, community_service.create_by_chat),
+            Route(("/warnings", "warnings", "警告记录"), OFFICER, formal_warnings.list_warnings),  # before 警告
+            Route(("/warn", "warn", "警告"), OFFICER, formal_warnings.warn),
             Route(esc_words, OFFICER, escalation.act),
             Route(("/leaves", "leaves", "请假记录"), OFFICER, leave.pending),
             Route(leave.APPROVE_WORDS + leave.REFUSE_WORDS, OFFICER, leave.act),
         ],
         buttons={"checkin": (PERSON, checkin.answer), "report": (PERSON, report.collect),
                  "study": (PERSON, study.answer), "esc": (OFFICER, escalation.act),
-                 "svc": (OFFICER, service.verify_button), "leave": (OFFICER, leave.act)},
-        states={report.STATE: report.collect, "excuse_reason": escalation.excuse_reason, leave.STATE: leave.collect},
+                 "svc": (OFFICER, community_service.verify_button), "leave": (OFFICER, leave.act)},
+        states={ConversationState.report: report.collect, ConversationState.excuse_reason: escalation.excuse_reason,
+                ConversationState.leave: leave.collect},
         locations={SenderKind.supervisee: location.share},
-        areas=areas,
         fallbacks={
-            SenderKind.unknown: basic.unknown,
+            SenderKind.unknown: enrol.unknown,
             SenderKind.supervisee: checkin.free_text,
             SenderKind.officer: officer.fallback,
         },
         # As Twilio's own opt-out handling: the keyword must be the whole message ("stop by at 3" is not STOP).
         channel_routes={"sms": [Route(tuple(f"{w}$" for w in optout.STOP_WORDS), ANYONE, optout.stop),
                                 Route(tuple(f"{w}$" for w in optout.START_WORDS), ANYONE, optout.start)]},
-        default_language=default_language,
-        zone=zone,
         policy=policy,
+        areas=areas,
+        zone=zone,
+        default_language=default_language,
     )

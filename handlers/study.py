@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 from content.catalog import text
 from content.formatting import day_and_time, duration
 from content.study import Module, module, order
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from handlers.delivery import deliver
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from storage.models import Obligation, ObligationState, Status, StudyProgress, Supervisee
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ def month_minutes(session: Session, person_id: int, now: datetime, zone: tzinfo)
     return int(total)
 
 
-def month_tally(session: Session, now: datetime, zone: tzinfo) -> dict[int, int]:
-    """Minutes credited this month for every active person (0 when none), by supervisee id."""
-    credited = func.coalesce(func.sum(case((StudyProgress.passed_at >= month_start(now, zone),
-                                             StudyProgress.minutes), else_=0)), 0)
+def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[int, int]:
+    """Study minutes credited in [start, end) for every active person (0 when none), by supervisee id."""
+    in_range = (StudyProgress.passed_at >= start) & (StudyProgress.passed_at < end)
+    credited = func.coalesce(func.sum(case((in_range, StudyProgress.minutes), else_=0)), 0)
     rows = session.exec(
         select(Supervisee.id, credited)
         .join(StudyProgress, (StudyProgress.supervisee_id == Supervisee.id) & (StudyProgress.state == "passed"),

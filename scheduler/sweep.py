@@ -10,35 +10,34 @@ so running it twice, or in two workers at once, creates and sends nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import checkin, escalation, greetings, leave, location, purge, report, service, study
+from handlers import escalation, greetings, leave, location, purge, study
+from handlers.cadence import quiet_end_after
+from handlers.contract import zone_of
 from handlers.delivery import deliver, reply_row
-from handlers.types import zone_of
-from handlers.cadence import quiet_end_after, slots
-from storage.db import session_scope
-from storage.outbox import enqueue_many
+from handlers.schedule import Due, Schedule, default_schedule
+from storage.db import insert_ignoring, session_scope
 from storage.models import (
     OPEN_OBLIGATION,
     Broadcast,
     Escalation,
     EscalationState,
     Obligation,
-    ObligationKind,
     ObligationState,
     Status,
     Supervisee,
 )
+from storage.outbox import enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +79,13 @@ class SweepReport:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Policy and the county's time zone."""
+    """Policy, the county's time zone, and the scheduled table the sweep walks."""
 
     policy: Policy
     zone: tzinfo
     batch: int = 500
     holiday_country: str = "CN"
+    schedule: Schedule = field(default_factory=default_schedule)
 
 
 @contextmanager
@@ -112,40 +112,23 @@ def _sweep_lock(engine: Engine) -> Iterator[bool]:
 
 
 def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
-    """One sweep at `now`."""
+    """One sweep at `now`: each step of `STEPS` in its own transaction(s)."""
     rep = SweepReport()
     with _sweep_lock(engine) as got:
         if not got:
             rep.skipped = True
             return rep
-        with session_scope(engine) as s:
-            _end_supervisions(s, now, cfg, rep)
-        with session_scope(engine) as s:
-            _plan(s, now, cfg, rep)
-        for _ in range(MAX_ROUNDS):
-            with session_scope(engine) as s:
-                if not _advance_obligations(s, now, cfg, rep):
-                    break
-        for _ in range(MAX_ROUNDS):
-            with session_scope(engine) as s:
-                if not _step_up_escalations(s, now, cfg, rep):
-                    break
-        with session_scope(engine) as s:
-            _greet(s, now, cfg, rep)
-        with session_scope(engine) as s:
-            _study_shortfall(s, now, cfg, rep)
-        with session_scope(engine) as s:
-            rep.leave_reminded, rep.leave_escalated = leave.due_steps(
-                s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone)
-        with session_scope(engine) as s:
-            rep.locations_purged = location.purge(s, now, cfg.policy)
-            rep.purge_notices_scrubbed = purge.scrub_notices(s)
+        for step in STEPS:
+            for _ in range(MAX_ROUNDS):  # a step that returns True has more to do: another transaction
+                with session_scope(engine) as s:
+                    if not step(s, now, cfg, rep):
+                        break
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep
 
 
-def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """People past their end date become `ended`; their open obligations are excused."""
     today = now.astimezone(cfg.zone).date()
     ids = list(s.exec(
@@ -153,7 +136,7 @@ def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRep
                                     Supervisee.supervision_end < today)
     ).scalars())
     if not ids:
-        return
+        return False
     s.execute(update(Supervisee).where(col(Supervisee.id).in_(ids))
               .values(status=Status.ended, planned_until=PLANNED_FOREVER, updated_at=now))
     result = s.execute(
@@ -164,9 +147,10 @@ def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRep
     rep.ended += len(ids)
     rep.excused += result.rowcount or 0
     log.info("supervision ended for %s people", len(ids))
+    return False
 
 
-def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """Plan obligations up to the horizon for people whose plan runs short (bounded per sweep)."""
     policy = cfg.policy
     horizon = now + timedelta(days=policy.planning.horizon_days)
@@ -196,8 +180,8 @@ def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None
             continue
         if start >= horizon:
             continue
-        for slot in slots(policy, person.level, zone_of(person, cfg.zone), start, horizon,
-                          person.supervision_start, person.supervision_end):
+        for slot in cfg.schedule.plan(policy, person.level, zone_of(person, cfg.zone), start, horizon,
+                                      person.supervision_start, person.supervision_end):
             rows.append(dict(
                 supervisee_id=person.id, kind=slot.kind, period_key=slot.period_key, due_at=slot.due_at,
                 remind_at=slot.remind_at, window_end_at=slot.window_end_at, state=ObligationState.planned,
@@ -205,12 +189,13 @@ def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None
             ))
         person.planned_until = horizon
         s.add(person)
-    insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(Obligation)
+    insert = insert_ignoring(s, Obligation)
     for i in range(0, len(rows), 500):
         stmt = insert.values(rows[i:i + 500]).on_conflict_do_nothing(
             index_elements=["supervisee_id", "kind", "period_key"])
         rep.planned += s.execute(stmt).rowcount or 0
     rep.planned_people += len(people)
+    return False
 
 
 def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
@@ -233,18 +218,16 @@ def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: Sweep
 
 def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
              rep: SweepReport, rows: list[dict]) -> None:
+    """One step of one obligation, by its kind's row: close, wait, prompt or remind."""
     zone = zone_of(person, cfg.zone)
     if person.status == Status.ended or now.astimezone(zone).date() > person.supervision_end:
         ob.state, ob.next_check_at = ObligationState.excused, None
         rep.excused += 1
         return
+    rule = cfg.schedule.obligations[ob.kind]
+    due = Due(s, ob, person, now, zone, cfg.policy)
     if ob.window_end_at <= now:
-        if ob.kind == ObligationKind.study:  # a week's study left undone: the monthly tally speaks for it
-            ob.state, ob.next_check_at = ObligationState.missed, None
-            rep.missed += 1
-            return
-        _miss(s, ob, person, now, cfg, rep,
-              partial=ob.kind == ObligationKind.checkin and ob.location_required and ob.partial_at is not None)
+        _close(s, due, cfg, rep)
         return
     if ob.state == ObligationState.reminded:  # window still open: look again when it closes
         ob.next_check_at = ob.window_end_at
@@ -254,58 +237,32 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
         ob.next_check_at = min(quiet_end, ob.window_end_at)
         rep.deferred += 1
         return
-    if ob.kind == ObligationKind.study:
-        if ob.state == ObligationState.planned:
-            study.send_module(s, person, now, obligation=ob)
-            ob.state, ob.prompted_at, ob.next_check_at = ObligationState.prompted, now, ob.remind_at
-            rep.prompted += 1
-        else:
-            rows.append(reply_row(s, study.reminder(ob, person, zone), now=now, dedupe_key=f"remind:{ob.id}"))
-            ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
-            rep.reminded += 1
-        return
-    if ob.kind == ObligationKind.service:
-        reply = service.prompt(s, ob, person, zone, reminder=ob.state == ObligationState.prompted)
-        rows.append(reply_row(s, reply, now=now, dedupe_key=f"{'remind' if ob.state != 'planned' else 'prompt'}:{ob.id}"))
-        if ob.state == ObligationState.planned:
-            ob.state, ob.prompted_at = ObligationState.prompted, now
-            ob.next_check_at = ob.remind_at if ob.remind_at and ob.remind_at > now else ob.window_end_at
-            rep.prompted += 1
-        else:
-            ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
-            rep.reminded += 1
-        return
     if ob.state == ObligationState.planned:
-        if ob.kind == ObligationKind.checkin:
-            ob.location_required = location.required(cfg.policy, person)
-            reply = checkin.prompt(ob, person, zone)
-        else:
-            reply = report.prompt(ob, person, zone, period="week" if "W" in ob.period_key else "month")
-        rows.append(reply_row(s, reply, now=now, dedupe_key=f"prompt:{ob.id}"))
+        reply = rule.prompt(due)
+        if reply is not None:
+            rows.append(reply_row(s, reply, now=now, dedupe_key=rule.dedupe("prompt", ob)))
         ob.state, ob.prompted_at = ObligationState.prompted, now
         # A prompt sent after the reminder point (catch-up) gets no reminder on its heels.
         ob.next_check_at = ob.remind_at if ob.remind_at and ob.remind_at > now else ob.window_end_at
         rep.prompted += 1
-    elif ob.state == ObligationState.prompted:
-        if ob.kind == ObligationKind.checkin:
-            reply = checkin.reminder(ob, person, zone)
-        else:
-            reply = report.prompt(ob, person, zone, reminder=True)
-        rows.append(reply_row(s, reply, now=now, dedupe_key=f"remind:{ob.id}"))
+    else:
+        rows.append(reply_row(s, rule.remind(due), now=now, dedupe_key=rule.dedupe("remind", ob)))
         ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
         rep.reminded += 1
 
 
-def _miss(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg: SweepConfig,
-          rep: SweepReport, *, partial: bool = False) -> None:
-    """The window closed unanswered (missed), or answered without the location it needed (partial): escalate."""
-    ob.state, ob.next_check_at = (ObligationState.partial if partial else ObligationState.missed), None
-    rep.partial += partial
-    rep.missed += not partial
+def _close(s: Session, due: Due, cfg: SweepConfig, rep: SweepReport) -> None:
+    """The window closed unanswered: the kind's row says what the obligation becomes and which alert it raises."""
+    ob = due.obligation
+    closing = cfg.schedule.obligations[ob.kind].close(due)
+    ob.state, ob.next_check_at = closing.state, None
+    rep.partial += closing.state == ObligationState.partial
+    rep.missed += closing.state == ObligationState.missed
+    if closing.alert is None:
+        return
     s.add(ob)
     s.flush()
-    kind = "location_missing" if partial else f"missed_{ob.kind}"
-    if escalation.open_escalation(s, person, kind, now, cfg.policy.escalation.officer_sla, cfg.zone, obligation=ob):
+    if escalation.open_escalation(s, due.person, closing.alert, due.now, cfg.policy, cfg.zone, obligation=ob):
         rep.escalated += 1
 
 
@@ -324,20 +281,21 @@ def _step_up_escalations(s: Session, now: datetime, cfg: SweepConfig, rep: Sweep
     return len(due) == cfg.batch
 
 
-def _greet(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
+def _greet(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """On the morning of a holiday's first day, greet everyone once (the broadcast key remembers)."""
     rule = cfg.policy.greetings
     local = now.astimezone(cfg.zone)
     if not rule.enabled or local.time() < rule.time:
-        return
+        return False
     holiday = _holiday_today(cfg.holiday_country, local.date())
     if holiday is None or greetings.already_run(s, greetings.greeting_key(holiday)):
-        return
+        return False
     result = greetings.enqueue_bulk(
         s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting", template=holiday.slug,
         now=now, audience=greetings.Audience(), holiday=holiday,
     )
     rep.greeted += result.queued
+    return False
 
 
 @lru_cache(maxsize=64)
@@ -345,34 +303,58 @@ def _holiday_today(country: str, day: date) -> greetings.Holiday | None:
     return next((h for h in greetings.holidays_in(country, day.year) if h.day == day), None)
 
 
-def _study_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> None:
-    """On the policy's days, remind those behind on the month's study and service, then escalate (once each)."""
+def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """On the policy's days, remind those behind on each monthly target, then escalate (once each)."""
     local = now.astimezone(cfg.zone)
     if local.time() < cfg.policy.greetings.time:
-        return
+        return False
     month = study.month_start(now, cfg.zone)
-    for what, rule in (("study", cfg.policy.study), ("service", cfg.policy.service)):
-        if local.day not in (rule.remind_day, rule.escalate_day):
+    month_end = study.month_start(month + timedelta(days=32), cfg.zone)
+    for kind, monthly in cfg.schedule.monthly.items():
+        target = monthly.target(cfg.policy)
+        if local.day not in (target.remind_day, target.escalate_day):
             continue
-        step = "remind" if local.day == rule.remind_day else "escalate"
-        key = f"{what}-{step}:{local:%Y-%m}"
+        step = "remind" if local.day == target.remind_day else "escalate"
+        key = f"{kind}-{step}:{local:%Y-%m}"
         if greetings.already_run(s, key):
             continue
-        if what == "study":
-            tally = study.month_tally(s, now, cfg.zone)
-        else:
-            tally = {pid: round(h * 60) for pid, h in service.month_tally(s, month, now).items()}
-        behind = {pid: m for pid, m in tally.items() if m < rule.monthly_minutes}
+        behind = {pid: m for pid, m in monthly.minutes(s, month, month_end).items() if m < target.monthly_minutes}
         for person in (s.get(Supervisee, pid) for pid in behind):
             if step == "remind":
-                make = study.shortfall_reminder if what == "study" else service.shortfall_reminder
-                deliver(s, make(person, behind[person.id], rule.monthly_minutes), now=now,
+                deliver(s, monthly.reminder(person, behind[person.id], target.monthly_minutes), now=now,
                         dedupe_key=f"{key}:{person.id}")
-                rep.study_reminded += what == "study"
-                rep.service_reminded += what == "service"
-            elif escalation.open_escalation(s, person, f"{what}_shortfall", now, cfg.policy.escalation.officer_sla,
-                                            cfg.zone, facts={"minutes": behind[person.id], "day": rule.remind_day,
-                                                             "required": rule.monthly_minutes}):
-                rep.study_escalated += what == "study"
-                rep.service_escalated += what == "service"
-        s.add(Broadcast(key=key, kind=what, template=step, queued=len(behind), created_at=now))
+                setattr(rep, f"{kind}_reminded", getattr(rep, f"{kind}_reminded") + 1)
+            elif escalation.open_escalation(s, person, monthly.alert, now, cfg.policy, cfg.zone,
+                                            facts={"minutes": behind[person.id], "day": target.remind_day,
+                                                   "required": target.monthly_minutes}):
+                setattr(rep, f"{kind}_escalated", getattr(rep, f"{kind}_escalated") + 1)
+        s.add(Broadcast(key=key, kind=kind, template=step, queued=len(behind), created_at=now))
+    return False
+
+
+def _leave(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Leave: the last day's reminder, and the alert when nobody reported back."""
+    rep.leave_reminded, rep.leave_escalated = leave.due_steps(
+        s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone)
+    return False
+
+
+def _retention(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Shared points past their retention, and the last messages of a purge once they are gone."""
+    rep.locations_purged = location.purge(s, now, cfg.policy)
+    rep.purge_notices_scrubbed = purge.scrub_notices(s)
+    return False
+
+
+Step = Callable[[Session, datetime, SweepConfig, SweepReport], bool]
+# The sweep, in order. Each step runs in its own transaction; one that returns True has more to do.
+STEPS: tuple[Step, ...] = (
+    _end_supervisions,
+    _plan,
+    _advance_obligations,
+    _step_up_escalations,
+    _greet,
+    _monthly_shortfall,
+    _leave,
+    _retention,
+)

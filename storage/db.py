@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -96,3 +97,9 @@ def current_revision(engine: Engine) -> str | None:
 def has_schema(engine: Engine) -> bool:
     """True when the checkin tables exist."""
     return inspect(engine).has_table("supervisee")
+
+
+def insert_ignoring(session: Session, table):
+    """The dialect's INSERT for `table` (Core), which has `on_conflict_do_nothing`: PostgreSQL or SQLite."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(getattr(table, "__table__", table))

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.crypto import INDEX_LEN, Encrypted, EncryptedFloat, keyring_for
@@ -32,6 +43,34 @@ class UTCDateTime(TypeDecorator):
 
 def _ts(nullable: bool = True, index: bool = False):
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class KindType(TypeDecorator):
+    """A StrEnum stored as its value; only members go in, members come out (a CHECK in the schema too)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.enum(value).value  # ValueError names a value that is no member
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.enum(value)
+
+
+def _kind(enum: type[StrEnum], length: int, default=None):
+    """A column holding members of `enum`."""
+    return Field(default=default, sa_column=Column(KindType(enum, length), nullable=False))
+
+
+def one_of(column: str, enum: type[StrEnum], name: str) -> CheckConstraint:
+    """The schema's own guard that `column` holds a member of `enum` (migration 0012 adds it)."""
+    values = ", ".join(f"'{m.value}'" for m in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=name)
 
 
 def _secret(purpose: str, nullable: bool = False, float_: bool = False):
@@ -112,6 +151,31 @@ class ObligationKind(StrEnum):
     report = "report"
     study = "study"
     service = "service"
+
+
+class EscalationKind(StrEnum):
+    """Why an alert went to an officer; each kind has one row in handlers.schedule's table."""
+
+    missed_checkin = "missed_checkin"
+    missed_report = "missed_report"
+    missed_service = "missed_service"
+    location_missing = "location_missing"  # answered "1" without the location the check-in needed
+    asked_officer = "asked_officer"
+    out_of_area = "out_of_area"
+    unreachable = "unreachable"  # a channel failed for good (blocked bot, SMS number dead)
+    sms_opt_out = "sms_opt_out"
+    study_shortfall = "study_shortfall"
+    service_shortfall = "service_shortfall"
+    leave_not_returned = "leave_not_returned"
+
+
+class ConversationState(StrEnum):
+    """Where a conversation stands: idle, or in the middle of a flow that takes the next plain text."""
+
+    idle = "idle"
+    report = "report"  # a written report in parts
+    leave = "leave"  # a leave request step by step
+    excuse_reason = "excuse_reason"  # an officer pressed Excuse and owes the reason
 
 
 class EscalationState(StrEnum):
@@ -195,12 +259,13 @@ class EnrolmentCode(SQLModel, table=True):
 class Conversation(SQLModel, table=True):
     """Where a conversation with one (channel, address) stands."""
 
-    __table_args__ = (UniqueConstraint("channel", "address", name="uq_conversation_address"),)
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_conversation_address"),
+                      one_of("state", ConversationState, "ck_conversation_state"))
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=12)
     address: str = Field(max_length=64)  # the blind index of the address, never the address itself
-    state: str = Field(default="idle", max_length=40)
+    state: ConversationState = _kind(ConversationState, 40, ConversationState.idle)
     data: str = _secret("conversation.data")  # drafts of reports and leave requests
     updated_at: datetime | None = _ts(nullable=False)
 
@@ -212,11 +277,12 @@ class Obligation(SQLModel, table=True):
         UniqueConstraint("supervisee_id", "kind", "period_key", name="uq_obligation_period"),
         Index("ix_obligation_state_due", "state", "due_at"),
         Index("ix_obligation_state_next", "state", "next_check_at"),
+        one_of("kind", ObligationKind, "ck_obligation_kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
-    kind: str = Field(max_length=20)
+    kind: ObligationKind = _kind(ObligationKind, 20)
     period_key: str = Field(max_length=32)
     due_at: datetime | None = _ts(nullable=False)
     window_end_at: datetime | None = _ts(nullable=False)
@@ -238,12 +304,13 @@ class Escalation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("obligation_id", "kind", name="uq_escalation_obligation"),
         Index("ix_escalation_state_due", "state", "officer_due_at"),
+        one_of("kind", EscalationKind, "ck_escalation_kind"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     supervisee_id: int = Field(foreign_key="supervisee.id", index=True)
     obligation_id: int | None = Field(default=None, foreign_key="obligation.id")
-    kind: str = Field(max_length=32)
+    kind: EscalationKind = _kind(EscalationKind, 32)
     officer_id: int = Field(foreign_key="officer.id", index=True)
     supervisor_id: int | None = Field(default=None, foreign_key="officer.id")
     state: str = Field(default=EscalationState.open, max_length=16)

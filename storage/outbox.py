@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from storage.db import insert_ignoring
 from storage.models import Direction, Message, MessageStatus
 
 # A row left in `sending` longer than this (its sender died) is claimed again.
@@ -33,9 +33,8 @@ class Outgoing:
 
 def insert_ignore(session: Session, row: dict, conflict: list[str]) -> int | None:
     """INSERT a message row unless `conflict` columns clash; the new id or None."""
-    dialect = session.get_bind().dialect.name
     table = Message.__table__  # Core, not the ORM's bulk path: this runs for every message in and out
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    ins = insert_ignoring(session, table)
     stmt = ins.values(**row).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
     return session.execute(stmt).scalar_one_or_none()
 
@@ -91,9 +90,8 @@ def enqueue_many(session: Session, rows: list[dict]) -> None:
     """Queue many rows from `outbound_row` in one statement; rows whose dedupe key exists are skipped."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
     session.flush()  # pending ORM changes first, then the rows through Core (no ORM bulk bookkeeping)
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Message.__table__)
+    ins = insert_ignoring(session, Message)
     session.connection().execute(ins.on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
+from content.areas import load_areas
+from content.policy import Policy, load_policy
+from handlers.router import Router, default_router
 from storage import queries
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
@@ -34,3 +38,9 @@ def supervisee(engine: Engine, now: datetime, officer_id: int, **kw) -> Supervis
         s.add(person)
         s.flush()
         return person
+
+
+def county_router(policy: Policy | None = None, language: str = "zh-CN") -> Router:
+    """The service's routing table for the sample county: the default policy and areas, Shanghai time."""
+    return default_router(policy=policy or load_policy(), areas=load_areas(), zone=ZoneInfo("Asia/Shanghai"),
+                          default_language=language)

@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
+from content.areas import load_areas
 from content.policy import Policy, load_policy
+from handlers.contract import Inbound
 from handlers.router import default_router
-from handlers.types import Inbound
 from scheduler.sweep import SweepConfig, SweepReport, sweep
 from storage.db import session_scope
 from storage.models import Escalation, Message, Obligation, Supervisee
@@ -31,7 +32,7 @@ class County:
         now = start or local(2027, 3, 1)
         self.policy = policy or load_policy()
         self.cfg = SweepConfig(self.policy, SH)
-        self.router = default_router("zh-CN", SH, self.policy)
+        self.router = default_router(policy=self.policy, areas=load_areas(), zone=SH)
         self.boss = officer(self.engine, now, name="张主任", role="supervisor", telegram_id=9000)
         self.li = officer(self.engine, now, name="李娜", supervisor_id=self.boss.id, telegram_id=5001)
         self.other = officer(self.engine, now, name="赵强", township="两河镇", telegram_id=5002)

@@ -8,14 +8,24 @@ acted on is always 刘芳's (JZ-O).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlmodel import select
 
-from handlers import escalation, leave, service
+from content.policy import load_policy
+from handlers import community_service, escalation
 from storage.db import session_scope
-from storage.models import Escalation, Leave, Obligation, Officer, ServiceAttendance, Supervisee, Warning_
+from storage.models import (
+    Escalation,
+    EscalationKind,
+    Leave,
+    Obligation,
+    Officer,
+    ServiceAttendance,
+    Supervisee,
+    Warning_,
+)
 from tests.sim import SH, County, local
 
 NOW = local(2027, 3, 1, 10)
@@ -39,12 +49,12 @@ def _world(db, waiting: bool = True) -> tuple[County, dict]:
         person = s.get(Supervisee, c.ordinary.id)
         ob = s.exec(select(Obligation).where(Obligation.supervisee_id == person.id,
                                              Obligation.kind == "checkin")).first()
-        esc = escalation.open_escalation(s, person, "asked_officer", NOW, timedelta(hours=4), SH)
+        esc = escalation.open_escalation(s, person, EscalationKind.asked_officer, NOW, load_policy(), SH)
         lv = Leave(supervisee_id=person.id, officer_id=person.officer_id, destination="贵阳",
                    destination_area="guiyang", starts_on=datetime(2027, 3, 10).date(),
                    ends_on=datetime(2027, 3, 12).date(), reason="探亲", state="requested", requested_at=NOW)
         s.add(lv)
-        svc = service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 1, 8),
+        svc = community_service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 1, 8),
                              ends_at=local(2027, 3, 1, 12), hours=3, case_numbers=["JZ-O"], now=local(2027, 2, 28))
         s.flush()
         attendance = s.exec(select(ServiceAttendance).where(ServiceAttendance.session_id == svc.id)).one()

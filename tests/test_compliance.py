@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from handlers import compliance, service, warnings
+from handlers import community_service, compliance, formal_warnings
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
 from tests.factories import supervisee
@@ -29,7 +29,7 @@ async def _march(db) -> County:
         tom.township, tom.created_at = "两河镇", local(2027, 3, 1)
         s.add(tom)
         officer = s.get(Officer, c.li.id)
-        warnings.record(s, officer, s.get(Supervisee, c.strict.id), "二月的警告", local(2027, 2, 20), SH)
+        formal_warnings.record(s, officer, s.get(Supervisee, c.strict.id), "二月的警告", local(2027, 2, 20), SH)
     supervisee(db.engine, local(2027, 1, 1), c.li.id, case_number="JZ-E", phone="+8613800000009",
                supervision_end=date(2027, 2, 20))
     supervisee(db.engine, local(2027, 3, 1), c.li.id, case_number="JZ-N", phone="+8613800000010",
@@ -55,7 +55,7 @@ async def _march(db) -> County:
                 await c.sms(p, "完成", now)
         if (t.day, t.hour, t.minute) == (5, 8, 0):  # a 3-hour session on the 6th for 刘芳
             with session_scope(db.engine) as s:
-                svc = service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 6, 9),
+                svc = community_service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 6, 9),
                                      ends_at=local(2027, 3, 6, 12), hours=3, case_numbers=["JZ-O"], now=now)
                 code = svc.code
         if (t.day, t.hour, t.minute) == (6, 10, 0):
@@ -65,9 +65,9 @@ async def _march(db) -> County:
         if (t.day, t.hour, t.minute) in ((12, 10, 0), (13, 10, 0)):
             await c.send("telegram", "5001", now, f"/warn JZ-L 第{t.day}日的警告")
     with session_scope(db.engine) as s:
-        first = min(w.id for w in s.exec(__import__("sqlmodel").select(warnings.Warning_)).all()
+        first = min(w.id for w in s.exec(__import__("sqlmodel").select(formal_warnings.Warning_)).all()
                     if w.reason == "第12日的警告")
-        warnings.amend(s, s.get(Officer, c.li.id), first, "已核实", local(2027, 3, 14), SH, withdraw=True)
+        formal_warnings.amend(s, s.get(Officer, c.li.id), first, "已核实", local(2027, 3, 14), SH, withdraw=True)
     return c
 
 

@@ -25,7 +25,7 @@ from bot.sandbox.loopback import free_port
 from bot.sandbox.telegram_api import FakeTelegram
 from bot.sandbox.twilio_api import FakeTwilio
 from handlers import greetings
-from scheduler.outbox import RECORD_EVERY
+from scheduler.drain import RECORD_EVERY
 from storage.db import session_scope
 from storage.models import Message, Obligation, Supervisee
 from tests.factories import officer, supervisee

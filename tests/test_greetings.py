@@ -14,7 +14,7 @@ from bot.cli import app
 from handlers import greetings
 from handlers.addressing import route_for
 from handlers.roster import import_roster
-from scheduler.outbox import Outbox
+from scheduler.drain import Outbox
 from storage.db import session_scope
 from storage.models import Broadcast, Message, Supervisee
 from tests.conftest import NOW, roster_csv

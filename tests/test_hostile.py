@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from handlers import optout, report
+from handlers import optout
+from handlers.contract import MAX_STORED_TEXT, Inbound, clean
 from handlers.router import stored_text
-from handlers.types import MAX_STORED_TEXT, Inbound, clean
 from storage.db import session_scope
-from storage.models import Conversation, Message
+from storage.models import Conversation, ConversationState, Message
 from tests.conftest import KEYRING
 from tests.sim import County, local
 
@@ -78,7 +78,7 @@ def test_ten_thousand_hostile_messages(db):
                 # Answered, unless it was a part of a written report in progress (stored as a part), or an
                 # SMS opt-out or opt-in word (the carrier answers those).
                 opt_out = channel == "sms" and body.strip().lower() in optout.STOP_WORDS + optout.START_WORDS
-                assert handled.replies or state == report.STATE or opt_out, \
+                assert handled.replies or state == ConversationState.report or opt_out, \
                     (channel, address, body[:80], button, state)
                 seen["messages"] += 1
         asyncio.run(run())

@@ -11,8 +11,8 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from handlers.contract import Inbound, Location
 from handlers.leave import LeaveError, parse
-from handlers.types import Inbound, Location
 from storage.db import session_scope
 from storage.models import Leave, LocationCheck, Supervisee
 from tests.sim import County, local

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from handlers import compliance
-from handlers.types import Inbound, Location
+from handlers.contract import Inbound, Location
 from storage.db import session_scope
 from storage.models import LocationCheck, Message, Supervisee
 from tests.sim import County, local

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from scheduler.channels import PermanentSendError, SendResult, TransientSendError
-from scheduler.outbox import BACKOFF_CAP, MAX_ATTEMPTS, Outbox, backoff
+from scheduler.drain import BACKOFF_CAP, MAX_ATTEMPTS, Outbox, backoff
 from storage import outbox
 from storage.db import session_scope
 from storage.models import Message

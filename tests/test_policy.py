@@ -7,7 +7,8 @@ import pytest
 
 from bot.settings import SettingsError, load_settings
 from content.policy import PolicyError, load_policy
-from handlers.cadence import checkin_slots, quiet_end_after, report_slots, slots
+from handlers.cadence import checkin_slots, quiet_end_after, report_slots
+from handlers.schedule import default_schedule
 from tests.conftest import clear_env
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -119,6 +120,6 @@ def test_report_periods_and_short_months(tmp_path):
 
 def test_slots_stay_inside_the_supervision_dates():
     p = load_policy()
-    found = slots(p, "strict", SH, at(2027, 3, 1), at(2027, 3, 8), date(2027, 3, 3), date(2027, 3, 5))
+    found = default_schedule().plan(p, "strict", SH, at(2027, 3, 1), at(2027, 3, 8), date(2027, 3, 3), date(2027, 3, 5))
     assert [s.period_key for s in found if s.kind == "checkin"] == ["2027-03-03", "2027-03-04", "2027-03-05"]
     assert [s.period_key for s in found if s.kind == "report"] == ["2027-W09"]

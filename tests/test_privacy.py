@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from handlers import compliance, greetings, purge
-from handlers.types import Inbound, Location
+from handlers.contract import Inbound, Location
+from scheduler.drain import Outbox
 from storage import audit, queries, rekey
 from storage.crypto import DecryptError, Keyring, KeyringError, new_key
 from storage.db import session_scope
@@ -33,7 +34,6 @@ from storage.models import (
     WrittenReport,
 )
 from tests.conftest import KEYRING, make_engine
-from scheduler.outbox import Outbox
 from tests.sim import County, local
 from tests.test_outbox import RecordingChannel
 

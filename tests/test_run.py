@@ -15,14 +15,13 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.sandbox.loopback import free_port
-from scheduler.outbox import Outbox
-from scheduler.service import Ticker, tick_interval
 from scheduler.clock import FastClock, FixedClock
+from scheduler.drain import Outbox
+from scheduler.ticker import Ticker, tick_interval
 from storage.db import migrate
 from tests.conftest import make_engine
 from tests.sim import SH, County, local, steps
 from tests.test_outbox import RecordingChannel
-
 
 
 def _summary(c: County) -> Counter:

@@ -20,7 +20,6 @@ from tests.conftest import clear_env
 from tests.sim import County, local
 
 
-
 class Harness:
     def __init__(self, db, fake: FakeTwilio, clock: FixedClock, port: int) -> None:
         self.db, self.fake, self.clock, self.port = db, fake, clock, port

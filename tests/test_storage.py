@@ -8,8 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from storage.db import current_revision, head_revision, has_schema, migrate, session_scope
-from storage.models import Message, SQLModel
+from storage.db import current_revision, has_schema, head_revision, migrate, session_scope
+from storage.models import Conversation, Message, SQLModel
 from tests.conftest import NOW, make_engine
 from tests.factories import officer, supervisee
 
@@ -18,7 +18,7 @@ def test_migrations_match_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
     assert diff == []
-    assert current_revision(db.engine) == head_revision() == "0011"
+    assert current_revision(db.engine) == head_revision() == "0012"
 
 
 def test_migrate_twice_is_a_no_op(db):
@@ -136,4 +136,54 @@ def test_upgrade_to_encryption_encrypts_what_is_there(empty_url):
         raw = " ".join(str(v) for t in ("supervisee", "message", "conversation", "audit_entry")
                        for row in conn.exec_driver_sql(f"SELECT * FROM {t}") for v in row)
     assert "王伟" not in raw and "8613800000001" not in raw and "我在家" not in raw and "迟到" not in raw
+    engine.dispose()
+
+
+def _rows_at_0011(engine, escalation_kind: str = "missed_checkin") -> None:
+    """An officer, a person, a check-in and its alert, as 0011 stored them (strings)."""
+    stamp = "'2027-03-01 01:00:00'"
+    with engine.begin() as conn:
+        for sql in (
+            "INSERT INTO officer (name, township, role, language, active, created_at) "
+            f"VALUES ('x', '红果镇', 'assistant', 'zh-CN', true, {stamp})",
+            "INSERT INTO supervisee (case_number, name, language, category, level, township, officer_id, "
+            "supervision_start, supervision_end, status, preferred_channel, created_at, updated_at) VALUES "
+            f"('JZ1', 'x', 'zh-CN', 'probation', 'strict', '红果镇', 1, '2027-01-01', '2028-01-01', 'active', 'sms', "
+            f"{stamp}, {stamp})",
+            "INSERT INTO obligation (supervisee_id, kind, period_key, due_at, window_end_at, state, created_at, "
+            f"location_required) VALUES (1, 'checkin', '2027-03-01', {stamp}, {stamp}, 'missed', {stamp}, false)",
+            "INSERT INTO escalation (supervisee_id, obligation_id, kind, officer_id, state, opened_at) "
+            f"VALUES (1, 1, '{escalation_kind}', 1, 'open', {stamp})",
+            f"INSERT INTO conversation (channel, address, state, data, updated_at) VALUES ('sms', 'i', 'report', "
+            f"'x', {stamp})",
+        ):
+            conn.exec_driver_sql(sql)
+
+
+def test_upgrade_to_typed_kinds_keeps_every_row(empty_url):
+    from storage.models import ConversationState, Escalation, EscalationKind, Obligation, ObligationKind
+
+    engine = make_engine(empty_url)
+    migrate(engine, "0011")
+    _rows_at_0011(engine)
+    migrate(engine)
+    with session_scope(engine) as s:
+        assert s.exec(select(Obligation)).one().kind is ObligationKind.checkin
+        assert s.exec(select(Escalation)).one().kind is EscalationKind.missed_checkin
+        assert s.exec(select(Conversation.state)).one() is ConversationState.report
+    with pytest.raises(IntegrityError):  # the schema itself refuses a kind that is no member
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE escalation SET kind = 'missed_lunch'")
+    engine.dispose()
+
+
+def test_upgrade_to_typed_kinds_stops_on_a_stray_value_and_changes_nothing(empty_url):
+    engine = make_engine(empty_url)
+    migrate(engine, "0011")
+    _rows_at_0011(engine, escalation_kind="missed_lunch")
+    with pytest.raises(RuntimeError, match=r"escalation\.kind holds values outside .*missed_lunch"):
+        migrate(engine)
+    assert current_revision(engine) == "0011"
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT kind FROM escalation").scalar() == "missed_lunch"
     engine.dispose()

@@ -87,7 +87,7 @@ async def test_monthly_tally_and_the_shortfall_ladder(db):
         right = "ABCD"[module("zh-CN", pending.module_id).quiz[0].answer - 1]
         await c.sms(c.strict, right, t)
     with session_scope(c.engine) as s:
-        tally = study.month_tally(s, t, SH)
+        tally = study.minutes_credited(s, study.month_start(t, SH), local(2027, 4, 1))
     assert tally == {c.strict.id: 480, c.ordinary.id: 0, c.lenient.id: 0}
     assert c.sweep(local(2027, 3, 20, 8, 59)).study_reminded == 0
     assert c.sweep(local(2027, 3, 20, 9, 0)).study_reminded == 2

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from bot.runtime import Runtime
 from bot.sandbox.loopback import LoopbackServer, free_port
@@ -18,7 +19,6 @@ from handlers import enrol
 from scheduler.clock import FixedClock
 from storage.db import session_scope
 from storage.models import Message, Supervisee, WrittenReport
-from sqlmodel import select
 from tests.conftest import clear_env
 from tests.sim import County, local
 
@@ -500,7 +500,7 @@ async def test_paid_broadcast_flags_greetings_only(db, monkeypatch, tmp_path):
 
 async def test_provider_faults_are_retried_with_bounded_backoff_and_the_outbox_drains(tg):
     """500, 429 with retry_after, then the Bot API unreachable (connection refused); then it comes back."""
-    from scheduler.outbox import BACKOFF_CAP
+    from scheduler.drain import BACKOFF_CAP
     from storage import outbox
 
     h, fake = tg, tg.fake

@@ -6,7 +6,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.cli import app
-from handlers import warnings
+from handlers import formal_warnings
 from storage.db import session_scope
 from storage.models import Warning_
 from tests.sim import County, local
@@ -47,7 +47,7 @@ def test_cli_add_correct_withdraw_never_deletes(env):
         entries = s.exec(select(Warning_).order_by(Warning_.id)).all()
         assert [e.kind for e in entries] == ["warning", "correction", "withdrawal"]
         assert entries[0].reason == "未按时报到"  # the original stands as written
-        assert warnings.standing_ids(s, local(2027, 1, 1), local(2030, 1, 1)) == {}
+        assert formal_warnings.standing_ids(s, local(2027, 1, 1), local(2030, 1, 1)) == {}
     told = [m.body for m in c.out(kind="warning")]
     assert told[0].startswith("协管员李娜对您作出警告。原因：未按时报到") and "已更正" in told[1] and "已撤销" in told[2]
     refused = run("warning", "add", "JZ-S", "--officer", str(c.other.id), "--reason", "x")

@@ -14,7 +14,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from handlers.types import Inbound
+from handlers.contract import Inbound
 from scheduler.channels import PermanentSendError, SendResult, TransientSendError
 from storage.outbox import Outgoing
 

@@ -21,9 +21,9 @@ from telegram import (
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from handlers.types import Inbound, Location
-from scheduler.outbox import smooth_limiter
+from handlers.contract import Inbound, Location
 from scheduler.channels import PermanentSendError, SendResult, TransientSendError
+from scheduler.drain import smooth_limiter
 from storage.outbox import Outgoing
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ over the hash of each entry's details (so that a purge may remove them).
 """
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,9 +18,9 @@ from alembic import op
 from storage.crypto import keyring_for
 
 revision: str = '0011'
-down_revision: Union[str, Sequence[str], None] = '0010'
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = '0010'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 BATCH = 2000
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from zoneinfo import ZoneInfo
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from content.areas import Areas, load_areas
+from content.areas import Areas
 from content.policy import Policy
-
-from storage.models import Conversation, Officer, Supervisee
+from storage.models import Conversation, ConversationState, Officer, Supervisee
 
 
 def zone_of(person: Supervisee, default: tzinfo) -> tzinfo:
@@ -30,6 +30,34 @@ def row_id(value: str | None) -> int | None:
         return None
     number = int(value)
     return number if 0 < number <= MAX_ROW_ID else None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an officer's or a person's action names: `PREFIX:ID:REST...` on a button, or `[#]ID REST` typed."""
+
+    ref: str  # the id as given ("" when there was none)
+    rest: tuple[str, ...]  # a button's further fields; typed: the text after the id, as one field
+
+    @property
+    def id(self) -> int | None:
+        return row_id(self.ref)
+
+    def arg(self, i: int, default: str = "") -> str:
+        """Field `i` after the id, or `default`."""
+        return self.rest[i] if i < len(self.rest) else default
+
+
+_TYPED_TARGET = re.compile(r"^#?(\d+)\s*(.*)$", re.S)
+
+
+def target(button: str | None, args: str) -> Target | None:
+    """The id and what follows it, from button data or from the typed text after the keyword; None: no id typed."""
+    if button:
+        parts = button.split(":")
+        return Target(parts[1] if len(parts) > 1 else "", tuple(parts[2:]))
+    m = _TYPED_TARGET.match(args)
+    return Target(m.group(1), (m.group(2).strip(),)) if m else None
 
 
 def clean(text: str) -> str:
@@ -141,21 +169,25 @@ class Sender:
         return "unknown"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
-    """What a handler may use: the session (its effects commit with the replies), the time, the sender."""
+    """What a handler may use: the session (its effects commit with the replies), the time, the sender.
+
+    Built by keyword by the caller, which also supplies the county's policy,
+    areas and time zone: nothing here falls back on a file or a default zone.
+    """
 
     session: Session
     now: datetime
     sender: Sender
     conversation: Conversation
     message_id: int
+    policy: Policy
+    zone: tzinfo  # the county's
+    areas: Areas  # the county, townships and known destinations
     default_language: str = "zh-CN"
     args: str = ""  # the text after the keyword that picked the handler
-    zone: tzinfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the county's
-    policy: Policy | None = None
     keyword: str = ""  # the keyword (or button prefix) that picked the handler
-    areas: Areas = field(default_factory=load_areas)  # the county, townships and known destinations
 
     @property
     def person_zone(self) -> tzinfo:
@@ -170,7 +202,7 @@ class Context:
         """The conversation's stored data."""
         return json.loads(self.conversation.data or "{}")
 
-    def set_state(self, state: str, data: dict | None = None) -> None:
+    def set_state(self, state: ConversationState, data: dict | None = None) -> None:
         """Move the conversation to `state`, keeping `data` with it."""
         self.conversation.state = state
         self.conversation.data = json.dumps(data or {}, ensure_ascii=False)

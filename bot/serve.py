@@ -10,9 +10,9 @@ from datetime import datetime
 import uvicorn
 
 from bot.runtime import Runtime
-from bot.web import make_app
 from bot.stack import Stack
-from scheduler.service import Ticker, make_scheduler
+from bot.web import make_app
+from scheduler.ticker import Ticker, make_scheduler
 
 log = logging.getLogger(__name__)
 

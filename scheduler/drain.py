@@ -13,8 +13,8 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from scheduler.channels import Channel, PermanentSendError, SendError, SendResult, TransientSendError
 from handlers import greetings
+from scheduler.channels import Channel, PermanentSendError, SendError, SendResult, TransientSendError
 from storage import outbox
 from storage.db import session_scope
 

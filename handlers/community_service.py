@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from handlers.officer import can_see
-from handlers.types import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
 from storage import audit, queries
 from storage.models import (
     Obligation,
@@ -206,11 +206,11 @@ def verified_hours(session: Session, start: datetime, end: datetime,
     return {pid: float(h or 0) for pid, h in session.exec(query).all()}
 
 
-def month_tally(session: Session, start: datetime, end: datetime) -> dict[int, float]:
-    """Hours verified for sessions that started in [start, end), per active person (0 when none)."""
+def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[int, int]:
+    """Service minutes verified for sessions that started in [start, end), for every active person (0 when none)."""
     credited = verified_hours(session, start, end)
     active = session.exec(select(Supervisee.id).where(Supervisee.status == Status.active)).all()
-    return {pid: credited.get(pid, 0.0) for pid in active}
+    return {pid: round(credited.get(pid, 0.0) * 60) for pid in active}
 
 
 def shortfall_reminder(person: Supervisee, minutes: int, required: int) -> Reply:

@@ -1,10 +1,9 @@
-"""Help, messages to the officer, the officer's caseload, and the fallbacks."""
+"""/help for each kind of sender, and a person's note to their officer."""
 
 from __future__ import annotations
 
 from content.catalog import text
-from handlers.types import Context, Inbound, Recipient, Reply, SenderKind
-from storage import queries
+from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind
 from storage.models import Officer
 
 # A forwarded note is cut here so an officer's alert stays readable on a phone.
@@ -14,11 +13,6 @@ MAX_FORWARD = 500
 def _officer_of(ctx: Context) -> Officer:
     return ctx.session.get(Officer, ctx.sender.supervisee.officer_id)
 
-
-async def unknown(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """Someone the service does not know: how to enrol on Telegram; a neutral line by SMS. Never anyone's data."""
-    key = "unknown.neutral" if inbound.channel == "sms" else "unknown.intro"
-    return [Reply(text(ctx.default_language, key))]
 
 
 async def help_supervisee(inbound: Inbound, ctx: Context) -> list[Reply]:
@@ -48,18 +42,3 @@ async def contact_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
             kind="contact",
         ),
     ]
-
-
-async def officer_caseload(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """/list: the officer's active people."""
-    people = queries.caseload(ctx.session, ctx.sender.officer.id)
-    lang = ctx.language
-    if not people:
-        return [Reply(text(lang, "officer.caseload_empty"))]
-    lines = [text(lang, "officer.caseload_header", count=len(people))]
-    lines += [
-        text(lang, "officer.caseload_line", name=p.name, case_number=p.case_number,
-             level=text(lang, f"level.{p.level}"))
-        for p in people
-    ]
-    return [Reply("\n".join(lines))]

@@ -10,9 +10,9 @@ from sqlmodel import Session, col, select
 
 from content.catalog import text
 from content.formatting import day_and_time
+from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind, zone_of
 from handlers.delivery import deliver
 from handlers.officer import _person, can_see
-from handlers.types import Context, Inbound, Recipient, Reply, SenderKind, zone_of
 from storage import audit
 from storage.models import Officer, Supervisee, Warning_
 

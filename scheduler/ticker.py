@@ -12,7 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from scheduler.clock import Clock, FastClock
-from scheduler.outbox import DrainReport, Outbox
+from scheduler.drain import DrainReport, Outbox
 from scheduler.sweep import SweepConfig, SweepReport, sweep
 
 log = logging.getLogger(__name__)
