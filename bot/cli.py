@@ -320,7 +320,7 @@ def service_add(
     starts, ends = _instant(start, "--start"), _instant(end, "--end")
     with session_scope(rt.engine) as session:
         try:
-            svc = community_service.create(session, _officer(session, officer), place=place, starts_at=starts, ends_at=ends,
+            svc = community_service.create(session, _officer(session, officer), rt.policy, place=place, starts_at=starts, ends_at=ends,
                                  hours=hours, case_numbers=case, now=rt.clock.now())
         except community_service.ServiceError as exc:
             _fail(str(exc), 2)

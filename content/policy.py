@@ -135,7 +135,16 @@ class Study(MonthlyTarget):
 
 
 class Service(MonthlyTarget):
-    pass
+    announce_hours: float = Field(24, ge=0, le=24 * 14)
+    remind_hours: float = Field(2, ge=0, le=48)
+
+
+class Limits(_Strict):
+    forward_chars: int = Field(500, ge=50, le=4000)
+    say_chars: int = Field(500, ge=50, le=4000)
+    report_parts: int = Field(50, ge=1, le=500)
+    wrong_codes_per_hour: int = Field(5, ge=1, le=100)
+    sms_undelivered_in_a_row: int = Field(3, ge=1, le=20)
 
 
 class ReportFigures(_Strict):
@@ -199,6 +208,7 @@ class Policy(_Strict):
     location: Location = Location()
     leave: Leave = Leave()
     retention: Retention = Retention()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from content.catalog import catalogue, text
 from content.formatting import hm, when
 from handlers.cadence import checkin_slots
-from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.escalation import close_for_late_answer, open_escalation
 from storage.models import (
     OPEN_OBLIGATION,
@@ -114,9 +114,9 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
     person, lang, session, now = ctx.sender.supervisee, ctx.language, ctx.session, ctx.now
     zone = ctx.person_zone
     if inbound.button:
-        parts = inbound.button.split(":")
-        choice = parts[2] if len(parts) > 2 and parts[2] in (OK, HELP) else OK
-        ob = session.get(Obligation, row_id(parts[1])) if len(parts) > 1 and row_id(parts[1]) else None
+        found = target(inbound.button, "")
+        choice = found.arg(0) if found.arg(0) in (OK, HELP) else OK
+        ob = session.get(Obligation, found.id) if found.id else None
         if ob is None or ob.supervisee_id != person.id or ob.kind != ObligationKind.checkin:
             ob = current(session, person.id, now)
     else:

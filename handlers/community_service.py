@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
-from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
+from content.policy import Policy
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target, zone_of
 from handlers.officer import can_see
 from storage import audit, queries
 from storage.models import (
@@ -28,8 +29,6 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
-REMIND_BEFORE = timedelta(hours=2)
-ANNOUNCE_BEFORE = timedelta(days=1)
 
 
 class ServiceError(ValueError):
@@ -40,7 +39,7 @@ def _fmt_hours(hours: float) -> str:
     return f"{hours:g}"
 
 
-def create(session: Session, officer: Officer, *, place: str, starts_at: datetime, ends_at: datetime, hours: float,
+def create(session: Session, officer: Officer, policy: Policy, *, place: str, starts_at: datetime, ends_at: datetime, hours: float,
            case_numbers: list[str], now: datetime) -> ServiceSession:
     """A session, its attendees, and for each an obligation: announced a day before, reminded two hours before,
     open until the session ends."""
@@ -65,9 +64,10 @@ def create(session: Session, officer: Officer, *, place: str, starts_at: datetim
     session.add(svc)
     session.flush()
     for person in people:
-        due = max(now, starts_at - ANNOUNCE_BEFORE)
+        due = max(now, starts_at - timedelta(hours=policy.service.announce_hours))
         ob = Obligation(supervisee_id=person.id, kind=ObligationKind.service, period_key=f"svc{svc.id}", due_at=due,
-                        remind_at=max(due, starts_at - REMIND_BEFORE), window_end_at=ends_at,
+                        remind_at=max(due, starts_at - timedelta(hours=policy.service.remind_hours)),
+                        window_end_at=ends_at,
                         state=ObligationState.planned, next_check_at=due, created_at=now)
         session.add(ob)
         session.flush()
@@ -159,13 +159,13 @@ def verify(session: Session, officer: Officer, attendance_id: int, now: datetime
 
 async def verify_button(inbound: Inbound, ctx: Context) -> list[Reply]:
     """An officer's button on an attendance: `svc:ID:ok` or `svc:ID:absent`."""
-    parts = inbound.button.split(":")
-    if ctx.sender.kind is not SenderKind.officer or len(parts) != 3 or row_id(parts[1]) is None:
+    found = target(inbound.button, "")
+    if ctx.sender.kind is not SenderKind.officer or found is None or found.id is None or len(found.rest) != 1:
         return [Reply(text(ctx.language, "fallback.not_understood"))]
     try:
-        attendance = verify(ctx.session, ctx.sender.officer, int(parts[1]), ctx.now, absent=parts[2] == "absent")
+        attendance = verify(ctx.session, ctx.sender.officer, found.id, ctx.now, absent=found.arg(0) == "absent")
     except ServiceError:
-        return [Reply(text(ctx.language, "officer.not_yours", case=f"#{parts[1]}"))]
+        return [Reply(text(ctx.language, "officer.not_yours", case=f"#{found.ref}"))]
     person = ctx.session.get(Supervisee, attendance.supervisee_id)
     key = "service.marked_absent" if attendance.state == "absent" else "service.verified"
     return [Reply(text(ctx.language, key, name=person.name, hours=_fmt_hours(attendance.hours),
@@ -182,7 +182,7 @@ async def create_by_chat(inbound: Inbound, ctx: Context) -> list[Reply]:
     try:
         starts = datetime.fromisoformat(f"{day}T{start.zfill(5)}").replace(tzinfo=ctx.zone)
         ends = datetime.fromisoformat(f"{day}T{end.zfill(5)}").replace(tzinfo=ctx.zone)
-        svc = create(ctx.session, ctx.sender.officer, place=place, starts_at=starts, ends_at=ends,
+        svc = create(ctx.session, ctx.sender.officer, ctx.policy, place=place, starts_at=starts, ends_at=ends,
                      hours=float(hours), case_numbers=cases.split(","), now=ctx.now)
     except (ValueError, ServiceError) as exc:
         return [Reply(f"{text(ctx.language, 'service.usage_officer')}\n({exc})")]

@@ -16,8 +16,7 @@ from storage.models import ChannelName, EnrolmentCode, Officer, Supervisee
 log = logging.getLogger(__name__)
 
 # Wrong codes from one chat: this many within the window, then refusals until it passes.
-MAX_BAD_CODES = 5
-THROTTLE_WINDOW = timedelta(hours=1)
+THROTTLE_WINDOW = timedelta(hours=1)  # the policy's wrong_codes_per_hour counts over this window
 # No 0/O, 1/I/L: codes are read aloud and typed on keypads.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
@@ -62,7 +61,7 @@ def _throttled(ctx: Context) -> bool:
     since = data.get("bad_codes_since")
     fresh = since is not None and ctx.now - datetime.fromisoformat(since) < THROTTLE_WINDOW
     count = data.get("bad_codes", 0) if fresh else 0
-    return count >= MAX_BAD_CODES
+    return count >= ctx.policy.limits.wrong_codes_per_hour
 
 
 def _count_bad_code(ctx: Context) -> None:

@@ -22,7 +22,6 @@ UNREACHABLE = {
     (ChannelName.sms, "21211"): "invalid_number",
     (ChannelName.sms, "21614"): "not_mobile",
 }
-REPEATED_UNDELIVERED = 3  # this many SMS in a row not delivered: unreachable by SMS
 
 
 def _person(session: Session, msg: Message) -> Supervisee | None:
@@ -35,7 +34,7 @@ def _person(session: Session, msg: Message) -> Supervisee | None:
     return None
 
 
-def _repeatedly_undelivered(session: Session, msg: Message) -> bool:
+def _repeatedly_undelivered(session: Session, msg: Message, in_a_row: int) -> bool:
     # The address is stored encrypted: the person's (or officer's) id stands for the number.
     if msg.supervisee_id is not None:
         whose = Message.supervisee_id == msg.supervisee_id
@@ -48,9 +47,9 @@ def _repeatedly_undelivered(session: Session, msg: Message) -> bool:
                                      Message.direction == Direction.outbound,
                                      col(Message.status).in_([MessageStatus.delivered, MessageStatus.undelivered,
                                                               MessageStatus.failed]))
-        .order_by(col(Message.id).desc()).limit(REPEATED_UNDELIVERED)
+        .order_by(col(Message.id).desc()).limit(in_a_row)
     ).all()
-    return len(last) == REPEATED_UNDELIVERED and all(s != MessageStatus.delivered for s in last)
+    return len(last) == in_a_row and all(s != MessageStatus.delivered for s in last)
 
 
 def delivery_failed(
@@ -68,7 +67,7 @@ def delivery_failed(
     if msg is None:
         return
     reason = UNREACHABLE.get((msg.channel, code))
-    if reason is None and msg.channel == ChannelName.sms and _repeatedly_undelivered(session, msg):
+    if reason is None and msg.channel == ChannelName.sms and _repeatedly_undelivered(session, msg, policy.limits.sms_undelivered_in_a_row):
         reason = "undelivered"
     if reason is None:
         return

@@ -6,9 +6,6 @@ from content.catalog import text
 from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind
 from storage.models import Officer
 
-# A forwarded note is cut here so an officer's alert stays readable on a phone.
-MAX_FORWARD = 500
-
 
 def _officer_of(ctx: Context) -> Officer:
     return ctx.session.get(Officer, ctx.sender.supervisee.officer_id)
@@ -31,8 +28,9 @@ async def contact_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
     if not note:
         return [Reply(text(ctx.language, "contact.empty"))]
     person, officer = ctx.sender.supervisee, _officer_of(ctx)
-    if len(note) > MAX_FORWARD:
-        note = note[:MAX_FORWARD] + "…"
+    cap = ctx.policy.limits.forward_chars  # so that the officer's message stays readable on a phone
+    if len(note) > cap:
+        note = note[:cap] + "…"
     return [
         Reply(text(ctx.language, "contact.sent", officer=officer.name)),
         Reply(

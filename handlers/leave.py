@@ -23,7 +23,7 @@ from content.areas import Areas
 from content.catalog import text
 from content.formatting import day_and_time
 from content.policy import Policy
-from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.delivery import deliver
 from handlers.escalation import open_escalation
 from handlers.officer import can_see
@@ -308,21 +308,18 @@ def _decision_label(lang: str, leave: Leave) -> str:
 async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
     """An officer decides: button `leave:ID:move|suspend|refuse`, or `批准 ID [移动|暂停]` / `拒绝 ID [原因]`."""
     lang = ctx.language
-    if inbound.button:
-        parts = inbound.button.split(":")
-        ref, decision, note = (parts[1] if len(parts) > 1 else ""), (parts[2] if len(parts) > 2 else ""), ""
-    else:
-        m = re.match(r"^#?(\d+)\s*(.*)$", ctx.args, re.S)
-        if not m:
-            return [Reply(text(lang, "leave.officer_usage"))]
-        ref, rest = m.group(1), m.group(2).strip()
+    found = target(inbound.button, ctx.args)
+    if found is None:
+        return [Reply(text(lang, "leave.officer_usage"))]
+    decision, note, rest = found.arg(0), "", found.arg(0)
+    if not inbound.button:
         if ctx.keyword in REFUSE_WORDS:
             decision, note = "refuse", rest
         else:
-            decision, note = MODE_WORDS.get(rest.split(maxsplit=1)[0].lower(), "") if rest else "", ""
-    leave = ctx.session.get(Leave, row_id(ref)) if row_id(ref) else None
+            decision = MODE_WORDS.get(rest.split(maxsplit=1)[0].lower(), "") if rest else ""
+    leave = ctx.session.get(Leave, found.id) if found.id else None
     if leave is None:
-        return [Reply(text(lang, "leave.not_found", id=ref or "?"))]
+        return [Reply(text(lang, "leave.not_found", id=found.ref or "?"))]
     if decision == "":  # typed approval without a mode: move when the destination is known, else suspend
         decision = "move" if ctx.areas.get(leave.destination_area) else "suspend"
     if decision not in (*MODES, "refuse"):

@@ -28,7 +28,6 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
-MAX_SAY = 500
 
 
 def can_see(session: Session, officer: Officer, person: Supervisee) -> bool:
@@ -125,8 +124,8 @@ async def say(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 def _relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
     officer = ctx.sender.officer
-    if len(body) > MAX_SAY:
-        body = body[:MAX_SAY] + "…"
+    if len(body) > ctx.policy.limits.say_chars:
+        body = body[:ctx.policy.limits.say_chars] + "…"
     audit.append(ctx.session, actor=f"officer:{officer.id}", action="message.sent", now=ctx.now,
                  supervisee_id=person.id, details={"characters": len(body)})
     log.info("officer %s sent a message to supervisee %s", officer.id, person.id)

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 DONE_WORDS = {"done", "/done", "完成", "好了", "结束"}
 # "cancel" alone is an SMS opt-out keyword (Twilio's and ours): SMS users are told "cancel report".
 CANCEL_WORDS = {"cancel", "/cancel", "取消", "cancel report", "取消汇报"}
-MAX_PARTS = 50
 
 
 def prompt(ob: Obligation, person: Supervisee, zone: tzinfo, *, reminder: bool = False, period: str = "week") -> Reply:
@@ -58,7 +57,7 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
         return [Reply(text(ctx.language, "fallback.not_understood"))]
     if inbound.text.strip():
         parts = data.get("parts", []) + [ctx.message_id]
-        if len(parts) >= MAX_PARTS:
+        if len(parts) >= ctx.policy.limits.report_parts:
             return finish(ctx, parts, data.get("first", ""))
         ctx.set_state(ConversationState.report, {**data, "parts": parts})
     return []

@@ -162,14 +162,14 @@ def parse_roster(data: bytes | str, region: str, default_language: str) -> tuple
         if officer_id is None:
             bad("officer_id", "must be an officer id (a whole number; see `checkin officer list`)")
         dates: dict[str, date] = {}
-        for col in ("supervision_start", "supervision_end"):
-            if not _DATE.match(values[col]):
-                bad(col, "must be a date as YYYY-MM-DD")
+        for column in ("supervision_start", "supervision_end"):
+            if not _DATE.match(values[column]):
+                bad(column, "must be a date as YYYY-MM-DD")
                 continue
             try:
-                dates[col] = date.fromisoformat(values[col])
+                dates[column] = date.fromisoformat(values[column])
             except ValueError:
-                bad(col, "no such date")
+                bad(column, "no such date")
         if len(dates) == 2 and dates["supervision_end"] <= dates["supervision_start"]:
             bad("supervision_end", f"must be after supervision_start ({values['supervision_start']})")
         if row_errors:

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from content.catalog import text
 from content.formatting import day_and_time, duration
 from content.study import Module, module, order
-from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, row_id, zone_of
+from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target, zone_of
 from handlers.delivery import deliver
 from storage.models import Obligation, ObligationState, Status, StudyProgress, Supervisee
 
@@ -131,13 +131,14 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
     """A quiz answer: a button `study:ID:Q:CHOICE`, or a letter typed (`A`, `b`)."""
     person, s, now, lang = ctx.sender.supervisee, ctx.session, ctx.now, ctx.language
     if inbound.button:
-        parts = inbound.button.split(":")
-        progress = s.get(StudyProgress, row_id(parts[1])) if len(parts) == 4 and row_id(parts[1]) else None
+        found = target(inbound.button, "")
+        question, picked = found.arg(0), found.arg(1)
+        progress = s.get(StudyProgress, found.id) if len(found.rest) == 2 and found.id else None
         if progress is None or progress.supervisee_id != person.id or progress.state != "sent" \
-                or not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) != progress.question \
-                or not (parts[3].isascii() and parts[3].isdigit() and len(parts[3]) < 4):
+                or not (question.isascii() and question.isdigit()) or int(question) != progress.question \
+                or not (picked.isascii() and picked.isdigit() and len(picked) < 4):
             return [Reply(text(lang, "study.none_pending"))]
-        choice = int(parts[3])
+        choice = int(picked)
     else:
         progress = _pending(s, person.id)
         if progress is None:

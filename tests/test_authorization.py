@@ -54,7 +54,7 @@ def _world(db, waiting: bool = True) -> tuple[County, dict]:
                    destination_area="guiyang", starts_on=datetime(2027, 3, 10).date(),
                    ends_on=datetime(2027, 3, 12).date(), reason="探亲", state="requested", requested_at=NOW)
         s.add(lv)
-        svc = community_service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 1, 8),
+        svc = community_service.create(s, s.get(Officer, c.li.id), c.policy, place="敬老院", starts_at=local(2027, 3, 1, 8),
                              ends_at=local(2027, 3, 1, 12), hours=3, case_numbers=["JZ-O"], now=local(2027, 2, 28))
         s.flush()
         attendance = s.exec(select(ServiceAttendance).where(ServiceAttendance.session_id == svc.id)).one()

@@ -55,7 +55,7 @@ async def _march(db) -> County:
                 await c.sms(p, "完成", now)
         if (t.day, t.hour, t.minute) == (5, 8, 0):  # a 3-hour session on the 6th for 刘芳
             with session_scope(db.engine) as s:
-                svc = community_service.create(s, s.get(Officer, c.li.id), place="敬老院", starts_at=local(2027, 3, 6, 9),
+                svc = community_service.create(s, s.get(Officer, c.li.id), c.policy, place="敬老院", starts_at=local(2027, 3, 6, 9),
                                      ends_at=local(2027, 3, 6, 12), hours=3, case_numbers=["JZ-O"], now=now)
                 code = svc.code
         if (t.day, t.hour, t.minute) == (6, 10, 0):

@@ -18,7 +18,7 @@ runner = CliRunner()
 
 def _session(c: County, cases=("JZ-S", "JZ-O")):
     with session_scope(c.engine) as s:
-        svc = community_service.create(s, s.get(Officer, c.li.id), place="红果镇敬老院", starts_at=local(2027, 3, 6, 9),
+        svc = community_service.create(s, s.get(Officer, c.li.id), c.policy, place="红果镇敬老院", starts_at=local(2027, 3, 6, 9),
                              ends_at=local(2027, 3, 6, 12), hours=3, case_numbers=list(cases),
                              now=local(2027, 3, 1, 10))
         return svc.id, svc.code
