@@ -112,7 +112,8 @@ async def telegram_drain(url: str, rate: float, seconds: float, paid: bool, conc
     async def nothing(_inbound) -> None:
         return None
 
-    channel = TelegramChannel("123456:TEST-TOKEN", f"http://127.0.0.1:{port}/bot", nothing, rate=rate,
+    channel = TelegramChannel("123456:TEST-TOKEN", f"http://127.0.0.1:{port}/bot", nothing,
+                              now=lambda: datetime.now(UTC), rate=rate,
                               paid_broadcast=paid, concurrency=concurrency)
     await channel.start(receive=False)
     box = Outbox(engine, {"telegram": channel})

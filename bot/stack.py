@@ -32,7 +32,7 @@ class Stack:
         self.telegram: TelegramChannel | None = None
         if s.telegram_enabled:
             self.telegram = TelegramChannel(
-                s.telegram_bot_token, s.telegram_base_url, self.handle_inbound,
+                s.telegram_bot_token, s.telegram_base_url, self.handle_inbound, now=rt.clock.now,
                 public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
                 per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout, rate=s.telegram_rate,
                 paid_broadcast=s.telegram_paid_broadcast, concurrency=s.telegram_concurrency,
@@ -42,6 +42,7 @@ class Stack:
         if s.sms_enabled:
             self.sms = SmsChannel(
                 s.twilio_account_sid, s.twilio_auth_token, on_inbound=self.handle_inbound, on_status=self.sms_status,
+                now=rt.clock.now,
                 from_number=s.twilio_from_number, messaging_service_sid=s.twilio_messaging_service_sid,
                 api_base_url=s.twilio_api_base_url, public_url=s.public_url, rate=s.sms_rate,
             )

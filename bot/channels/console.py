@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
+from handlers.contract import Inbound, Location
+from handlers.router import Router
 from scheduler.channels import SendResult
+from scheduler.drain import Outbox
 from storage.outbox import Outgoing
 
 
@@ -36,3 +43,39 @@ class ConsoleChannel:
         if typed.isdigit() and 1 <= int(typed) <= len(self.last_buttons):
             return self.last_buttons[int(typed) - 1][1]
         return None
+
+    def inbound(self, address: str, line: str, now: datetime) -> Inbound:
+        """A typed line as a message: a digit presses a button, `@LAT,LON` shares a point, else text."""
+        button = self.button_for(line)
+        if button is not None:
+            return Inbound(self.name, address, text=line, button=button, received_at=now)
+        if line.startswith("@") and "," in line:
+            try:
+                lat, lon = (float(x) for x in line[1:].split(",", 1))
+                return Inbound(self.name, address, location=Location(lat, lon), received_at=now)
+            except ValueError:
+                pass
+        return Inbound(self.name, address, text=line, received_at=now)
+
+
+async def converse(router: Router, engine: Engine, now: Callable[[], datetime], address: str,
+                   recipient: tuple[str, int], name: str, out: Console) -> None:
+    """Read lines from the terminal as `address`, handle each, and print what comes back, until end of input."""
+    channel = ConsoleChannel(out)
+    outbox = Outbox(engine, {"console": channel})
+    interactive = sys.stdin.isatty()
+    out.print(f"[dim]Talking as {name} ({address}). Type /help; a digit presses a button; "
+              "@LAT,LON shares a location; Ctrl-D ends.[/]", markup=True)
+    await outbox.drain(now(), recipient=recipient)
+    while True:
+        try:
+            line = input("you › " if interactive else "")
+        except EOFError:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if not interactive:
+            out.print(f"you › {line}", markup=False)
+        await router.handle(engine, channel.inbound(address, line, now()), now())
+        await outbox.drain(now(), recipient=recipient)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,6 +53,7 @@ class SmsChannel:
         *,
         on_inbound: Callable[[Inbound], Awaitable[None]],
         on_status: Callable[[str, str, str | None], Awaitable[None]],
+        now: Callable[[], datetime],
         from_number: str | None = None,
         messaging_service_sid: str | None = None,
         api_base_url: str = TWILIO_API,
@@ -64,6 +65,7 @@ class SmsChannel:
         self.rate = rate
         self.concurrency = 4  # sends in flight (the client is synchronous: each runs in a worker thread)
         self.on_inbound, self.on_status = on_inbound, on_status
+        self.now = now  # the service's injected clock: it stamps what arrives
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.public_url = public_url.rstrip("/") if public_url else None
         self.validator = RequestValidator(auth_token)
@@ -125,7 +127,7 @@ class SmsChannel:
             return Response(status_code=403)
         sender = form.get("From", "")
         await self.on_inbound(Inbound(
-            channel=self.name, address=sender, text=form.get("Body", ""), received_at=datetime.now(UTC),
+            channel=self.name, address=sender, text=form.get("Body", ""), received_at=self.now(),
             provider_id=form.get("MessageSid") or None,
         ))
         return Response(EMPTY_TWIML, media_type="text/xml")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,6 +58,7 @@ class TelegramChannel:
         base_url: str,
         on_inbound: Callable[[Inbound], Awaitable[None]],
         *,
+        now: Callable[[], datetime],
         public_url: str | None = None,
         webhook_secret: str | None = None,
         per_chat_rate: float = 1.0,
@@ -70,6 +71,7 @@ class TelegramChannel:
         # With paid broadcasts on, greetings and announcements go with allow_paid_broadcast at up to
         # `paid_rate`; everything else still keeps to the free `rate`, through a limiter of its own.
         self.paid_broadcast = paid_broadcast
+        self.now = now  # the service's injected clock: it stamps what arrives (not the provider's `date`)
         self.rate = max(rate, paid_rate) if paid_broadcast else rate
         self._free = smooth_limiter(rate) if paid_broadcast else None
         # Sends in flight at once (to different chats): about rate x round trip is needed to keep up.
@@ -152,7 +154,7 @@ class TelegramChannel:
         reply_to = msg.reply_to_message
         await self.on_inbound(Inbound(
             channel=self.name, address=str(msg.chat.id), text=msg.text or "", location=location,
-            received_at=(msg.date or datetime.now(UTC)), provider_id=str(update.update_id),
+            received_at=self.now(), provider_id=str(update.update_id),
             reply_to_message_id=reply_to.message_id if reply_to and reply_to.from_user
             and reply_to.from_user.is_bot else None,
             origin_text=reply_to.text if reply_to else None,
@@ -169,7 +171,7 @@ class TelegramChannel:
             return
         await self.on_inbound(Inbound(
             channel=self.name, address=str(message.chat.id), text="", button=(query.data or "")[:64],
-            received_at=datetime.now(UTC), provider_id=str(update.update_id),
+            received_at=self.now(), provider_id=str(update.update_id),
             origin_message_id=message.message_id, origin_text=getattr(message, "text", None),
         ))
 

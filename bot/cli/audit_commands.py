@@ -1,0 +1,46 @@
+"""`checkin audit ...`: the audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.base import audit_app, fail, out, runtime
+from storage import audit, queries
+from storage.db import session_scope
+from storage.models import Officer
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole chain: any changed, deleted or reordered entry is found, and the first one named."""
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        verdict = audit.verify(session)
+    if not verdict.ok:
+        fail(f"audit trail broken at entry {verdict.first_bad}: {verdict.reason} "
+              f"({verdict.entries} entries before it are intact)", 1)
+    purged = f" ({verdict.purged} with details removed by a purge)" if verdict.purged else ""
+    out.print(f"audit trail intact: {verdict.entries} entries{purged}")
+
+
+@audit_app.command("show")
+def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")]) -> None:
+    """One person's history: every officer's and administrator's action on them, oldest first."""
+    rt = runtime()
+    z = rt.settings.zone
+    with session_scope(rt.engine) as session:
+        person = queries.supervisee_by_case(session, case)
+        if person is None:
+            fail(f"--case={case!r}: no such case number", 2)
+        table = Table("#", "when", "who", "action", "on", "details")
+        for e in audit.history(session, person.id):
+            who = e.actor
+            if e.actor.startswith("officer:"):
+                officer = session.get(Officer, int(e.actor.split(":")[1]))
+                who = f"{officer.name} ({e.actor})" if officer else e.actor
+            table.add_row(str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), who, e.action, e.subject or "",
+                          "(purged)" if e.details is None else e.details if e.details != "{}" else "")
+    out.print(table)

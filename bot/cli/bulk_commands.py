@@ -1,0 +1,108 @@
+"""`checkin greet` and `checkin broadcast`: messages to many people, with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.base import app, fail, out, runtime
+from bot.progress import drain_with_progress
+from bot.runtime import Runtime
+from bot.settings import LANGUAGES
+from content.catalog import catalogue
+from handlers import greetings
+from storage.db import session_scope
+
+
+def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audience: greetings.Audience,
+          holiday: greetings.Holiday | None, dry_run: bool, title: str) -> None:
+    """Queue a bulk send (or, dry run, say what it would do), then drain it with a progress bar."""
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        by_channel = greetings.audience_by_channel(session, audience)
+        before = greetings.progress(session, key)
+    total = sum(by_channel.values())
+    if dry_run:
+        table = Table("channel", "people", "time at the configured rate", title=f"{title} (dry run: nothing written)")
+        rates = {"telegram": 30.0, "sms": rt.settings.sms_rate}
+        for channel, n in sorted(by_channel.items()):
+            rate = rates.get(channel)
+            eta = f"{n / rate:.0f} s" if rate else "waits in the console mailbox"
+            table.add_row(channel, str(n), eta)
+        out.print(table)
+        if before:
+            out.print(f"already queued or sent earlier under this key: {sum(before.values())}")
+        for language in LANGUAGES:
+            out.print(f"[bold]{language}[/]: {greetings.sample(section, template, language, holiday)}", markup=True)
+        return
+    with session_scope(rt.engine) as session:
+        result = greetings.enqueue_bulk(session, key=key, kind=kind, section=section, template=template, now=now,
+                                        audience=audience, holiday=holiday)
+    out.print(f"{title}: {total} people, {result.queued} queued now, {result.already} from an earlier run")
+    configured = asyncio.run(drain_with_progress(rt, key, total, out))
+    with session_scope(rt.engine) as session:
+        done, failed = greetings.progress(session, key), greetings.failures(session, key)
+    sent = done.get("sent", 0) + done.get("delivered", 0)
+    idle = {c: n for c, n in by_channel.items() if c not in configured and c != "console"}
+    waiting = done.get("queued", 0) + done.get("sending", 0) - sum(idle.values()) - by_channel.get("console", 0)
+    out.print(f"sent {sent}, failed {done.get('failed', 0)}"
+              + (f" ({', '.join(f'{c}: {n}' for c, n in sorted(failed.items()))})" if failed else "")
+              + f", waiting to retry {max(0, waiting)}")
+    skipped = [f"{n} by {c}, which is not configured (they wait in the outbox)" for c, n in sorted(idle.items())]
+    if by_channel.get("console"):
+        skipped.append(f"{by_channel['console']} with no Telegram and no phone (console mailbox)")
+    if skipped:
+        out.print("skipped: " + "; ".join(skipped))
+
+
+
+@app.command()
+def greet(
+    holiday: Annotated[str | None, typer.Option("--holiday", help="Holiday key or name: spring_festival, 春节 ...")] = None,
+    on: Annotated[str | None, typer.Option("--date", help="The holiday's date, YYYY-MM-DD")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Counts, samples and timing; write nothing")] = False,
+) -> None:
+    """Send the holiday greeting to every active person (resumable: re-running sends nothing twice)."""
+    rt = runtime()
+    today = rt.clock.now().astimezone(rt.settings.zone).date()
+    day = None
+    if on:
+        try:
+            day = date.fromisoformat(on)
+        except ValueError:
+            fail(f"--date={on!r}: not a date as YYYY-MM-DD", 2)
+    if not holiday and day is None:
+        day = today
+    found = greetings.find_holiday(rt.settings.holiday_country, today=today, name=holiday, day=day)
+    if found is None:
+        names = ", ".join(f"{h.slug} ({h.day})" for h in greetings.holidays_in(rt.settings.holiday_country, today.year))
+        fail(f"no holiday {'on ' + str(day) if day else repr(holiday)} in {rt.settings.holiday_country}; "
+              f"this year: {names}", 2)
+    title = f"{found.name(rt.settings.language)} {found.day}"
+    _bulk(rt, key=greetings.greeting_key(found), kind="greeting", section="greeting", template=found.slug,
+          audience=greetings.Audience(), holiday=found, dry_run=dry_run, title=title)
+
+
+@app.command()
+def broadcast(
+    template: Annotated[str, typer.Option("--template", help="A key of the [broadcast] texts in content/")],
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    level: Annotated[str | None, typer.Option("--level")] = None,
+    category: Annotated[str | None, typer.Option("--category")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Send an administrator's announcement to everyone matching the filters (once per day and filters)."""
+    rt = runtime()
+    keys = {k.split(".", 1)[1] for k in catalogue(rt.settings.language) if k.startswith("broadcast.")}
+    if template not in keys:
+        fail(f"--template={template!r}: no such text; there are {', '.join(sorted(keys))}", 2)
+    audience = greetings.Audience(township, level, category)
+    today = rt.clock.now().astimezone(rt.settings.zone).date()
+    digest = ",".join(f"{k}={v}" for k, v in sorted(audience.as_dict().items())) or "all"
+    key = f"broadcast:{template}:{today}:{digest}"
+    _bulk(rt, key=key, kind="broadcast", section="broadcast", template=template, audience=audience,
+          holiday=None, dry_run=dry_run, title=f"broadcast {template} to {digest}")

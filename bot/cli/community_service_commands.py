@@ -1,0 +1,71 @@
+"""`checkin service ...`: community-service sessions and attendance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import select
+
+from bot.cli.base import fail, instant, officer_row, out, runtime, service_app
+from handlers import community_service
+from storage.db import session_scope
+from storage.models import ServiceAttendance, ServiceSession, Supervisee
+
+
+@service_app.command("add")
+def service_add(
+    place: Annotated[str, typer.Option("--place")],
+    start: Annotated[str, typer.Option("--start", help="ISO-8601, e.g. 2027-03-05T09:00+08:00")],
+    end: Annotated[str, typer.Option("--end", help="ISO-8601")],
+    hours: Annotated[float, typer.Option("--hours", help="Hours credited")],
+    officer: Annotated[int, typer.Option("--officer", help="The officer in charge")],
+    case: Annotated[list[str], typer.Option("--case", help="A person who attends (repeat)")],
+) -> None:
+    """Set a session; people are told the day before and reminded two hours before. Prints the attendance code."""
+    rt = runtime()
+    starts, ends = instant(start, "--start"), instant(end, "--end")
+    with session_scope(rt.engine) as session:
+        try:
+            svc = community_service.create(session, officer_row(session, officer), rt.policy, place=place, starts_at=starts, ends_at=ends,
+                                 hours=hours, case_numbers=case, now=rt.clock.now())
+        except community_service.ServiceError as exc:
+            fail(str(exc), 2)
+        out.print(f"session {svc.id}: {len(case)} people; attendance code [bold]{svc.code}[/]", markup=True)
+
+
+@service_app.command("list")
+def service_list() -> None:
+    """Sessions with their attendance."""
+    rt = runtime()
+    z = rt.settings.zone
+    with session_scope(rt.engine) as session:
+        rows = session.exec(select(ServiceSession).order_by(ServiceSession.starts_at)).all()
+        table = Table("id", "place", "start", "end", "hours", "code", "attendance (id case state hours)")
+        for svc in rows:
+            people = session.exec(select(ServiceAttendance, Supervisee).join(
+                Supervisee, Supervisee.id == ServiceAttendance.supervisee_id).where(
+                ServiceAttendance.session_id == svc.id)).all()
+            table.add_row(str(svc.id), svc.place, svc.starts_at.astimezone(z).strftime("%Y-%m-%d %H:%M"),
+                          svc.ends_at.astimezone(z).strftime("%H:%M"), f"{svc.hours:g}", svc.code,
+                          "; ".join(f"{a.id} {p.case_number} {a.state} {a.hours:g}" for a, p in people))
+    out.print(table)
+
+
+@service_app.command("verify")
+def service_verify(
+    attendance: Annotated[int, typer.Argument(help="Attendance id (see `checkin service list`)")],
+    officer: Annotated[int, typer.Option("--officer")],
+    hours: Annotated[float | None, typer.Option("--hours", help="Correct the hours credited")] = None,
+    absent: Annotated[bool, typer.Option("--absent", help="Mark the person absent")] = False,
+) -> None:
+    """Verify an attendance (crediting the session's hours or corrected ones), or mark it absent."""
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        try:
+            a = community_service.verify(session, officer_row(session, officer), attendance, rt.clock.now(), hours=hours,
+                               absent=absent)
+        except community_service.ServiceError as exc:
+            fail(str(exc), 2)
+        out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")

@@ -1,0 +1,87 @@
+"""`checkin leave ...`: leave requests and decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlmodel import select
+
+from bot.cli.base import fail, leave_app, officer_row, out, runtime
+from handlers import leave
+from handlers.delivery import deliver
+from storage.db import session_scope
+from storage.models import Leave, LeaveState, Supervisee
+
+
+@leave_app.command("list")
+def leave_list(
+    state: Annotated[str, typer.Option("--state", help="requested, approved, refused, returned, cancelled, or all")]
+    = "open",
+    township: Annotated[str | None, typer.Option("--township")] = None,
+) -> None:
+    """Leave requests: by default those waiting for a decision and those under way."""
+    states = {"open": [LeaveState.requested, LeaveState.approved], "all": list(LeaveState)}.get(state)
+    if states is None:
+        if state not in set(LeaveState):
+            fail(f"--state={state!r}: expected open, all, or one of {', '.join(LeaveState)}", 2)
+        states = [state]
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        q = (select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
+             .where(Leave.state.in_(states)).order_by(Leave.starts_on, Leave.id))
+        if township:
+            q = q.where(Supervisee.township == township)
+        table = Table("id", "case", "name", "destination", "area", "from", "to", "reason", "state", "mode", "back")
+        for lv, p in session.exec(q).all():
+            area = rt.areas.get(lv.destination_area)
+            table.add_row(str(lv.id), p.case_number, p.name, lv.destination, area.name_en if area else "-",
+                          lv.starts_on.isoformat(), lv.ends_on.isoformat(), lv.reason, lv.state, lv.mode or "-",
+                          lv.returned_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M")
+                          if lv.returned_at else "-")
+    out.print(table)
+
+
+def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> None:
+    rt = runtime()
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        row = session.get(Leave, leave_id)
+        if row is None:
+            fail(f"no leave request {leave_id}", 2)
+        try:
+            replies = leave.decide(session, row, officer_row(session, officer_id), decision, now, rt.areas, note)
+        except leave.LeaveError as exc:
+            fail(f"leave {leave_id}: {exc.render('en')}", 2)
+        for i, reply in enumerate(replies):
+            deliver(session, reply, now=now, dedupe_key=f"leave:{leave_id}:decision:{i}")
+        out.print(f"leave {leave_id}: {row.state}{' (' + row.mode + ')' if row.mode else ''}; the person is told")
+
+
+@leave_app.command("approve")
+def leave_approve(
+    leave_id: Annotated[int, typer.Argument(metavar="ID", help="Leave id (see `checkin leave list`)")],
+    officer: Annotated[int, typer.Option("--officer", help="The deciding officer (the person's, their supervisor, "
+                                                           "or an administrator)")],
+    mode: Annotated[str | None, typer.Option("--mode", help="move: the allowed area becomes the destination; "
+                                                               "suspend: no area check for those dates")] = None,
+) -> None:
+    """Approve a leave request; by default the area moves to the destination when it is a known area."""
+    if mode is not None and mode not in leave.MODES:
+        fail(f"--mode={mode!r}: expected move or suspend", 2)
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        row = session.get(Leave, leave_id)
+        default = "move" if row is not None and rt.areas.get(row.destination_area) else "suspend"
+    _decide(leave_id, officer, mode or default)
+
+
+@leave_app.command("refuse")
+def leave_refuse(
+    leave_id: Annotated[int, typer.Argument(metavar="ID")],
+    officer: Annotated[int, typer.Option("--officer")],
+    reason: Annotated[str, typer.Option("--reason", help="Told to the person")] = "",
+) -> None:
+    """Refuse a leave request."""
+    _decide(leave_id, officer, "refuse", reason)

@@ -1,0 +1,103 @@
+"""`checkin tick`, `checkin run` and `checkin demo`: the service itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bot import sample
+from bot.cli.base import app, fail, instant, out, runtime
+from bot.cli.console_commands import console_as
+from bot.report_view import print_report
+from bot.runtime import Runtime, build
+from bot.serve import serve
+from bot.settings import SettingsError, load_settings, own_keys
+from bot.stack import Stack
+from handlers import compliance
+from storage.db import migrate, session_scope
+
+
+async def _tick(rt: Runtime, now: datetime):
+    stack = Stack(rt)
+    await stack.start(receive=False)
+    try:
+        return await stack.ticker.tick(now)
+    finally:
+        await stack.stop()
+
+
+@app.command()
+def tick(
+    at: Annotated[str | None, typer.Option("--at", help="The instant (ISO-8601 with offset); default now")] = None,
+) -> None:
+    """One sweep and one outbox drain at that instant (catch-up, testing)."""
+    rt = runtime()
+    now = instant(at, "--at") or rt.clock.now()
+    report = asyncio.run(_tick(rt, now))
+    table = Table("step", "count", title=f"tick at {now.astimezone(rt.settings.zone).isoformat()}")
+    for key, value in report.sweep.as_dict().items():
+        if key != "skipped":
+            table.add_row(key, str(value))
+    table.add_row("sent", str(report.drain.sent))
+    table.add_row("retried", str(report.drain.retried))
+    table.add_row("failed", str(report.drain.failed))
+    out.print(table)
+    if report.sweep.skipped:
+        out.print("another worker holds the sweep lock; this tick only drained")
+
+
+@app.command()
+def run(
+    no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Serve the channels only; sweeps run elsewhere")] = False,
+    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")] = None,
+) -> None:
+    """The service: web routes, channels, the clock job (sweep and drain) and the outbox."""
+    rt = runtime()
+    until = instant(stop_at, "--stop-at")
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))
+    out.print(f"stopped after {ticker.ticks} ticks at {rt.clock.now().isoformat()}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo database lives")] = Path("checkin-demo"),
+    console_only: Annotated[bool, typer.Option("--console", help="Only seed the county and open the console")] = False,
+    as_: Annotated[str, typer.Option("--as", help="With --console: whom to talk as (CASE_NUMBER or officer:ID)")] = "JZ2027001",
+    days: Annotated[int, typer.Option("--days", help="Simulated days")] = 14,
+    seconds: Annotated[float, typer.Option("--seconds", help="Real seconds the simulation should take")] = 120,
+) -> None:
+    """The whole service offline on a sample county: two simulated weeks, then what happened and the report."""
+    url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
+    if console_only:
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            rt = build(load_settings(database_url=url, **own_keys(directory / 'checkin.keys')))
+        except SettingsError as exc:
+            fail(str(exc), 2)
+        migrate(rt.engine)
+        if sample.seed(rt.engine, rt.clock.now()):
+            out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
+        out.print(f"Explore it with CHECKIN_KEY_FILE={directory / 'checkin.keys'} CHECKIN_DATABASE_URL={url} "
+                  "checkin roster list")
+        console_as(rt, as_)
+        return
+    from bot import demo as simulation
+
+    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram and SMS stand-ins on "
+              "loopback, the real stack, the fast clock.")
+    rt = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
+    month = rt.clock.now().astimezone(rt.settings.zone).strftime("%Y-%m")
+    with session_scope(rt.engine) as session:
+        lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy, now=rt.clock.now())
+    print_report(out, lines, month, None, rt.policy.report_figures.target_per_mille)
+    out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
+              f"CHECKIN_DATABASE_URL={url} checkin report --month {month} "
+              "(or roster list, officer list, warning list, console --as ...)")

@@ -1,0 +1,47 @@
+"""`checkin report`: the monthly compliance report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.cli.base import app, fail, out, runtime
+from bot.report_view import REPORT_COLUMNS, draw_chart, print_report
+from handlers import compliance
+from storage.db import session_scope
+
+
+@app.command()
+def report(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the figures to this CSV file")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also draw the rates per township to this PNG")] = None,
+) -> None:
+    """Monthly compliance report, per township and for the county."""
+    rt = runtime()
+    try:
+        with session_scope(rt.engine) as session:
+            lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy,
+                                      now=rt.clock.now(), township=township)
+    except ValueError as exc:
+        fail(f"--month={month!r}: {exc}", 2)
+    target = rt.policy.report_figures.target_per_mille
+    print_report(out, lines, month, township, target)
+    if csv_file is not None:
+        import csv as csv_module
+
+        with csv_file.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv_module.writer(fh)
+            writer.writerow(["month"] + [k for k, _ in REPORT_COLUMNS])
+            for line in lines:
+                row = line.as_row()
+                writer.writerow([month] + ["" if row[k] is None else (round(row[k], 4) if isinstance(row[k], float)
+                                                                       else row[k]) for k, _ in REPORT_COLUMNS])
+        out.print(f"wrote {csv_file}")
+    if chart is not None:
+        draw_chart(lines, month, target, chart)
+        key = ", ".join(f"T{i + 1} = {line.township}" for i, line in enumerate(lines[:-1]))
+        out.print(f"wrote {chart} ({key})")
