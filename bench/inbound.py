@@ -123,9 +123,15 @@ async def through_webhook(url: str, n: int) -> dict:
     server.start()
     ready.wait(30)
     port = free_port()
-    settings = load_settings(database_url=url, public_url=f"http://127.0.0.1:{port}", twilio_account_sid=twilio.account_sid,
-                             twilio_auth_token=twilio.auth_token, twilio_from_number=twilio.number,
-                             twilio_api_base_url=f"http://127.0.0.1:{tw_port}", sms_rate=1000)
+    settings = load_settings(
+        database_url=url,
+        public_url=f"http://127.0.0.1:{port}",
+        twilio_account_sid=twilio.account_sid,
+        twilio_auth_token=twilio.auth_token,
+        twilio_from_number=twilio.number,
+        twilio_api_base_url=f"http://127.0.0.1:{tw_port}",
+        sms_rate=1000,
+    )
     clock = FixedClock(ANSWER_AT)
     rt = Runtime(settings, engine, clock)
     stack = Stack(rt)
@@ -179,9 +185,17 @@ def main() -> None:
                     admin.dispose()
                 else:
                     r = asyncio.run(run(url, args.people))
-                lost = "none lost" if r["stored"] == r["done"] == r["n"] else f"LOST: stored {r['stored']}, done {r['done']}"
-                print(f"{label:10} {path:7}: {r['n']:,} answers in {r['seconds']:.2f} s = {r['n'] / r['seconds']:,.0f}/s; "
-                      f"p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms; {lost}", flush=True)
+                lost = (
+                    "none lost"
+                    if r["stored"] == r["done"] == r["n"]
+                    else f"LOST: stored {r['stored']}, done {r['done']}"
+                )
+                print(
+                    f"{label:10} {path:7}: {r['n']:,} answers in {r['seconds']:.2f} s = "
+                    f"{r['n'] / r['seconds']:,.0f}/s; "
+                    f"p50 {r['p50'] * 1000:.1f} ms, p99 {r['p99'] * 1000:.1f} ms; {lost}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,10 @@ def main() -> None:
         cfg = SweepConfig(load_policy(), SH)
         t0 = time.perf_counter()
         rep = sweep(engine, NOW, cfg)
-        print(f"idle sweep: {(time.perf_counter() - t0) * 1000:.0f} ms (planned {rep.planned}, prompted {rep.prompted})",
-              flush=True)
+        print(
+            f"idle sweep: {(time.perf_counter() - t0) * 1000:.0f} ms (planned {rep.planned}, prompted {rep.prompted})",
+            flush=True,
+        )
         due = NOW + timedelta(minutes=1)
         with engine.begin() as c:
             c.execute(text("""UPDATE obligation SET due_at = :due, next_check_at = :due,

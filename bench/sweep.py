@@ -142,8 +142,11 @@ def main() -> None:
     ap.add_argument("--postgres")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"{'db':10s} {'people':>8s} {'plan s':>7s} {'obligations':>11s} {'idle ms':>8s} {'first':>6s} {'1% due ms':>9s} "
-          f"{'prompts':>7s} {'sweep MB':>8s} | {'naive s':>7s} {'naive MB':>8s} | time x  mem x")
+    print(
+        f"{'db':10s} {'people':>8s} {'plan s':>7s} {'obligations':>11s} {'idle ms':>8s} {'first':>6s} "
+        f"{'1% due ms':>9s} "
+        f"{'prompts':>7s} {'sweep MB':>8s} | {'naive s':>7s} {'naive MB':>8s} | time x  mem x"
+    )
     for n in sizes:
         base = naive(n)
         results = [("sqlite", run_size(f"sqlite:///{tempfile.mkdtemp()}/b.db", n))]
@@ -154,7 +157,8 @@ def main() -> None:
             admin.dispose()
         for name, r in results:
             print(f"{name:10s} {n:8d} {r['planning_s']:7.1f} {r['planned']:11d} {r['idle_ms']:8.1f} "
-                  f"{r['first_ms']:6.0f} {r['due_ms']:9.1f} {r['prompted']:7d} {r['sweep_peak_mb']:8.1f} | {base['naive_s']:7.2f} "
+                  f"{r['first_ms']:6.0f} {r['due_ms']:9.1f} {r['prompted']:7d} {r['sweep_peak_mb']:8.1f} | "
+                  f"{base['naive_s']:7.2f} "
                   f"{base['naive_mb']:8.1f} | {base['naive_s'] * 1000 / r['due_ms']:6.1f} "
                   f"{base['naive_mb'] / max(r['sweep_peak_mb'], 0.01):6.1f}")
 

@@ -34,7 +34,9 @@ def print_report(out: Console, lines, month: str, township: str | None, target: 
     county = lines[-1]
     if county.active == 0:
         out.print(f"No one was under supervision in {month}{' in ' + township if township else ''}: nothing to report.")
-    table = Table(*(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)")
+    table = Table(
+        *(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)"
+    )
     for line in lines:
         cells = [_cell(k, getattr(line, k)) for k, _ in REPORT_COLUMNS]
         if line.township == compliance.COUNTY:

@@ -154,7 +154,9 @@ async def answer(inbound: Inbound, ctx: Context) -> list[Reply]:
 def received(ctx: Context) -> Reply:
     """"Received", with when the next check-in is."""
     nxt = _next_text(ctx)
-    return Reply(text(ctx.language, "checkin.received", next=nxt) if nxt else text(ctx.language, "checkin.received_last"))
+    return Reply(
+        text(ctx.language, "checkin.received", next=nxt) if nxt else text(ctx.language, "checkin.received_last")
+    )
 
 
 def settle(session: Session, ob: Obligation, person: Supervisee, now: datetime, zone: tzinfo) -> bool:

@@ -39,8 +39,18 @@ def _fmt_hours(hours: float) -> str:
     return f"{hours:g}"
 
 
-def create(session: Session, officer: Officer, policy: Policy, *, place: str, starts_at: datetime, ends_at: datetime, hours: float,
-           case_numbers: list[str], now: datetime) -> ServiceSession:
+def create(
+    session: Session,
+    officer: Officer,
+    policy: Policy,
+    *,
+    place: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    hours: float,
+    case_numbers: list[str],
+    now: datetime,
+) -> ServiceSession:
     """A session, its attendees, and for each an obligation: announced a day before, reminded two hours before,
     open until the session ends."""
     if ends_at <= starts_at:

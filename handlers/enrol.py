@@ -89,7 +89,11 @@ async def start(inbound: Inbound, ctx: Context) -> list[Reply]:
     if code is None or code.revoked_at is not None:
         _count_bad_code(ctx)
         return [Reply(text(ctx.default_language, "enrol.code_unknown"))]
-    owner = ctx.session.get(Officer, code.officer_id) if code.officer_id else ctx.session.get(Supervisee, code.supervisee_id)
+    owner = (
+        ctx.session.get(Officer, code.officer_id)
+        if code.officer_id
+        else ctx.session.get(Supervisee, code.supervisee_id)
+    )
     lang = owner.language
     if code.used_at is not None:
         _count_bad_code(ctx)

@@ -137,8 +137,11 @@ def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> b
 def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone: tzinfo) -> None:
     """A late answer closes the obligation's open escalations, with a note to whoever was alerted."""
     for esc in session.exec(
-        select(Escalation).where(Escalation.obligation_id == ob.id, Escalation.state != EscalationState.resolved,
-                                 col(Escalation.kind).in_([missed(k) for k in ObligationKind if k != ObligationKind.study]))
+        select(Escalation).where(
+            Escalation.obligation_id == ob.id,
+            Escalation.state != EscalationState.resolved,
+            col(Escalation.kind).in_([missed(k) for k in ObligationKind if k != ObligationKind.study]),
+        )
     ):
         esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
             EscalationState.resolved, Resolution.answered_late, now, None)

@@ -67,7 +67,11 @@ def delivery_failed(
     if msg is None:
         return
     reason = UNREACHABLE.get((msg.channel, code))
-    if reason is None and msg.channel == ChannelName.sms and _repeatedly_undelivered(session, msg, policy.limits.sms_undelivered_in_a_row):
+    if (
+        reason is None
+        and msg.channel == ChannelName.sms
+        and _repeatedly_undelivered(session, msg, policy.limits.sms_undelivered_in_a_row)
+    ):
         reason = "undelivered"
     if reason is None:
         return

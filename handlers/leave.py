@@ -214,7 +214,10 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
             return [Reply(exc.render(lang) + "\n" + text(lang, "leave.ask_dates"))]
         if dates is None:
             return [Reply(text(lang, "leave.no_dates") + "\n" + text(lang, "leave.ask_dates"))]
-        ctx.set_state(ConversationState.leave, {**data, "step": "reason", "start": dates[0].isoformat(), "end": dates[1].isoformat()})
+        ctx.set_state(
+            ConversationState.leave,
+            {**data, "step": "reason", "start": dates[0].isoformat(), "end": dates[1].isoformat()},
+        )
         return [Reply(text(lang, "leave.ask_reason"))]
     req = Request(data["destination"], date.fromisoformat(data["start"]), date.fromisoformat(data["end"]),
                   body[:MAX_REASON])
@@ -291,11 +294,19 @@ def decide(session: Session, leave: Leave, officer: Officer, decision: str, now:
         dest = areas.get(leave.destination_area)
         check = (text(lang, "leave.check_move", area=dest.name(lang)) if decision == "move"
                  else text(lang, "leave.check_suspend"))
-        body = text(lang, "leave.approved", id=leave.id, destination=leave.destination,
-                    start=leave.starts_on.isoformat(), end=leave.ends_on.isoformat(), check=check)
+        body = text(
+            lang,
+            "leave.approved",
+            id=leave.id,
+            destination=leave.destination,
+            start=leave.starts_on.isoformat(),
+            end=leave.ends_on.isoformat(),
+            check=check,
+        )
     session.add(leave)
     audit.append(session, actor=f"officer:{officer.id}", now=now,
-                 action="leave.refuse" if decision == "refuse" else "leave.approve", supervisee_id=person.id, subject=f"leave:{leave.id}",
+                 action="leave.refuse" if decision == "refuse" else "leave.approve", supervisee_id=person.id,
+                 subject=f"leave:{leave.id}",
                  details={"mode": leave.mode, "note": note[:500]} if note else {"mode": leave.mode})
     log.info("leave %s %s by officer %s", leave.id, leave.state, officer.id)
     return [Reply(body, to=Recipient(SenderKind.supervisee, person.id), kind="leave_decision")]

@@ -133,11 +133,13 @@ def _missed(kind: ObligationKind) -> Callable[[Due], Closing]:
 
 K = ObligationKind
 OBLIGATIONS: dict[ObligationKind, ObligationRule] = {
-    K.checkin: ObligationRule(checkin_slots, _checkin_prompt, lambda d: checkin.reminder(d.obligation, d.person, d.zone),
-                              _checkin_close),
+    K.checkin: ObligationRule(
+        checkin_slots, _checkin_prompt, lambda d: checkin.reminder(d.obligation, d.person, d.zone), _checkin_close
+    ),
     K.report: ObligationRule(report_slots, _report_prompt, _report_remind, _missed(K.report)),
-    K.study: ObligationRule(_study_plan, _study_prompt, lambda d: study.reminder(d.obligation, d.person, d.zone),
-                            _study_close),
+    K.study: ObligationRule(
+        _study_plan, _study_prompt, lambda d: study.reminder(d.obligation, d.person, d.zone), _study_close
+    ),
     K.service: ObligationRule(None, _service_prompt, _service_remind, _missed(K.service)),
 }
 

@@ -117,8 +117,11 @@ def send_module(session: Session, person: Supervisee, now: datetime, obligation:
 
 def reminder(ob: Obligation, person: Supervisee, zone: tzinfo) -> Reply:
     """The weekly study's one reminder."""
-    return Reply(text(person.language, "study.reminder", deadline=day_and_time(ob.window_end_at, zone, person.language)),
-                 to=Recipient(SenderKind.supervisee, person.id), kind="study_reminder")
+    return Reply(
+        text(person.language, "study.reminder", deadline=day_and_time(ob.window_end_at, zone, person.language)),
+        to=Recipient(SenderKind.supervisee, person.id),
+        kind="study_reminder",
+    )
 
 
 async def next_lesson(inbound: Inbound, ctx: Context) -> list[Reply]:

@@ -83,7 +83,7 @@ class Outbox:
 
     async def drain(self, now: datetime, recipient: tuple[str, int] | None = None,
                     max_batches: int | None = None) -> DrainReport:
-        """Send every row due at `now` (optionally only to `recipient`, ("supervisee"|"officer", id)) until none is left."""
+        """Send every row due at `now` until none is left (optionally only to `recipient`: (kind, id))."""
         report = DrainReport()
         batches = 0
         # Database work runs in a worker thread, and the next batch is claimed while this one is being

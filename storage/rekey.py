@@ -72,8 +72,10 @@ def reencrypt(engine: Engine, batch: int = BATCH) -> RotationReport:
                              if not keyring.is_current(getattr(row, c.name))}
                     if not stale:
                         continue
-                    fresh = {name: keyring.encrypt(f"{table.name}.{name}", keyring.decrypt(f"{table.name}.{name}", token))
-                             for name, token in stale.items()}
+                    fresh = {
+                        name: keyring.encrypt(f"{table.name}.{name}", keyring.decrypt(f"{table.name}.{name}", token))
+                        for name, token in stale.items()
+                    }
                     report.rewritten.update(f"{table.name}.{name}" for name in fresh)
                     # One UPDATE per row: which columns were stale differs from row to row. The values are
                     # sealed already, so they bypass the columns' own encryption.

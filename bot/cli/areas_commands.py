@@ -43,6 +43,13 @@ def areas_where(
     home = rt.areas.home(rt.policy.location.home_area)
     fix = home.check(lat, lon, accuracy, rt.policy.location.accuracy_credit_m)
     where = rt.areas.where(lat, lon)
-    verdict = "inside" if fix.inside and not fix.within_accuracy else (
-        f"inside (within accuracy, {fix.distance_m:.0f} m out)" if fix.inside else f"outside by {fix.distance_m:,.0f} m")
+    verdict = (
+        "inside"
+        if fix.inside and not fix.within_accuracy
+        else (
+            f"inside (within accuracy, {fix.distance_m:.0f} m out)"
+            if fix.inside
+            else f"outside by {fix.distance_m:,.0f} m"
+        )
+    )
     out.print(f"{home.key}: {verdict}; in {where.key if where else 'no known area'}")

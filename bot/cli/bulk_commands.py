@@ -62,7 +62,9 @@ def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audi
 
 @app.command()
 def greet(
-    holiday: Annotated[str | None, typer.Option("--holiday", help="Holiday key or name: spring_festival, 春节 ...")] = None,
+    holiday: Annotated[
+        str | None, typer.Option("--holiday", help="Holiday key or name: spring_festival, 春节 ...")
+    ] = None,
     on: Annotated[str | None, typer.Option("--date", help="The holiday's date, YYYY-MM-DD")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Counts, samples and timing; write nothing")] = False,
 ) -> None:

@@ -28,8 +28,17 @@ def service_add(
     starts, ends = instant(start, "--start"), instant(end, "--end")
     with session_scope(rt.engine) as session:
         try:
-            svc = community_service.create(session, officer_row(session, officer), rt.policy, place=place, starts_at=starts, ends_at=ends,
-                                 hours=hours, case_numbers=case, now=rt.clock.now())
+            svc = community_service.create(
+                session,
+                officer_row(session, officer),
+                rt.policy,
+                place=place,
+                starts_at=starts,
+                ends_at=ends,
+                hours=hours,
+                case_numbers=case,
+                now=rt.clock.now(),
+            )
         except community_service.ServiceError as exc:
             fail(str(exc), 2)
         out.print(f"session {svc.id}: {len(case)} people; attendance code [bold]{svc.code}[/]", markup=True)
@@ -64,8 +73,8 @@ def service_verify(
     rt = runtime()
     with session_scope(rt.engine) as session:
         try:
-            a = community_service.verify(session, officer_row(session, officer), attendance, rt.clock.now(), hours=hours,
-                               absent=absent)
+            a = community_service.verify(session, officer_row(session, officer), attendance, rt.clock.now(),
+                                         hours=hours, absent=absent)
         except community_service.ServiceError as exc:
             fail(str(exc), 2)
         out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")

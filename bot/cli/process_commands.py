@@ -54,8 +54,12 @@ def tick(
 
 @app.command()
 def run(
-    no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Serve the channels only; sweeps run elsewhere")] = False,
-    stop_at: Annotated[str | None, typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")] = None,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Serve the channels only; sweeps run elsewhere")
+    ] = False,
+    stop_at: Annotated[
+        str | None, typer.Option("--stop-at", help="Stop when the clock reaches this instant (rehearsals)")
+    ] = None,
 ) -> None:
     """The service: web routes, channels, the clock job (sweep and drain) and the outbox."""
     rt = runtime()
@@ -70,7 +74,9 @@ def run(
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo database lives")] = Path("checkin-demo"),
     console_only: Annotated[bool, typer.Option("--console", help="Only seed the county and open the console")] = False,
-    as_: Annotated[str, typer.Option("--as", help="With --console: whom to talk as (CASE_NUMBER or officer:ID)")] = "JZ2027001",
+    as_: Annotated[
+        str, typer.Option("--as", help="With --console: whom to talk as (CASE_NUMBER or officer:ID)")
+    ] = "JZ2027001",
     days: Annotated[int, typer.Option("--days", help="Simulated days")] = 14,
     seconds: Annotated[float, typer.Option("--seconds", help="Real seconds the simulation should take")] = 120,
 ) -> None:

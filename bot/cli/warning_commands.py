@@ -62,7 +62,12 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
         lines = formal_warnings.ledger(session, person.id)
         table = Table("id", "given", "by", "state", "reason", "amendments", title=f"warnings of {case_number}")
         for line in lines:
-            table.add_row(str(line.entry.id), line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
-                          str(line.entry.officer_id), "withdrawn" if line.withdrawn else "standing", line.reason,
-                          ", ".join(f"{a.kind} #{a.id}" for a in line.amended))
+            table.add_row(
+                str(line.entry.id),
+                line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
+                str(line.entry.officer_id),
+                "withdrawn" if line.withdrawn else "standing",
+                line.reason,
+                ", ".join(f"{a.kind} #{a.id}" for a in line.amended),
+            )
     out.print(table)

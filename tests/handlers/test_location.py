@@ -81,7 +81,7 @@ async def test_outside_the_county_escalates_with_the_distance_and_a_map_link(cou
     (esc,) = c.escalations()
     assert (esc.kind, esc.officer_id, esc.obligation_id) == ("out_of_area", c.li.id, c.obligations(c.strict)[0].id)
     alert = [m for m in c.out(address="5001") if m.kind == "escalation"][-1]
-    assert alert.body.startswith("📍 超出范围 #%d：王伟（JZ-S，严管，红果镇）" % esc.id)
+    assert alert.body.startswith(f"📍 超出范围 #{esc.id}：王伟（JZ-S，严管，红果镇）")
     distance_km = checks(c, c.strict)[0].distance_m / 1000
     assert 700 < distance_km < 900
     assert f"距边界约 {distance_km:.1f} 公里（位置在广州市，精度约 20 米）" in alert.body

@@ -14,8 +14,6 @@ from handlers.schedule import MONTHLY, OBLIGATIONS, default_schedule
 from scheduler import sweep
 from storage.models import EscalationKind, ObligationKind, SQLModel
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_every_obligation_kind_has_a_row():
     assert set(OBLIGATIONS) == set(ObligationKind)

@@ -181,7 +181,7 @@ async def test_expired_revoked_and_unknown_codes(db, county):
 
 
 async def test_nul_bytes_and_out_of_range_ids_are_handled(db, county):
-    """Found by tests/test_hostile.py on PostgreSQL: a NUL in a text, and ids beyond a database integer."""
+    """Found by tests/handlers/test_hostile.py on PostgreSQL: a NUL in a text, and ids beyond a database integer."""
     from handlers.contract import row_id
     assert [row_id(v) for v in ("12", "0", "-3", "²", "٣", "99999999999", "2147483647", "", None)] == \
         [12, None, None, None, None, None, 2147483647, None, None]

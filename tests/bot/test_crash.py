@@ -32,7 +32,7 @@ from tests.factories import officer, supervisee
 from tests.sim import County, local
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM_CONCURRENCY = 8
 
 

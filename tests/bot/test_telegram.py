@@ -144,7 +144,7 @@ async def test_escalation_acknowledged_by_the_officer_edits_the_alert(tg):
     await fake.wait_for(lambda: bool(fake.message(5001, alert.message_id).edits))
     edited = fake.message(5001, alert.message_id)
     assert edited.text.startswith(alert.edits[0] if alert.edits else "⚠ 未报到")
-    assert edited.text.endswith("✅ 已联系上 #%d — 李娜，13:25" % int(alert.text.split("#")[1].split("：")[0]))
+    assert edited.text.endswith(f"✅ 已联系上 #{int(alert.text.split('#')[1].split('：')[0])} — 李娜，13:25")
     assert edited.buttons == []  # no more buttons once handled
     esc = next(e for e in h.county.escalations() if e.supervisee_id == h.county.strict.id)
     assert (esc.state, esc.resolution) == ("resolved", "reached")
