@@ -20,8 +20,8 @@ from scheduler.drain import Outbox
 from scheduler.ticker import Ticker, tick_interval
 from storage.db import migrate
 from tests.conftest import make_engine
+from tests.scheduler.test_outbox import RecordingChannel
 from tests.sim import SH, County, local, steps
-from tests.test_outbox import RecordingChannel
 
 
 def _summary(c: County) -> Counter:

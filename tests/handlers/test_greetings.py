@@ -19,8 +19,8 @@ from storage.db import session_scope
 from storage.models import Broadcast, Message, Supervisee
 from tests.conftest import NOW, roster_csv
 from tests.factories import officer
+from tests.scheduler.test_outbox import RecordingChannel
 from tests.sim import County, local
-from tests.test_outbox import RecordingChannel
 
 
 def test_cn_holidays_2027_with_names_in_both_languages():

@@ -93,7 +93,7 @@ async def test_just_outside_within_the_phones_accuracy_counts_as_inside(county):
     c = county
     c.sweep(local(2027, 3, 1, 9))
     # 40 m west of the county's westernmost corner, the phone saying it is good to 60 m: inside.
-    from tests.test_areas import VERTEX, west_of
+    from tests.content.test_areas import VERTEX, west_of
     lon, lat = west_of(*VERTEX, 40)
     await share(c, (lat, lon), local(2027, 3, 1, 9, 10), accuracy=60)
     assert checks(c, c.strict)[0].inside is True and c.escalations() == []

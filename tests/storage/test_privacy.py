@@ -34,8 +34,8 @@ from storage.models import (
     WrittenReport,
 )
 from tests.conftest import KEYRING, make_engine
+from tests.scheduler.test_outbox import RecordingChannel
 from tests.sim import County, local
-from tests.test_outbox import RecordingChannel
 
 REPORT = "周一到周五在城南砖厂上班，老板姓陈"
 LEAVE_REASON = "看望住院的母亲"
