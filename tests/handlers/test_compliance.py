@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.report_view import REPORT_COLUMNS
 from handlers import community_service, compliance, formal_warnings
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
@@ -106,7 +107,7 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert [r["township"] for r in rows] == ["两河镇", "红果镇", "*"]
     assert rows[1]["due"] == "40" and rows[1]["response_rate"] == "0.95" and rows[0]["lost_per_mille"] == "1000.0"
-    assert set(rows[0]) == {"month", *(k for k, _ in __import__("bot.cli", fromlist=["x"]).REPORT_COLUMNS)}
+    assert set(rows[0]) == {"month", *(k for k, _ in REPORT_COLUMNS)}
     png = (tmp_path / "r.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
