@@ -1,22 +1,21 @@
-"""The compliance report for a terminal (a rich table) and as a chart (PNG)."""
+"""The compliance report for a terminal (figures as rows, fitted to its width) and as a chart (PNG)."""
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from bot.tables import show, transposed
 from handlers import compliance
 
-REPORT_COLUMNS = [
-    ("township", "township"), ("active", "active"), ("due", "check-ins due"), ("on_time", "on time"),
-    ("late", "late"), ("partial", "no location"), ("missed", "missed"), ("response_rate", "response rate"),
-    ("escalations", "escalations"),
-    ("acknowledged_in_sla", "ack in SLA"), ("to_supervisor", "to supervisor"), ("lost_contact", "lost contact"),
-    ("lost_per_mille", "lost ‰"), ("study_hours", "study h"), ("under_study", "< 8 h study"),
-    ("service_hours", "service h"), ("under_service", "< 8 h service"), ("warnings", "warnings"),
-]
+# The report's figures, by the names the CSV's columns and the table's rows both use.
+REPORT_COLUMNS = (
+    "township", "active", "not_yet_active", "due", "on_time", "late", "no_location", "missed", "response_rate",
+    "escalations", "acknowledged_in_sla", "to_supervisor", "lost_contact", "lost_per_mille", "study_hours",
+    "under_study", "service_hours", "under_service", "warnings",
+)
 
 
 def _cell(key: str, value) -> str:
@@ -29,25 +28,36 @@ def _cell(key: str, value) -> str:
     return str(value)
 
 
-def print_report(out: Console, lines, month: str, township: str | None, target: float) -> None:
-    """The report as a rich table, with what the county's lines say."""
+def month_status(month: str, now: datetime, zone: tzinfo) -> str:
+    """"future", "current" or "past": whether the month has begun, and ended, at `now` (local to `zone`)."""
+    start, end = compliance.month_bounds(month, zone)
+    return "future" if now < start else ("current" if now < end else "past")
+
+
+def print_report(out: Console, lines, month: str, township: str | None, target: float, *,
+                 status: str = "past") -> None:
+    """The report, figures as rows and one column per township (in blocks that fit the terminal)."""
+    where = f" in {township}" if township else ""
+    if status == "future":
+        out.print(f"{month} has not begun: nothing to report yet.")
+        return
     county = lines[-1]
     if county.active == 0:
-        out.print(f"No one was under supervision in {month}{' in ' + township if township else ''}: nothing to report.")
-    table = Table(
-        *(label for _, label in REPORT_COLUMNS), title=f"compliance {month} (lost-contact target ≤ {target:g}‰)"
-    )
-    for line in lines:
-        cells = [_cell(k, getattr(line, k)) for k, _ in REPORT_COLUMNS]
-        if line.township == compliance.COUNTY:
-            cells[0] = "county" if not township else township + " (total)"
-        table.add_row(*cells, style="bold" if line.township == compliance.COUNTY else None)
-    out.print(table)
+        out.print(f"No one was under supervision in {month}{where}: nothing to report.")
+    heads = [("county" if not township else f"{township} (total)") if line.township == compliance.COUNTY
+             else line.township for line in lines]
+    figures = REPORT_COLUMNS[1:]
+    values = [[_cell(k, getattr(line, k)) for k in figures] for line in lines]
+    title = f"compliance {month}{' so far' if status == 'current' else ''} (lost-contact target ≤ {target:g}‰)"
+    show(out, transposed(figures, heads, values, width=out.width, title=title))
     if county.active and county.due == 0:
-        out.print(f"No check-ins were due in {month}: no response rate.")
+        out.print(f"No check-ins were due in {month}{' so far' if status == 'current' else ''}: no response rate.")
+    if county.not_yet_active:
+        out.print(f"{county.not_yet_active} people begin supervision later in {month}: not counted as active yet.")
     if county.lost_per_mille is not None:
         verdict = "within" if county.lost_per_mille <= target else "ABOVE"
-        out.print(f"Lost contact: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, "
+        so_far = " so far" if status == "current" else ""
+        out.print(f"Lost contact{so_far}: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, "
                   f"{verdict} the {target:g}‰ target.")
 
 

@@ -31,10 +31,11 @@ class Figures:
 
     township: str
     active: int = 0
+    not_yet_active: int = 0  # supervision starts later in the month than the report's date
     due: int = 0
     on_time: int = 0
     late: int = 0
-    partial: int = 0  # answered without the location the check-in required
+    no_location: int = 0  # answered without the location the check-in required
     missed: int = 0
     response_rate: float | None = None  # answered (on time, late or partial) / due
     escalations: int = 0
@@ -50,7 +51,7 @@ class Figures:
 
     def finish(self) -> None:
         """Derive the rates; None where there is nothing to divide by."""
-        self.response_rate = (self.on_time + self.late + self.partial) / self.due if self.due else None
+        self.response_rate = (self.on_time + self.late + self.no_location) / self.due if self.due else None
         self.lost_per_mille = self.lost_contact * 1000 / self.active if self.active else None
 
     def add(self, other: Figures) -> None:
@@ -62,13 +63,22 @@ class Figures:
         return asdict(self)
 
 
+def normalise_month(month: str) -> str:
+    """`YYYY-MM` from `YYYY-M`, `YYYY-MM` or `YYYY/MM`; ValueError naming the value otherwise."""
+    parts = month.strip().replace("/", "-").split("-")
+    try:
+        if len(parts) != 2 or len(parts[0]) != 4:
+            raise ValueError
+        first = date(int(parts[0]), int(parts[1]), 1)
+    except ValueError:
+        raise ValueError(f"month {month!r}: expected YYYY-MM, e.g. 2027-03") from None
+    return f"{first:%Y-%m}"
+
+
 def month_bounds(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) of `YYYY-MM`, local to `zone`."""
-    try:
-        year, mon = (int(x) for x in month.split("-"))
-        first = date(year, mon, 1)
-    except ValueError:
-        raise ValueError(f"month {month!r}: expected YYYY-MM") from None
+    year, mon = (int(x) for x in normalise_month(month).split("-"))
+    first = date(year, mon, 1)
     last = date(year, mon, calendar.monthrange(year, mon)[1])
     start = datetime(first.year, first.month, 1, tzinfo=zone)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=zone)
@@ -87,8 +97,14 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
         people_q = people_q.where(Supervisee.township == township)
     people = {p.id: p for p in session.exec(people_q)}
     by_town: dict[str, Figures] = {}
-    for p in people.values():
-        by_town.setdefault(p.township, Figures(p.township)).active += 1
+    today = upto.astimezone(zone).date() if upto > start else first_day
+    for pid, p in list(people.items()):
+        line = by_town.setdefault(p.township, Figures(p.township))
+        if p.supervision_start > today:  # not begun by the report's date: counted apart, in no rate
+            line.not_yet_active += 1
+            del people[pid]
+        else:
+            line.active += 1
     ids = list(people)
 
     def town(pid: int) -> Figures:
@@ -107,7 +123,7 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
             f.due += n
             f.on_time += n if state == ObligationState.done else 0
             f.late += n if state == ObligationState.late else 0
-            f.partial += n if state == ObligationState.partial else 0
+            f.no_location += n if state == ObligationState.partial else 0
             f.missed += n if state == ObligationState.missed else 0
         sla = policy.escalation.officer_sla
         for esc in session.exec(select(Escalation).where(Escalation.opened_at >= start, Escalation.opened_at < upto,

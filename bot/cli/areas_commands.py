@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from bot.cli.base import areas_app, fail, out, runtime
+from bot.tables import Column, fitted
 from content.areas import AreaError, load_areas
 
 
@@ -25,10 +25,10 @@ def areas_list(
             fail(str(exc), 2)
     else:
         found = runtime(schema=False).areas
-    table = Table("id", "kind", "name (zh)", "name (en)", "aliases", "km²")
-    for a in found:
-        table.add_row(a.key, a.kind, a.name_zh, a.name_en, ", ".join(a.aliases), f"{a.geometry.area / 1e6:,.0f}")
-    out.print(table)
+    columns = [Column("id", key=True), Column("kind", key=True), Column("name (zh)"), Column("name (en)"),
+               Column("km²", justify="right"), Column("aliases", wrap=True)]
+    rows = [[a.key, a.kind, a.name_zh, a.name_en, f"{a.geometry.area / 1e6:,.0f}", ", ".join(a.aliases)] for a in found]
+    out.print(fitted(columns, rows, width=out.width))
     out.print(f"{len(list(found))} areas from {found.source}")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from bot.cli.base import audit_app, fail, out, runtime
+from bot.tables import Column, fitted
 from storage import audit, queries
 from storage.db import session_scope
 from storage.models import Officer
@@ -35,12 +35,14 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
         person = queries.supervisee_by_case(session, case)
         if person is None:
             fail(f"--case={case!r}: no such case number", 2)
-        table = Table("#", "when", "who", "action", "on", "details")
+        rows = []
         for e in audit.history(session, person.id):
             who = e.actor
             if e.actor.startswith("officer:"):
                 officer = session.get(Officer, int(e.actor.split(":")[1]))
                 who = f"{officer.name} ({e.actor})" if officer else e.actor
-            table.add_row(str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), who, e.action, e.subject or "",
-                          "(purged)" if e.details is None else e.details if e.details != "{}" else "")
-    out.print(table)
+            rows.append([str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), e.action, who, e.subject or "",
+                         "(purged)" if e.details is None else e.details if e.details != "{}" else ""])
+    columns = [Column("#", key=True, justify="right"), Column("when", key=True), Column("action", key=True),
+               Column("who", key=True, wrap=True), Column("on"), Column("details", wrap=True)]
+    out.print(fitted(columns, rows, width=out.width, title=f"audit trail of {case}"))

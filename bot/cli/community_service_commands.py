@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import select
 
 from bot.cli.base import fail, instant, officer_row, out, runtime, service_app
+from bot.tables import Column, fitted
 from handlers import community_service
 from storage.db import session_scope
 from storage.models import ServiceAttendance, ServiceSession, Supervisee
@@ -51,15 +51,18 @@ def service_list() -> None:
     z = rt.settings.zone
     with session_scope(rt.engine) as session:
         rows = session.exec(select(ServiceSession).order_by(ServiceSession.starts_at)).all()
-        table = Table("id", "place", "start", "end", "hours", "code", "attendance (id case state hours)")
+        cells = []
         for svc in rows:
             people = session.exec(select(ServiceAttendance, Supervisee).join(
                 Supervisee, Supervisee.id == ServiceAttendance.supervisee_id).where(
                 ServiceAttendance.session_id == svc.id)).all()
-            table.add_row(str(svc.id), svc.place, svc.starts_at.astimezone(z).strftime("%Y-%m-%d %H:%M"),
-                          svc.ends_at.astimezone(z).strftime("%H:%M"), f"{svc.hours:g}", svc.code,
-                          "; ".join(f"{a.id} {p.case_number} {a.state} {a.hours:g}" for a, p in people))
-    out.print(table)
+            cells.append([str(svc.id), svc.starts_at.astimezone(z).strftime("%Y-%m-%d %H:%M"),
+                          "; ".join(f"{a.id} {p.case_number} {a.state} {a.hours:g}" for a, p in people),
+                          svc.place, svc.ends_at.astimezone(z).strftime("%H:%M"), f"{svc.hours:g}", svc.code])
+    columns = [Column("id", key=True, justify="right"), Column("start", key=True),
+               Column("attendance (id case state hours)", key=True, wrap=True), Column("place"), Column("end"),
+               Column("hours", justify="right"), Column("code")]
+    out.print(fitted(columns, cells, width=out.width, title=f"{len(cells)} service sessions"))
 
 
 @service_app.command("verify")

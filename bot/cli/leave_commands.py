@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import select
 
 from bot.cli.base import fail, leave_app, officer_row, out, runtime
+from bot.tables import Column, fitted
 from handlers import leave
 from handlers.delivery import deliver
 from storage.db import session_scope
@@ -33,14 +33,17 @@ def leave_list(
              .where(Leave.state.in_(states)).order_by(Leave.starts_on, Leave.id))
         if township:
             q = q.where(Supervisee.township == township)
-        table = Table("id", "case", "name", "destination", "area", "from", "to", "reason", "state", "mode", "back")
+        rows = []
         for lv, p in session.exec(q).all():
             area = rt.areas.get(lv.destination_area)
-            table.add_row(str(lv.id), p.case_number, p.name, lv.destination, area.name_en if area else "-",
-                          lv.starts_on.isoformat(), lv.ends_on.isoformat(), lv.reason, lv.state, lv.mode or "-",
-                          lv.returned_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M")
-                          if lv.returned_at else "-")
-    out.print(table)
+            rows.append([str(lv.id), p.case_number, p.name, lv.state, lv.destination, lv.starts_on.isoformat(),
+                         lv.ends_on.isoformat(), lv.mode or "-", area.name_en if area else "-",
+                         lv.returned_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M")
+                         if lv.returned_at else "-", lv.reason])
+    columns = [Column("id", key=True, justify="right"), Column("case", key=True), Column("name"), Column("state"),
+               Column("destination"), Column("from"), Column("to"), Column("mode"), Column("area"), Column("back"),
+               Column("reason")]
+    out.print(fitted(columns, rows, width=out.width, title=f"{len(rows)} leave requests"))
 
 
 def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import select
 
 from bot.cli.base import fail, officer_app, out, runtime
 from bot.settings import LANGUAGES
+from bot.tables import Column, fitted
 from handlers.roster import normalise_phone
 from storage import queries
 from storage.db import session_scope
@@ -58,8 +58,9 @@ def officer_list() -> None:
     with session_scope(rt.engine) as session:
         officers = session.exec(select(Officer).order_by(Officer.township, Officer.id)).all()
         load = queries.caseload_counts(session)
-    table = Table("id", "name", "township", "role", "supervisor", "telegram", "phone", "lang", "caseload")
-    for o in officers:
-        table.add_row(str(o.id), o.name, o.township, o.role, str(o.supervisor_id or ""),
-                      "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language, str(load.get(o.id, 0)))
-    out.print(table)
+    columns = [Column("id", key=True, justify="right"), Column("name", key=True), Column("role", key=True),
+               Column("township"), Column("caseload", justify="right"), Column("supervisor", justify="right"),
+               Column("telegram"), Column("phone"), Column("lang")]
+    rows = [[str(o.id), o.name, o.role, o.township, str(load.get(o.id, 0)), str(o.supervisor_id or ""),
+             "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language] for o in officers]
+    out.print(fitted(columns, rows, width=out.width, title=f"{len(officers)} officers"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.base import app, fail, out, runtime
-from bot.report_view import REPORT_COLUMNS, draw_chart, print_report
+from bot.report_view import REPORT_COLUMNS, draw_chart, month_status, print_report
 from handlers import compliance
 from storage.db import session_scope
 
@@ -23,23 +23,27 @@ def report(
     """Monthly compliance report, per township and for the county."""
     rt = runtime()
     try:
-        with session_scope(rt.engine) as session:
-            lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy,
-                                      now=rt.clock.now(), township=township)
+        month = compliance.normalise_month(month)
     except ValueError as exc:
-        fail(f"--month={month!r}: {exc}", 2)
+        fail(f"--month: {exc}", 2)
+    with session_scope(rt.engine) as session:
+        lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy,
+                                  now=rt.clock.now(), township=township)
     target = rt.policy.report_figures.target_per_mille
-    print_report(out, lines, month, township, target)
+    status = month_status(month, rt.clock.now(), rt.settings.zone)
+    print_report(out, lines, month, township, target, status=status)
+    if status == "future":
+        return
     if csv_file is not None:
         import csv as csv_module
 
         with csv_file.open("w", newline="", encoding="utf-8") as fh:
             writer = csv_module.writer(fh)
-            writer.writerow(["month"] + [k for k, _ in REPORT_COLUMNS])
+            writer.writerow(["month", *REPORT_COLUMNS])
             for line in lines:
                 row = line.as_row()
                 writer.writerow([month] + ["" if row[k] is None else (round(row[k], 4) if isinstance(row[k], float)
-                                                                       else row[k]) for k, _ in REPORT_COLUMNS])
+                                                                       else row[k]) for k in REPORT_COLUMNS])
         out.print(f"wrote {csv_file}")
     if chart is not None:
         draw_chart(lines, month, target, chart)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from sqlmodel import select
 
 from bot.cli.base import app, err, fail, out, person_or_officer, roster_app, runtime
+from bot.tables import Column, fitted
 from handlers import enrol
 from handlers.roster import import_roster
 from storage import audit
@@ -60,13 +60,14 @@ def roster_list(
         query = query.where(Supervisee.officer_id == officer)
     with session_scope(rt.engine) as session:
         people = session.exec(query).all()
-    table = Table("case", "name", "category", "level", "township", "officer", "start", "end",
-                  "status", "channel", title=f"{len(people)} people")
-    for p in people:
-        channel = "telegram" if p.telegram_chat_id else "sms"
-        table.add_row(p.case_number, p.name, p.category, p.level, p.township, str(p.officer_id),
-                      p.supervision_start.isoformat(), p.supervision_end.isoformat(), p.status, channel)
-    out.print(table)
+    columns = [Column("case", key=True), Column("name", key=True), Column("township"), Column("level"),
+               Column("status"), Column("officer", justify="right"), Column("channel"), Column("category"),
+               Column("start"), Column("end")]
+    rows = [[p.case_number, p.name, p.township, p.level, p.status, str(p.officer_id),
+             "telegram" if p.telegram_chat_id else "sms", p.category,
+             p.supervision_start.isoformat(), p.supervision_end.isoformat()] for p in people]
+    out.print(fitted(columns, rows, width=out.width, title=f"{len(people)} people",
+                     note_more=" (a wider terminal, or `checkin roster export`, shows them)"))
 
 
 def _bot_username(s) -> str | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from bot.cli.base import fail, officer_row, out, runtime, warning_app
+from bot.tables import Column, fitted
 from handlers import formal_warnings
 from storage import queries
 from storage.db import session_scope
@@ -60,14 +60,10 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
         if person is None:
             fail(f"no person with case number {case_number!r}", 2)
         lines = formal_warnings.ledger(session, person.id)
-        table = Table("id", "given", "by", "state", "reason", "amendments", title=f"warnings of {case_number}")
-        for line in lines:
-            table.add_row(
-                str(line.entry.id),
-                line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
-                str(line.entry.officer_id),
-                "withdrawn" if line.withdrawn else "standing",
-                line.reason,
-                ", ".join(f"{a.kind} #{a.id}" for a in line.amended),
-            )
-    out.print(table)
+        rows = [[str(line.entry.id), line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
+                 str(line.entry.officer_id), "withdrawn" if line.withdrawn else "standing", line.reason,
+                 ", ".join(f"{a.kind} #{a.id}" for a in line.amended)] for line in lines]
+    columns = [Column("id", key=True, justify="right"), Column("given", key=True), Column("state", key=True),
+               Column("reason", key=True, wrap=True), Column("by", justify="right"), Column("amendments")]
+    out.print(fitted(columns, [[r[0], r[1], r[3], r[4], r[2], r[5]] for r in rows], width=out.width,
+                     title=f"warnings of {case_number}"))

@@ -80,11 +80,11 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
     by = {line.township: line.as_row() for line in lines}
     assert list(by) == ["两河镇", "红果镇", "*"]
     assert by["红果镇"] == dict(
-        township="红果镇", active=2, due=40, on_time=38, late=0, partial=0, missed=2, response_rate=38 / 40,
+        township="红果镇", active=2, not_yet_active=0, due=40, on_time=38, late=0, no_location=0, missed=2, response_rate=38 / 40,
         escalations=6, acknowledged_in_sla=1, to_supervisor=5, lost_contact=0, lost_per_mille=0.0,
         study_hours=2.0, under_study=2, service_hours=3.0, under_service=2, warnings=0)
     assert by["两河镇"] == dict(
-        township="两河镇", active=1, due=5, on_time=0, late=0, partial=0, missed=5, response_rate=0.0,
+        township="两河镇", active=1, not_yet_active=0, due=5, on_time=0, late=0, no_location=0, missed=5, response_rate=0.0,
         escalations=8, acknowledged_in_sla=0, to_supervisor=8, lost_contact=1, lost_per_mille=1000.0,
         study_hours=0.0, under_study=1, service_hours=0.0, under_service=1, warnings=1)
     county = by["*"]
@@ -107,7 +107,7 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
         rows = list(csv.DictReader(fh))
     assert [r["township"] for r in rows] == ["两河镇", "红果镇", "*"]
     assert rows[1]["due"] == "40" and rows[1]["response_rate"] == "0.95" and rows[0]["lost_per_mille"] == "1000.0"
-    assert set(rows[0]) == {"month", *(k for k, _ in REPORT_COLUMNS)}
+    assert set(rows[0]) == {"month", *REPORT_COLUMNS}
     png = (tmp_path / "r.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])

@@ -125,7 +125,7 @@ async def test_an_answer_without_the_location_is_partial_then_reminded_then_esca
     with session_scope(c.engine) as s:
         county_line = compliance.report(s, "2027-03", zone=c.cfg.zone, policy=c.policy, now=local(2027, 3, 1, 14))[-1]
     # Three check-ins fell due on the 1st: 王伟's partial one, and the two the others never answered.
-    assert (county_line.due, county_line.partial, county_line.missed) == (3, 1, 2)
+    assert (county_line.due, county_line.no_location, county_line.missed) == (3, 1, 2)
     assert county_line.response_rate == pytest.approx(1 / 3)
 
 
