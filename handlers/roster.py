@@ -12,6 +12,7 @@ import phonenumbers
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
+from handlers.contract import row_id
 from storage.crypto import keyring_for
 from storage.models import Category, Level, Obligation, ObligationState, Officer, Role, Status, Supervisee
 
@@ -40,6 +41,17 @@ class RowError:
 
     def __str__(self) -> str:
         return f"line {self.line}, {self.column}={self.value!r}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """What a row says that only the database can check (its officer, its phone), from every row read,
+    valid or not, so that one round of fixes answers every problem."""
+
+    line: int
+    case_number: str
+    officer_id: int | None
+    phone: str | None
 
 
 @dataclass
@@ -93,8 +105,12 @@ def _decode(data: bytes | str) -> str:
     return data.decode("utf-8-sig")
 
 
-def parse_roster(data: bytes | str, region: str, default_language: str) -> tuple[list[RosterRow], list[RowError]]:
-    """Parse and validate the CSV text; every problem is reported, none is fatal here."""
+def parse_roster(data: bytes | str, region: str, default_language: str,
+                 refs: list[Ref] | None = None) -> tuple[list[RosterRow], list[RowError]]:
+    """Parse and validate the CSV text; every problem is reported, none is fatal here.
+
+    `refs`, when given, receives each row's officer and phone for the database's checks.
+    """
     errors: list[RowError] = []
     try:
         text = _decode(data)
@@ -158,7 +174,7 @@ def parse_roster(data: bytes | str, region: str, default_language: str) -> tuple
             bad("level", "must be one of " + ", ".join(Level))
         if not values["township"]:
             bad("township", "must not be empty")
-        officer_id = int(values["officer_id"]) if values["officer_id"].isdigit() else None
+        officer_id = row_id(values["officer_id"])
         if officer_id is None:
             bad("officer_id", "must be an officer id (a whole number; see `checkin officer list`)")
         dates: dict[str, date] = {}
@@ -170,6 +186,8 @@ def parse_roster(data: bytes | str, region: str, default_language: str) -> tuple
                 dates[column] = date.fromisoformat(values[column])
             except ValueError:
                 bad(column, "no such date")
+        if refs is not None:
+            refs.append(Ref(line, case, officer_id, phone or None))
         if len(dates) == 2 and dates["supervision_end"] <= dates["supervision_start"]:
             bad("supervision_end", f"must be after supervision_start ({values['supervision_start']})")
         if row_errors:
@@ -188,28 +206,30 @@ def _chunks(items: list, size: int = 500):
         yield items[i:i + size]
 
 
-def _check_against_db(session: Session, rows: list[RosterRow]) -> list[RowError]:
+def _check_against_db(session: Session, rows: list[Ref]) -> list[RowError]:
     """Officers must exist and not be administrators; a phone may not belong to another person."""
     errors: list[RowError] = []
-    officer_ids = sorted({r.officer_id for r in rows})
+    officer_ids = sorted({r.officer_id for r in rows if r.officer_id is not None})
     officers: dict[int, Officer] = {}
     for chunk in _chunks(officer_ids):
         officers.update({o.id: o for o in session.exec(select(Officer).where(Officer.id.in_(chunk)))})
     holders: dict[str, str] = {}  # blind index of a phone -> the case holding it
     blind = keyring_for(session).blind
-    for chunk in _chunks([blind(r.phone) for r in rows]):
+    for chunk in _chunks([blind(r.phone) for r in rows if r.phone]):
         holders.update({p: c for p, c in session.exec(
             select(Supervisee.phone_index, Supervisee.case_number).where(Supervisee.phone_index.in_(chunk))
         )})
     cases_in_file = {r.case_number for r in rows}
     for r in rows:
-        officer = officers.get(r.officer_id)
-        if officer is None:
+        officer = officers.get(r.officer_id) if r.officer_id is not None else None
+        if r.officer_id is None:
+            pass  # its own error is already on the row
+        elif officer is None:
             errors.append(RowError(r.line, "officer_id", str(r.officer_id), "no officer with this id"))
         elif officer.role == Role.admin or not officer.active:
             errors.append(RowError(r.line, "officer_id", str(r.officer_id),
                                    "officer is an administrator or inactive and cannot supervise"))
-        holder = holders.get(blind(r.phone))
+        holder = holders.get(blind(r.phone)) if r.phone else None
         if holder is not None and holder != r.case_number and holder not in cases_in_file:
             errors.append(RowError(r.line, "phone", r.phone, f"already the phone of case {holder}"))
     return errors
@@ -221,11 +241,12 @@ def import_roster(
 ) -> ImportResult:
     """Validate, then create or update every row in the caller's transaction; on any error write nothing."""
     result = ImportResult(dry_run=dry_run)
-    rows, errors = parse_roster(data, region, default_language)
-    if not errors:
-        errors = _check_against_db(session, rows)
+    refs: list[Ref] = []
+    rows, errors = parse_roster(data, region, default_language, refs)
+    errors += _check_against_db(session, refs)  # in the same pass: one round of fixes answers everything
     if errors:
-        result.errors = errors
+        order = {c: i for i, c in enumerate(("file", "row", *COLUMNS))}
+        result.errors = sorted(errors, key=lambda e: (e.line, order.get(e.column, len(order))))
         return result
     existing: dict[str, Supervisee] = {}
     for chunk in _chunks([r.case_number for r in rows]):

@@ -173,3 +173,24 @@ def test_cli_import_dry_run_and_errors(env, officers, tmp_path):
     assert _count(env) == 30
     listing = runner.invoke(app, ["roster", "list", "--officer", str(officers[1])], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "JZ2700001" in listing.output and "JZ2700002" not in listing.output
+
+
+def test_row_and_database_problems_come_in_one_pass(db, officers):
+    assert _import(db, roster_csv(2, officers)).ok  # JZ...01 and 02 hold their phones
+    with session_scope(db.engine) as s:
+        taken = s.exec(select(Supervisee).order_by(Supervisee.id)).first()
+        taken_phone, taken_case = taken.phone, taken.case_number
+    lines = roster_csv(3, officers, start=10).splitlines()
+    first = lines[1].split(",")
+    first[8] = "2027-02-30"  # a row problem on line 2 ...
+    first[7] = "99999"  # ... and, on the same line, an officer the database does not have
+    lines[1] = ",".join(first)
+    second = lines[2].split(",")
+    second[2] = taken_phone  # line 3: a phone already held by a person not in this file
+    lines[2] = ",".join(second)
+    result = _import(db, "\n".join(lines) + "\n")
+    assert not result.ok
+    found = [(e.line, e.column) for e in result.errors]
+    assert found == [(2, "officer_id"), (2, "supervision_start"), (3, "phone")]
+    assert f"already the phone of case {taken_case}" in str(result.errors[2])
+    assert _count(db) == 2  # nothing imported
