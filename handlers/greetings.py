@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, tzinfo
 
 import holidays
 from sqlalchemy import String, Text, and_, bindparam, case, cast, func, literal, not_, or_, select, update
@@ -57,6 +57,11 @@ class Holiday:
     day: date
     slug: str
     names: dict[str, str]
+    last: date | None = None  # the last day of the holiday (the first, for a one-day holiday)
+
+    def ends_at(self, zone: tzinfo) -> datetime:
+        """The instant the holiday is over, local to `zone`: a greeting not sent by then is not sent."""
+        return datetime.combine((self.last or self.day) + timedelta(days=1), time(0), tzinfo=zone)
 
     def name(self, language: str) -> str:
         return self.names.get(language) or self.names["en"]
@@ -74,20 +79,22 @@ def holidays_in(country: str, year: int) -> list[Holiday]:
         kwargs = {"language": code} if code in supported else {}
         by_lang[lang] = holidays.country_holidays(country, years=year, **kwargs)
     out: list[Holiday] = []
-    seen: set[str] = set()
+    last: dict[str, date] = {}
     for day, english in sorted(by_lang["en"].items()):
         if "(observed)" in english or english in NO_GREETING or english.lower().startswith("day off"):
             continue  # extra and swapped days off are not holidays of their own
         slug = _slug(english)
-        if slug in seen:
+        if slug in last:
+            if day == last[slug] + timedelta(days=1):  # the same holiday goes on
+                last[slug] = day
             continue
-        seen.add(slug)
+        last[slug] = day
         names = {"en": english.replace(" (Spring Festival)", "")}
         local = by_lang["zh-CN"].get(day)
         if local:
             names["zh-CN"] = local.split("（")[0]
         out.append(Holiday(day, slug, names))
-    return out
+    return [replace(h, last=last[h.slug]) for h in out]
 
 
 def find_holiday(country: str, *, today: date, name: str | None = None, day: date | None = None) -> Holiday | None:
@@ -167,6 +174,7 @@ RENDER = "render"  # the payload key of a bulk row whose text and address are wr
 def enqueue_bulk(
     session: Session, *, key: str, kind: str, section: str, template: str, now: datetime,
     audience: Audience, holiday: Holiday | None = None, not_before: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> BulkResult:
     """Queue one message per person in `audience`, set-based, once per key and person.
 
@@ -182,7 +190,7 @@ def enqueue_bulk(
     channel = route_column()
     seal = keyring_for(session).encrypt
     columns = ["direction", "channel", "address", "supervisee_id", "kind", "body", "payload", "status", "attempts",
-               "next_attempt_at", "dedupe_key", "created_at", "updated_at"]
+               "next_attempt_at", "dedupe_key", "created_at", "updated_at", "expires_at"]
     # Sealed once per statement: the same ciphertext in every row (it says nothing about anyone).
     empty_address, empty_body = seal("message.address", ""), seal("message.body", "")
     for language in LANGUAGES:
@@ -195,7 +203,7 @@ def enqueue_bulk(
                 literal(seal("message.payload", json.dumps(spec, ensure_ascii=False)), Text),
                 literal(MessageStatus.queued.value), literal(0), literal(not_before or now, UTCDateTime()),
                 literal(f"{key}:") + cast(Supervisee.id, String),
-                literal(now, UTCDateTime()), literal(now, UTCDateTime()),
+                literal(now, UTCDateTime()), literal(now, UTCDateTime()), literal(expires_at, UTCDateTime()),
             )
             .where(Supervisee.language == language, *audience.where())
         )

@@ -26,6 +26,7 @@ from handlers.cadence import quiet_end_after
 from handlers.contract import zone_of
 from handlers.delivery import deliver, reply_row
 from handlers.schedule import Due, Schedule, default_schedule
+from storage import outbox as outbox_rows
 from storage.db import insert_ignoring, session_scope
 from storage.models import (
     OPEN_OBLIGATION,
@@ -70,6 +71,7 @@ class SweepReport:
     leave_reminded: int = 0
     leave_escalated: int = 0
     locations_purged: int = 0
+    expired: int = 0  # bulk messages dropped unsent at their expiry
     purge_notices_scrubbed: int = 0  # last messages of `checkin purge`, deleted once gone
     skipped: bool = False  # another worker held the sweep lock
 
@@ -292,7 +294,7 @@ def _greet(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> boo
         return False
     result = greetings.enqueue_bulk(
         s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting", template=holiday.slug,
-        now=now, audience=greetings.Audience(), holiday=holiday,
+        now=now, audience=greetings.Audience(), holiday=holiday, expires_at=holiday.ends_at(cfg.zone),
     )
     rep.greeted += result.queued
     return False
@@ -339,6 +341,12 @@ def _leave(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> boo
     return False
 
 
+def _expire(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Bulk messages past their expiry (a greeting after its holiday) are dropped and counted, never sent late."""
+    rep.expired += outbox_rows.expire(s, now)
+    return False
+
+
 def _retention(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """Shared points past their retention, and the last messages of a purge once they are gone."""
     rep.locations_purged = location.purge(s, now, cfg.policy)
@@ -356,5 +364,6 @@ STEPS: tuple[Step, ...] = (
     _greet,
     _monthly_shortfall,
     _leave,
+    _expire,
     _retention,
 )

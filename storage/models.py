@@ -130,6 +130,7 @@ class MessageStatus(StrEnum):
     delivered = "delivered"
     undelivered = "undelivered"  # the carrier could not deliver (Twilio's status)
     failed = "failed"
+    expired = "expired"  # not sent by its `expires_at` (a holiday greeting after the holiday): dropped, never late
 
 
 class ObligationState(StrEnum):
@@ -363,6 +364,7 @@ class Message(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     claimed_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()  # bulk messages: not sent after this instant
     claim_token: str | None = Field(default=None, max_length=32, index=True)
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
     created_at: datetime | None = _ts(nullable=False)

@@ -86,6 +86,17 @@ def enqueue(session: Session, **fields) -> int | None:
     return insert_ignore(session, row, ["dedupe_key"])
 
 
+def expire(session: Session, now: datetime) -> int:
+    """Mark bulk messages past their `expires_at` and not sent `expired`; how many."""
+    result = session.execute(
+        update(Message)
+        .where(Message.direction == Direction.outbound,
+               Message.status.in_([MessageStatus.queued, MessageStatus.sending]),
+               Message.expires_at.is_not(None), Message.expires_at <= now)
+        .values(status=MessageStatus.expired, error_code="expired", updated_at=now))
+    return result.rowcount or 0
+
+
 def enqueue_many(session: Session, rows: list[dict]) -> None:
     """Queue many rows from `outbound_row` in one statement; rows whose dedupe key exists are skipped."""
     if not rows:
@@ -120,7 +131,8 @@ def claim(
         and_(Message.status == MessageStatus.queued, Message.next_attempt_at <= now),
         and_(Message.status == MessageStatus.sending, Message.claimed_at <= lease_now - lease),
     )
-    cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due]
+    fresh = or_(Message.expires_at.is_(None), Message.expires_at > now)  # the sweep marks the others expired
+    cond = [Message.direction == Direction.outbound, Message.channel.in_(channels), due, fresh]
     if recipient is not None:  # ("supervisee" | "officer", id): addresses are encrypted, ids are not
         kind, rid = recipient
         cond.append((Message.officer_id if kind == "officer" else Message.supervisee_id) == rid)

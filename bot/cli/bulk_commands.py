@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 import typer
@@ -19,7 +19,7 @@ from storage.db import session_scope
 
 
 def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audience: greetings.Audience,
-          holiday: greetings.Holiday | None, dry_run: bool, title: str) -> None:
+          holiday: greetings.Holiday | None, dry_run: bool, title: str, expires_at: datetime | None = None) -> None:
     """Queue a bulk send (or, dry run, say what it would do), then drain it with a progress bar."""
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
@@ -34,6 +34,8 @@ def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audi
             eta = f"{n / rate:.0f} s" if rate else "waits in the console mailbox"
             table.add_row(channel, str(n), eta)
         out.print(table)
+        for line in _unconfigured(rt, by_channel, expires_at):
+            out.print(f"[yellow]warning:[/] {line}", markup=True)
         if before:
             out.print(f"already queued or sent earlier under this key: {sum(before.values())}")
         for language in LANGUAGES:
@@ -41,7 +43,7 @@ def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audi
         return
     with session_scope(rt.engine) as session:
         result = greetings.enqueue_bulk(session, key=key, kind=kind, section=section, template=template, now=now,
-                                        audience=audience, holiday=holiday)
+                                        audience=audience, holiday=holiday, expires_at=expires_at)
     out.print(f"{title}: {total} people, {result.queued} queued now, {result.already} from an earlier run")
     configured = asyncio.run(drain_with_progress(rt, key, total, out))
     with session_scope(rt.engine) as session:
@@ -52,12 +54,23 @@ def _bulk(rt: Runtime, *, key: str, kind: str, section: str, template: str, audi
     out.print(f"sent {sent}, failed {done.get('failed', 0)}"
               + (f" ({', '.join(f'{c}: {n}' for c, n in sorted(failed.items()))})" if failed else "")
               + f", waiting to retry {max(0, waiting)}")
-    skipped = [f"{n} by {c}, which is not configured (they wait in the outbox)" for c, n in sorted(idle.items())]
+    until = f"until {expires_at.astimezone(rt.settings.zone):%Y-%m-%d %H:%M}, then are dropped" if expires_at else ""
+    skipped = [f"{n} by {c}, which is not configured (they wait in the outbox{' ' + until if until else ''})"
+               for c, n in sorted(idle.items())]
     if by_channel.get("console"):
         skipped.append(f"{by_channel['console']} with no Telegram and no phone (console mailbox)")
     if skipped:
         out.print("skipped: " + "; ".join(skipped))
 
+
+
+def _unconfigured(rt: Runtime, by_channel: dict[str, int], expires_at: datetime | None) -> list[str]:
+    """What a bulk send would leave waiting: people on channels this service has no settings for."""
+    configured = {"telegram": rt.settings.telegram_enabled, "sms": rt.settings.sms_enabled}
+    fate = (f"wait in the outbox and are dropped unsent at {expires_at.astimezone(rt.settings.zone):%Y-%m-%d %H:%M}"
+            if expires_at else "wait in the outbox until it is configured")
+    return [f"{n} people are reached by {channel}, which is not configured: their messages {fate}"
+            for channel, n in sorted(by_channel.items()) if channel in configured and not configured[channel] and n]
 
 
 @app.command()
@@ -86,7 +99,8 @@ def greet(
               f"this year: {names}", 2)
     title = f"{found.name(rt.settings.language)} {found.day}"
     _bulk(rt, key=greetings.greeting_key(found), kind="greeting", section="greeting", template=found.slug,
-          audience=greetings.Audience(), holiday=found, dry_run=dry_run, title=title)
+          audience=greetings.Audience(), holiday=found, dry_run=dry_run, title=title,
+          expires_at=found.ends_at(rt.settings.zone))
 
 
 @app.command()

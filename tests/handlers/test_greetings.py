@@ -20,7 +20,7 @@ from storage.models import Broadcast, Message, Supervisee
 from tests.conftest import NOW, roster_csv
 from tests.factories import officer
 from tests.scheduler.test_outbox import RecordingChannel
-from tests.sim import County, local
+from tests.sim import SH, County, local
 
 
 def test_cn_holidays_2027_with_names_in_both_languages():
@@ -115,6 +115,7 @@ def test_greet_command_dry_run_writes_nothing_then_sends(env):
     dry = runner.invoke(app, ["greet", "--holiday", "春节", "--dry-run"], env={"COLUMNS": "200"})
     assert dry.exit_code == 0, dry.output
     assert "dry run: nothing written" in dry.output and "王伟，春节快乐！" in dry.output
+    assert "by sms, which is not configured: their messages wait in the outbox and are dropped unsent at" in dry.output
     assert c.out() == []
     with session_scope(env.engine) as s:
         assert s.exec(select(func.count()).select_from(Broadcast)).one() == 0
@@ -160,3 +161,37 @@ async def test_a_bulk_row_whose_person_lost_the_address_fails_when_claimed(db):
     assert rows[c.lenient.id].status == "sent" and rows[c.lenient.id].body.startswith("Tom Lee, happy")
     with session_scope(db.engine) as s:
         assert greetings.failures(s, "greet:spring_festival:2027-02-06") == {"no_address": 1}
+
+
+def test_holidays_know_their_last_day():
+    spring = greetings.find_holiday("CN", today=date(2027, 1, 1), name="spring_festival")
+    assert (spring.day, spring.last) == (date(2027, 2, 6), date(2027, 2, 8))
+    assert spring.ends_at(SH) == local(2027, 2, 9)
+    qingming = greetings.find_holiday("CN", today=date(2027, 1, 1), name="qingming")
+    assert qingming.ends_at(SH) == local(2027, 4, 6)
+
+
+async def test_a_greeting_not_sent_by_the_end_of_its_holiday_is_dropped_and_counted(db):
+    c = County(db, start=local(2027, 2, 5))
+    c.sweep(local(2027, 2, 6, 9, 0))  # greetings queued for all three, to expire at the end of 2027-02-08
+    telegram_only = {"telegram": RecordingChannel("telegram")}  # SMS is not configured yet
+    await Outbox(db.engine, telegram_only).drain(local(2027, 2, 6, 9, 1))
+    on_sms = [m for m in c.out(kind="greeting") if m.channel == "sms"]
+    assert len(on_sms) == 2 and {m.status for m in on_sms} == {"queued"}
+    assert c.sweep(local(2027, 2, 8, 23, 59)).expired == 0
+    assert c.sweep(local(2027, 2, 9, 0, 0)).expired == 2  # the two on SMS: never sent, now dropped
+    assert c.sweep(local(2027, 2, 9, 0, 1)).expired == 0  # counted once
+    sms = RecordingChannel("sms")  # SMS set up afterwards: the greeting does not go out late
+    await Outbox(db.engine, {"sms": sms, **telegram_only}).drain(local(2027, 3, 1, 9))
+    assert not set(sms.sent) & {m.id for m in on_sms}
+    with session_scope(db.engine) as s:
+        assert greetings.progress(s, "greet:spring_festival:2027-02-06") == {"sent": 1, "expired": 2}
+
+
+async def test_an_expired_row_is_not_claimed_even_before_the_sweep_marks_it(db):
+    c = County(db, start=local(2027, 2, 5))
+    c.sweep(local(2027, 2, 6, 9, 0))
+    sms = RecordingChannel("sms")
+    await Outbox(db.engine, {"sms": sms}).drain(local(2027, 2, 9, 0, 30))  # past the end, no sweep since
+    greetings_by_sms = [m for m in c.out(kind="greeting") if m.channel == "sms"]
+    assert not set(sms.sent) & {m.id for m in greetings_by_sms} and {m.status for m in greetings_by_sms} == {"queued"}
