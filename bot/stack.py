@@ -27,6 +27,7 @@ class Stack:
 
     def __init__(self, rt: Runtime, *, sweeps: bool = True, poll_timeout: float = 10.0) -> None:
         self.rt = rt
+        self.inflight = 0  # inbound messages being handled now
         s = rt.settings
         self.channels: dict[str, Channel] = {}
         self.telegram: TelegramChannel | None = None
@@ -94,8 +95,17 @@ class Stack:
 
     async def handle_inbound(self, inbound: Inbound) -> None:
         """One message from any channel: through the router, then send the replies now."""
-        await self.rt.router.handle(self.rt.engine, inbound, self.rt.clock.now())
+        self.inflight += 1
+        try:
+            await self.rt.router.handle(self.rt.engine, inbound, self.rt.clock.now())
+        finally:
+            self.inflight -= 1
         self.kick()
+
+    def busy(self) -> bool:
+        """Messages being handled, or received by Telegram's adapter and not yet handed to the router."""
+        waiting = self.telegram.application.update_queue.qsize() if self.telegram is not None else 0
+        return self.inflight > 0 or waiting > 0
 
     def kick(self) -> None:
         """Drain the outbox soon; kicks that arrive during a drain make one more pass."""

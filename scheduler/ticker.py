@@ -48,15 +48,16 @@ def tick_interval(clock: Clock) -> float:
     return 60.0 / clock.speed if isinstance(clock, FastClock) else 60.0
 
 
-def make_scheduler(job, clock: Clock) -> AsyncIOScheduler:
-    """An AsyncIOScheduler with the one clock job: coalescing, never two at once."""
+def make_scheduler(job, clock: Clock, *, interval: float | None = None) -> AsyncIOScheduler:
+    """An AsyncIOScheduler with the one clock job (every `interval` real seconds, by default one simulated
+    minute): coalescing, never two at once."""
     if isinstance(clock, FastClock):
         # A tick that overruns a simulated minute makes APScheduler skip the next ones, by design
         # (coalesce, one instance): the following tick catches up. Do not log each skip.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
-        job, IntervalTrigger(seconds=tick_interval(clock)), id="clock", name="sweep and drain",
+        job, IntervalTrigger(seconds=interval or tick_interval(clock)), id="clock", name="sweep and drain",
         coalesce=True, max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler

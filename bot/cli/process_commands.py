@@ -14,7 +14,7 @@ from rich.table import Table
 from bot import sample
 from bot.cli.base import app, fail, instant, out, runtime
 from bot.cli.console_commands import console_as
-from bot.report_view import print_report
+from bot.report_view import month_status, print_report
 from bot.runtime import Runtime, build
 from bot.serve import serve
 from bot.settings import SettingsError, load_settings, own_keys
@@ -99,11 +99,18 @@ def demo(
 
     out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram and SMS stand-ins on "
               "loopback, the real stack, the fast clock.")
-    rt = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
-    month = rt.clock.now().astimezone(rt.settings.zone).strftime("%Y-%m")
-    with session_scope(rt.engine) as session:
-        lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy, now=rt.clock.now())
-    print_report(out, lines, month, None, rt.policy.report_figures.target_per_mille)
+    outcome = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
+    rt, zone = outcome.rt, outcome.rt.settings.zone
+    simulation.print_personas(simulation.persona_rates(outcome), out)
+    months = outcome.months()
+    first, last = outcome.start.astimezone(zone), outcome.end.astimezone(zone)
+    out.print(f"Simulated {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} ({zone}): "
+              f"the compliance report for {' and '.join(months)}.")
+    for month in months:
+        with session_scope(rt.engine) as session:
+            lines = compliance.report(session, month, zone=zone, policy=rt.policy, now=rt.clock.now())
+        print_report(out, lines, month, None, rt.policy.report_figures.target_per_mille,
+                     status=month_status(month, rt.clock.now(), zone))
     out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
-              f"CHECKIN_DATABASE_URL={url} checkin report --month {month} "
+              f"CHECKIN_DATABASE_URL={url} checkin report --month {months[0]} "
               "(or roster list, officer list, warning list, console --as ...)")

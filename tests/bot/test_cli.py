@@ -150,13 +150,40 @@ def test_enroll_link_asks_telegram_for_the_bot_name(seeded, monkeypatch):
         thread.join(10)
 
 
+def _persona_rows(out: str) -> list[tuple[int, int, int]]:
+    """(prompts, meant %, achieved %) from the demo's persona table."""
+    rows = []
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 5 and cells[0].endswith("%") and cells[2].isdigit():
+            rows.append((int(cells[2]), int(cells[3].rstrip("%")), int(cells[4].rstrip("%"))))
+    return rows
+
+
 @pytest.mark.slow
 def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
+    """The demo as a user runs it: a process of its own, a clean stderr, people who answer as they mean to."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
-    out = run("demo", "--dir", str(tmp_path / "d"), "--days", "3", "--seconds", "15").output
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--dir", str(tmp_path / "d"), "--days", "3",
+                           "--seconds", "15"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "100", "PYTHONPATH": str(root)}, cwd=tmp_path)
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no traceback, no library's INFO line between the progress bar and the tables
     assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
     assert "location check-ins:" in out and "leave:" in out
+    assert "Simulated " in out and "the compliance report for " in out
+    personas = _persona_rows(out)
+    assert len(personas) == 10 and sum(p[0] for p in personas) > 40
+    for prompts, meant, achieved in personas:  # answers land inside their window, as the persona meant
+        assert abs(meant - achieved) <= 5, personas
     from sqlmodel import func
 
     from tests.conftest import make_engine
