@@ -145,6 +145,8 @@ class Limits(_Strict):
     report_parts: int = Field(50, ge=1, le=500)
     wrong_codes_per_hour: int = Field(5, ge=1, le=100)
     sms_undelivered_in_a_row: int = Field(3, ge=1, le=20)
+    bare_answer_chars: int = Field(4, ge=0, le=20)
+    page_chars: int = Field(1500, ge=200, le=4000)
 
 
 class ReportFigures(_Strict):

@@ -12,6 +12,7 @@ from content.formatting import hm, when
 from handlers.cadence import checkin_slots
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.escalation import close_for_late_answer, open_escalation
+from handlers.guide import forward
 from storage.models import (
     OPEN_OBLIGATION,
     EscalationKind,
@@ -176,13 +177,21 @@ def settle(session: Session, ob: Obligation, person: Supervisee, now: datetime, 
 
 
 async def free_text(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """A person's text that matched nothing: while a check-in is waiting, it is the answer; else the way out."""
-    person = ctx.sender.supervisee
+    """A person's text that matched nothing is never lost: it answers a waiting check-in, and anything longer
+    than a bare word is passed on to the officer, who can answer it by replying."""
+    person, body = ctx.sender.supervisee, inbound.text.strip()
+    if not body or body.startswith("/"):  # a sticker, or a command we do not have: nothing to pass on
+        return [Reply(text(ctx.language, "fallback.not_understood"))]
     waiting = ctx.session.exec(
         select(Obligation).where(Obligation.supervisee_id == person.id, Obligation.kind == ObligationKind.checkin,
                                  col(Obligation.state).in_([ObligationState.prompted, ObligationState.reminded]),
                                  Obligation.window_end_at >= ctx.now)
     ).first()
-    if waiting is None or not inbound.text.strip():
-        return [Reply(text(ctx.language, "fallback.not_understood"))]
-    return await answer(Inbound(inbound.channel, inbound.address, text="ok"), ctx)
+    officer = ctx.session.get(Officer, person.officer_id)
+    if waiting is None:
+        return [Reply(text(ctx.language, "contact.passed_on", officer=officer.name)), forward(ctx, body)]
+    replies = await answer(Inbound(inbound.channel, inbound.address, text="ok"), ctx)
+    if len(body) > ctx.policy.limits.bare_answer_chars:
+        replies[0].text += "\n" + text(ctx.language, "contact.also_passed_on", officer=officer.name)
+        replies.append(forward(ctx, body))
+    return replies

@@ -134,6 +134,7 @@ class Reply:
     sms_hint: str | None = None  # SMS: the line that says what to reply, standing in for the buttons
     keyboard: dict | None = None  # Telegram reply keyboard with the location key: its label, more text keys
     remove_keyboard: bool = False  # Telegram: take the reply keyboard away
+    about: int | None = None  # to an officer: the person it is about (a reply to it goes to them)
 
     def payload(self) -> dict:
         """The channel-neutral extras stored with the outbox row."""
@@ -147,6 +148,8 @@ class Reply:
             out["remove_keyboard"] = True
         if self.sms_hint:
             out["sms_hint"] = self.sms_hint
+        if self.about is not None:
+            out["about"] = self.about
         return out
 
 

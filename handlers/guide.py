@@ -22,21 +22,20 @@ async def help_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
     return [Reply(text(ctx.language, "help.officer"))]
 
 
+def forward(ctx: Context, note: str) -> Reply:
+    """A person's words, passed on to their officer as a message the officer can answer by replying."""
+    person, officer = ctx.sender.supervisee, _officer_of(ctx)
+    cap = ctx.policy.limits.forward_chars  # so that the officer's message stays readable on a phone
+    if len(note) > cap:
+        note = note[:cap] + "…"
+    return Reply(text(officer.language, "contact.officer_notice", name=person.name, case_number=person.case_number,
+                      township=person.township, text=note),
+                 to=Recipient(SenderKind.officer, officer.id), kind="contact", about=person.id)
+
+
 async def contact_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
     """`找协管员 TEXT` / `officer TEXT`: pass a note to the assigned officer."""
     note = ctx.args
     if not note:
         return [Reply(text(ctx.language, "contact.empty"))]
-    person, officer = ctx.sender.supervisee, _officer_of(ctx)
-    cap = ctx.policy.limits.forward_chars  # so that the officer's message stays readable on a phone
-    if len(note) > cap:
-        note = note[:cap] + "…"
-    return [
-        Reply(text(ctx.language, "contact.sent", officer=officer.name)),
-        Reply(
-            text(officer.language, "contact.officer_notice", name=person.name,
-                 case_number=person.case_number, township=person.township, text=note),
-            to=Recipient(SenderKind.officer, officer.id),
-            kind="contact",
-        ),
-    ]
+    return [Reply(text(ctx.language, "contact.sent", officer=_officer_of(ctx).name)), forward(ctx, note)]

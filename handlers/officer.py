@@ -24,6 +24,7 @@ from storage.models import (
     Officer,
     Role,
     Supervisee,
+    WrittenReport,
 )
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,80 @@ def _relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
     ]
 
 
+def _pages(body: str, size: int) -> list[str]:
+    """`body` cut into pages of at most `size` characters, at a line break where there is one."""
+    pages, rest = [], body
+    while len(rest) > size:
+        cut = rest.rfind("\n", size // 2, size)
+        cut = cut if cut > 0 else size
+        pages.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n")
+    return pages + [rest]
+
+
+def _visible_people(ctx: Context) -> list[int] | None:
+    """Ids of the people the officer may see; None for an administrator (everyone)."""
+    officer = ctx.sender.officer
+    if officer.role == Role.admin:
+        return None
+    q = select(Supervisee.id)
+    if officer.role == Role.supervisor:
+        under = select(Officer.id).where(Officer.supervisor_id == officer.id)
+        q = q.where((Supervisee.township == officer.township) | col(Supervisee.officer_id).in_(under))
+    else:
+        q = q.where(Supervisee.officer_id == officer.id)
+    return list(ctx.session.exec(q).all())
+
+
+async def reports(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/reports [CASE]: the latest written reports of the officer's people (or of one person), newest first."""
+    lang, s = ctx.language, ctx.session
+    q = select(WrittenReport, Supervisee).join(Supervisee, Supervisee.id == WrittenReport.supervisee_id)
+    if ctx.args:
+        person, refusal = _person(ctx, ctx.args.split(maxsplit=1)[0])
+        if person is None:
+            return refusal
+        q = q.where(WrittenReport.supervisee_id == person.id)
+    else:
+        ids = _visible_people(ctx)
+        if ids is not None:
+            q = q.where(col(WrittenReport.supervisee_id).in_(ids or [0]))
+    total = s.exec(select(func.count()).select_from(q.subquery())).one()
+    rows = s.exec(q.order_by(col(WrittenReport.submitted_at).desc(), col(WrittenReport.id).desc()).limit(20)).all()
+    if not rows:
+        return [Reply(text(lang, "report.list_empty"))]
+    lines = [text(lang, "report.list_header", count=len(rows), total=total)]
+    for r, p in rows:
+        first = r.body.replace("\n", " ")
+        lines.append(text(lang, "report.list_line", id=r.id, receipt=r.receipt, name=p.name, case_number=p.case_number,
+                          when=day_and_time(r.submitted_at, ctx.zone, lang),
+                          first=first if len(first) <= 40 else first[:40] + "…"))
+    return [Reply("\n".join(lines))]
+
+
+async def report_show(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/report N [PAGE]: one written report in full, a page at a time."""
+    lang, words = ctx.language, ctx.args.split()
+    report_id = row_id(words[0].lstrip("#")) if words else None
+    if report_id is None:
+        return [Reply(text(lang, "report.show_usage"))]
+    report = ctx.session.get(WrittenReport, report_id)
+    person = ctx.session.get(Supervisee, report.supervisee_id) if report else None
+    if person is None:
+        return [Reply(text(lang, "report.not_found", id=report_id))]
+    if not can_see(ctx.session, ctx.sender.officer, person):
+        return [Reply(text(lang, "officer.not_yours", case=person.case_number))]
+    pages = _pages(report.body, ctx.policy.limits.page_chars)
+    page = min(max(int(words[1]) if len(words) > 1 and words[1].isascii() and words[1].isdigit() else 1, 1),
+               len(pages))
+    body = text(lang, "report.page", receipt=report.receipt, name=person.name, case_number=person.case_number,
+                when=day_and_time(report.submitted_at, ctx.zone, lang), page=page, pages=len(pages),
+                text=pages[page - 1])
+    if page < len(pages):
+        body += "\n" + text(lang, "report.next_page", id=report.id, next=page + 1)
+    return [Reply(body)]
+
+
 async def fallback(inbound: Inbound, ctx: Context) -> list[Reply]:
     """An officer's text that matched no command: a reply to an alert goes to that person; else help."""
     if inbound.reply_to_message_id is not None and inbound.text.strip():
@@ -147,6 +222,9 @@ async def fallback(inbound: Inbound, ctx: Context) -> list[Reply]:
             esc_id = _alert_id(row.payload)
             esc = ctx.session.get(Escalation, esc_id) if esc_id else None
             esc_person = ctx.session.get(Supervisee, esc.supervisee_id) if esc else None
+        elif row is not None and row.kind in ("contact", "report_notice"):  # a passed-on message or a report
+            about = row_id(str(json.loads(row.payload or "{}").get("about", "")))
+            esc_person = ctx.session.get(Supervisee, about) if about else None
         if esc_person is not None:
             if not can_see(ctx.session, ctx.sender.officer, esc_person):
                 return [Reply(text(ctx.language, "officer.not_yours", case=esc_person.case_number))]

@@ -17,6 +17,7 @@ from storage.models import (
     Obligation,
     ObligationKind,
     ObligationState,
+    Officer,
     Supervisee,
     WrittenReport,
 )
@@ -96,4 +97,18 @@ def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
     person.last_contact_kind = "report"
     log.info("written report %s from supervisee %s (%s parts, obligation %s)",
              report.id, person.id, len(bodies), ob.id if ob else None)
-    return [Reply(text(ctx.language, "report.received", parts=len(bodies), receipt=report.receipt))]
+    return [Reply(text(ctx.language, "report.received", parts=len(bodies), receipt=report.receipt)),
+            officer_notice(ctx, report, person)]
+
+
+FIRST_LINES = 200  # characters of a report shown in the officer's notice and list
+
+
+def officer_notice(ctx: Context, report: WrittenReport, person: Supervisee) -> Reply:
+    """The officer is sent the report's receipt and first lines, and how to read all of it."""
+    officer = ctx.session.get(Officer, person.officer_id)
+    first = report.body if len(report.body) <= FIRST_LINES else report.body[:FIRST_LINES] + "…"
+    return Reply(text(officer.language, "report.officer_notice", receipt=report.receipt, id=report.id,
+                      name=person.name, case_number=person.case_number, township=person.township,
+                      parts=report.parts, first=first),
+                 to=Recipient(SenderKind.officer, officer.id), kind="report_notice", about=person.id)

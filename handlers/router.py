@@ -107,6 +107,8 @@ def resolve_sender(session: Session, channel: str, address: str, default_languag
             officer = session.get(Officer, row_id(ref))
         elif kind == "case":
             person = queries.supervisee_by_case(session, ref)
+    if officer is not None and not officer.active:  # a departed officer: a stranger, whatever they held
+        return Sender(SenderKind.unknown, language=default_language)
     if officer is not None:
         return Sender(SenderKind.officer, officer=officer, language=officer.language)
     if person is not None:
@@ -341,6 +343,8 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
             Route(("/list", "list"), OFFICER, officer.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
+            Route(("/reports", "reports", "汇报记录"), OFFICER, officer.reports),  # before 汇报: CJK matches prefixes
+            Route(("/report", "report", "汇报", "书面汇报"), OFFICER, officer.report_show),
             Route(("/say", "say", "发给"), OFFICER, officer.say),
             Route(("/service", "service", "公益劳动"), OFFICER, community_service.create_by_chat),
             Route(("/warnings", "warnings", "警告记录"), OFFICER, formal_warnings.list_warnings),  # before 警告

@@ -189,15 +189,15 @@ async def test_duplicate_update_is_handled_once(tg):
     assert len(fake.messages(7002)) == 2
 
 
-@pytest.fixture
-async def tg_webhook(db, monkeypatch, tmp_path):
+@pytest.fixture(params=["s3cret-token"])
+async def tg_webhook(request, db, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
     fake = FakeTelegram()
     await fake.start()
     port = free_port()
     h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), public_url=f"http://127.0.0.1:{port}",
-                telegram_webhook_secret="s3cret-token")
+                telegram_webhook_secret=request.param)
     server = LoopbackServer(make_app(h.clock, {}, h.stack.routes()))
     await server.start(port=port)
     await h.stack.start()
@@ -224,6 +224,21 @@ async def test_webhook_mode_conversation_and_secret(tg_webhook):
     with session_scope(h.db.engine) as s:
         assert len(s.exec(select(Message).where(Message.direction == "in")).all()) == 1
     assert len(fake.messages(7002)) == 1
+
+
+@pytest.mark.parametrize("tg_webhook", [None], indirect=True)
+async def test_a_webhook_without_a_configured_secret_gets_one(tg_webhook):
+    """No TELEGRAM_WEBHOOK_SECRET: a secret derived from the token is registered, and forged updates refused."""
+    h, fake = tg_webhook, tg_webhook.fake
+    secret = fake.webhook["secret_token"]
+    assert secret and len(secret) == 64 and fake.token not in secret
+    await fake.send_text(7002, "/help")
+    assert "您可以" in (await h.said(7002, 1)).text and fake.webhook_deliveries == [200]
+    forged = {"update_id": 998, "message": {"message_id": 1, "date": 0, "chat": {"id": 5001, "type": "private"},
+                                            "from": {"id": 5001, "is_bot": False, "first_name": "x"}, "text": "/list"}}
+    async with httpx.AsyncClient() as client:
+        resp = await client.post(f"http://127.0.0.1:{h.port}/telegram/webhook", json=forged)
+    assert resp.status_code == 403
 
 
 async def test_a_blocked_bot_falls_back_to_sms_and_escalates(tg):
@@ -312,8 +327,8 @@ async def test_an_officer_binds_with_a_code(tg):
 
 async def test_free_text_answers_a_waiting_check_in(tg):
     h, fake = tg, tg.fake
-    await fake.send_text(7002, "你好")  # nothing waiting: the way out
-    assert "没有看懂" in (await h.said(7002, 1)).text
+    await fake.send_text(7002, "你好")  # nothing waiting: passed on to the officer, never lost
+    assert (await h.said(7002, 1)).text == "已转给协管员李娜，请等待回复。"
     await h.tick(local(2027, 3, 1, 9))
     await h.said(7002, 2)
     h.clock.set(local(2027, 3, 1, 9, 10))

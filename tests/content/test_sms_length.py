@@ -25,7 +25,7 @@ SAMPLE = {
     "answered": "10:12", "destination": "广州市白云区太和镇", "area": "示例县", "where": "广州市", "distance": "612.4",
     "accuracy": "25", "map": "https://www.openstreetmap.org/?mlat=23.13000&mlon=113.26000#map=13/23.13000/113.26000",
     "inside": "范围内", "first": "2027-03-01", "value": "2-30", "max": "30", "days": "5", "note": "外出时间太长",
-    "check": "期间暂停位置核查。", "decision": "已批准（暂停位置核查）", "years": "5",
+    "check": "期间暂停位置核查。", "decision": "已批准（暂停位置核查）", "years": "5", "page": "1", "pages": "2",
 }
 # What a person receives from the scheduler: at most two segments each, hint included.
 PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sms_hint",
@@ -33,7 +33,8 @@ PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sm
            "leave.last_day": None,
            "report.prompt_week": None, "report.prompt_month": None, "report.reminder": None}
 # Officer alerts are long on purpose (facts first); everything else a person gets stays short.
-LONG_OK = ("escalation.", "help.", "officer.", "enrol.welcome", "leave.officer_alert", "leave.usage")
+LONG_OK = ("escalation.", "help.", "officer.", "enrol.welcome", "leave.officer_alert", "leave.usage",
+           "report.officer_notice", "report.page", "report.list_")
 
 
 def render(language: str, key: str) -> str:
