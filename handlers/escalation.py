@@ -6,7 +6,7 @@ import json
 import logging
 from datetime import datetime, tzinfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from content.catalog import text
 from content.formatting import day_and_time, hm, phone_national
@@ -239,21 +239,30 @@ async def excuse_reason(inbound: Inbound, ctx: Context) -> list[Reply]:
     return apply_action(ctx, int(esc_id), "excuse", reason)
 
 
-async def open_list(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """/open: the officer's unresolved alerts, oldest first."""
-    lang, officer = ctx.language, ctx.sender.officer
-    rows = ctx.session.exec(
-        select(Escalation, Supervisee)
-        .join(Supervisee, Supervisee.id == Escalation.supervisee_id)
-        .where(Escalation.state != EscalationState.resolved,
-               (Escalation.officer_id == officer.id) | (Escalation.supervisor_id == officer.id))
-        .order_by(Escalation.opened_at).limit(30)
-    ).all()
-    if not rows:
-        return [Reply(text(lang, "escalation.open_empty"))]
-    lines = [text(lang, "escalation.open_header", count=len(rows))]
-    lines += [text(lang, "escalation.open_line", id=e.id, name=p.name, case_number=p.case_number,
-                   what=text(lang, f"what.{ALERTS[e.kind].what}"), opened=day_and_time(e.opened_at, ctx.zone, lang))
-              for e, p in rows]
-    return [Reply("\n".join(lines))]
+OPEN_PAGE = 30  # alerts on one page of /open
 
+
+async def open_list(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/open [PAGE]: unresolved alerts, oldest first, each named by its kind; an assistant's own, a supervisor's
+    township, every one for an administrator; paged, and the count is the whole count."""
+    lang, officer = ctx.language, ctx.sender.officer
+    page = int(ctx.args) if ctx.args.isascii() and ctx.args.isdigit() and 0 < int(ctx.args) < 10_000 else 1
+    query = (select(Escalation, Supervisee).join(Supervisee, Supervisee.id == Escalation.supervisee_id)
+             .where(Escalation.state != EscalationState.resolved))
+    mine = (Escalation.officer_id == officer.id) | (Escalation.supervisor_id == officer.id)
+    if officer.role == Role.supervisor:
+        query = query.where(mine | (Supervisee.township == officer.township))
+    elif officer.role != Role.admin:
+        query = query.where(mine)
+    total = ctx.session.exec(select(func.count()).select_from(query.subquery())).one()
+    if not total:
+        return [Reply(text(lang, "escalation.open_empty"))]
+    first = min((page - 1) * OPEN_PAGE, (total - 1) // OPEN_PAGE * OPEN_PAGE)
+    rows = ctx.session.exec(query.order_by(Escalation.opened_at, Escalation.id).offset(first).limit(OPEN_PAGE)).all()
+    lines = [text(lang, "escalation.open_header", first=first + 1, last=first + len(rows), total=total)]
+    lines += [text(lang, "escalation.open_line", id=e.id, name=p.name, case_number=p.case_number,
+                   kind=text(lang, f"alert_kind.{e.kind}"), opened=day_and_time(e.opened_at, ctx.zone, lang))
+              for e, p in rows]
+    if first + len(rows) < total:
+        lines.append(text(lang, "escalation.open_more", next=first // OPEN_PAGE + 2))
+    return [Reply("\n".join(lines))]

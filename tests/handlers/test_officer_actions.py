@@ -88,6 +88,38 @@ async def test_open_lists_unresolved_alerts(db):
     c, esc_id = await _alert(db)
     await c.send("telegram", "5001", local(2027, 3, 1, 14), "/open")
     body = c.out(address="5001", kind="reply")[-1].body
-    assert body.startswith("待处理提醒 3 条") and f"#{esc_id} 王伟（JZ-S）未报到" in body
+    assert body.startswith("待处理提醒 1-3 条，共 3 条") and f"#{esc_id} 未报到：王伟（JZ-S）" in body
     await c.send("telegram", "5002", local(2027, 3, 1, 14), "/open")
     assert c.out(address="5002", kind="reply")[-1].body == "没有待处理的提醒。"
+    await c.send("telegram", "1", local(2027, 3, 1, 14), "/open")  # an administrator sees every alert
+    assert c.out(address="1", kind="reply")[-1].body.startswith("待处理提醒 1-3 条，共 3 条")
+    await c.send("telegram", "9000", local(2027, 3, 1, 14), "/open")  # the township supervisor too
+    assert c.out(address="9000", kind="reply")[-1].body.startswith("待处理提醒 1-3 条，共 3 条")
+
+
+async def test_open_names_each_kind_and_pages_honestly(db):
+    from handlers.escalation import OPEN_PAGE, open_escalation
+    from storage.db import session_scope
+    from storage.models import EscalationKind, Supervisee
+    from tests.factories import supervisee
+
+    c = County(db)
+    fourth = supervisee(c.engine, local(2027, 3, 1), c.li.id, case_number="JZ-4", name="赵四", phone="+8613800000004")
+    people = (c.strict.id, c.ordinary.id, c.lenient.id, fourth.id)
+    kinds = list(EscalationKind)
+    with session_scope(c.engine) as s:
+        for i in range(OPEN_PAGE + 11):  # 41 alerts, one per (person, kind) pair not tied to an obligation
+            person = s.get(Supervisee, people[i % 4])
+            kind = kinds[i // 4]
+            assert open_escalation(s, person, kind, local(2027, 3, 1, 8, i), c.policy, c.cfg.zone)
+    await c.send("telegram", "5001", local(2027, 3, 1, 14), "/open")
+    first = c.out(address="5001", kind="reply")[-1].body
+    assert first.startswith(f"待处理提醒 1-{OPEN_PAGE} 条，共 41 条") and first.endswith("下一页：/open 2")
+    for label in ("未报到", "超出范围", "要求联系协管员", "退订短信", "未发送位置"):
+        assert f" {label}：" in first, label
+    await c.send("telegram", "5001", local(2027, 3, 1, 14), "/open 2")
+    second = c.out(address="5001", kind="reply")[-1].body
+    assert second.startswith(f"待处理提醒 {OPEN_PAGE + 1}-41 条，共 41 条") and "下一页" not in second
+    assert " 学习时长不足：" in second and " 请假逾期未销假：" in second
+    ids = [int(line.split("#")[1].split()[0]) for line in (first + "\n" + second).splitlines() if "#" in line]
+    assert ids == sorted(ids) and len(ids) == 41  # oldest first, each once
