@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 
 import typer
@@ -68,6 +69,16 @@ def runtime(schema: bool = True) -> Runtime:
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[red]{message}[/]", markup=True)
     raise typer.Exit(code)
+
+
+def operator() -> str:
+    """The audit actor of a CLI action of the operator's own (an administrator at the server)."""
+    return f"cli:{getpass.getuser()}"
+
+
+def acting_for(officer_id: int) -> str:
+    """The audit actor of a CLI action taken with `--officer N`: the operator, acting for that officer."""
+    return f"cli:{getpass.getuser()} for officer:{officer_id}"
 
 
 def officer_row(session, officer_id: int) -> Officer:

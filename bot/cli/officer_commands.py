@@ -1,4 +1,4 @@
-"""`checkin officer ...`: add and list officers."""
+"""`checkin officer ...`: add, list, edit and deactivate officers."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import fail, officer_app, out, runtime
+from bot.cli.base import fail, officer_app, operator, out, runtime
 from bot.settings import LANGUAGES
 from bot.tables import Column, fitted
+from handlers import officer_accounts
 from handlers.roster import normalise_phone
 from storage import queries
 from storage.db import session_scope
@@ -60,7 +61,89 @@ def officer_list() -> None:
         load = queries.caseload_counts(session)
     columns = [Column("id", key=True, justify="right"), Column("name", key=True), Column("role", key=True),
                Column("township"), Column("caseload", justify="right"), Column("supervisor", justify="right"),
-               Column("telegram"), Column("phone"), Column("lang")]
+               Column("telegram"), Column("phone"), Column("lang"), Column("active")]
     rows = [[str(o.id), o.name, o.role, o.township, str(load.get(o.id, 0)), str(o.supervisor_id or ""),
-             "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language] for o in officers]
+             "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language,
+             "yes" if o.active else "no"] for o in officers]
     out.print(fitted(columns, rows, width=out.width, title=f"{len(officers)} officers"))
+
+
+@officer_app.command("edit")
+def officer_edit(
+    officer_id: Annotated[int, typer.Argument(help="The officer's id")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    township: Annotated[str | None, typer.Option("--township")] = None,
+    role: Annotated[Role | None, typer.Option("--role")] = None,
+    supervisor: Annotated[int | None, typer.Option("--supervisor", help="Id of the township supervisor")] = None,
+    telegram_id: Annotated[int | None, typer.Option("--telegram-id")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="zh-CN or en")] = None,
+) -> None:
+    """Change an officer: only the options given; every change is audited (which fields, not their values)."""
+    rt = runtime()
+    changes: dict = {}
+    if name is not None:
+        if not name.strip():
+            fail("--name: must not be empty", 2)
+        changes["name"] = name.strip()
+    if township is not None:
+        if not township.strip():
+            fail("--township: must not be empty", 2)
+        changes["township"] = township.strip()
+    if role is not None:
+        changes["role"] = role
+    if language is not None:
+        if language not in LANGUAGES:
+            fail(f"--language={language!r}: must be one of {', '.join(LANGUAGES)}", 2)
+        changes["language"] = language
+    if phone is not None:
+        try:
+            changes["phone"] = normalise_phone(phone, rt.settings.phone_region)
+        except ValueError as exc:
+            fail(f"--phone={phone!r}: {exc}", 2)
+    with session_scope(rt.engine) as session:
+        officer = session.get(Officer, officer_id)
+        if officer is None:
+            fail(f"no officer with id {officer_id}", 2)
+        if supervisor is not None:
+            boss = session.get(Officer, supervisor)
+            if boss is None or boss.role not in (Role.supervisor, Role.admin) or not boss.active:
+                fail(f"--supervisor={supervisor}: no active supervisor with this id", 2)
+            changes["supervisor_id"] = supervisor
+        if telegram_id is not None:
+            other = queries.officer_by_telegram(session, telegram_id)
+            if other is not None and other.id != officer_id:
+                fail(f"--telegram-id={telegram_id}: already used by officer {other.id}", 2)
+            changes["telegram_id"] = telegram_id
+        if "phone" in changes:
+            other = queries.officer_by_phone(session, changes["phone"])
+            if other is not None and other.id != officer_id:
+                fail(f"--phone={phone!r}: already used by officer {other.id}", 2)
+        try:
+            changed = officer_accounts.edit(session, officer, changes, rt.clock.now(), actor=operator())
+        except officer_accounts.AccountError as exc:
+            fail(str(exc), 2)
+    out.print(f"officer {officer_id}: " + (f"changed {', '.join(changed)}" if changed else "nothing to change"))
+
+
+@officer_app.command("deactivate")
+def officer_deactivate(
+    officer_id: Annotated[int, typer.Argument(help="The officer's id")],
+    reassign_to: Annotated[int | None, typer.Option("--reassign-to", help="The officer who takes over")] = None,
+) -> None:
+    """End an officer's access at once; their people, open alerts and leave move to --reassign-to."""
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        officer = session.get(Officer, officer_id)
+        if officer is None:
+            fail(f"no officer with id {officer_id}", 2)
+        successor = session.get(Officer, reassign_to) if reassign_to is not None else None
+        if reassign_to is not None and successor is None:
+            fail(f"--reassign-to={reassign_to}: no officer with this id", 2)
+        try:
+            moved = officer_accounts.deactivate(session, officer, successor, rt.clock.now(), actor=operator())
+        except officer_accounts.AccountError as exc:
+            fail(str(exc), 2)
+    out.print(f"officer {officer_id} deactivated" + (
+        f"; to officer {reassign_to}: {moved.people} people, {moved.alerts} open alerts, {moved.leave} leave, "
+        f"{moved.officers} officers they supervised" if successor else ""))

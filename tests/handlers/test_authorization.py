@@ -25,24 +25,32 @@ from storage.models import (
     ServiceAttendance,
     Supervisee,
     Warning_,
+    WrittenReport,
 )
+from tests.factories import officer
 from tests.sim import SH, County, local
 
 NOW = local(2027, 3, 1, 10)
 SENDERS = {"person": "7002", "assistant": "5001", "other_township": "5002", "supervisor": "9000", "admin": "1",
-           "unknown": "4242"}
+           "unknown": "4242", "departed": "5003"}  # departed: an officer of 红果镇, deactivated
 OFFICERS = ("assistant", "other_township", "supervisor", "admin")
 SCOPED = ("assistant", "supervisor", "admin")  # may act on 李娜's caseload
 
 # What each kind of refusal looks like.
 NOT_YOURS_CASE = "JZ-O 不在您的管辖范围内"
 PERSON_FALLBACK = "没有看懂您的消息"
+PASSED_ON = "已转给协管员李娜"  # a person's text that is no command of theirs reaches their officer
 OFFICER_FALLBACK = "没有看懂这条命令"
 STRANGER = "本服务仅供社区矫正对象使用"
 
 
 def _world(db, waiting: bool = True) -> tuple[County, dict]:
     c = County(db)
+    departed = officer(c.engine, NOW, name="周离", supervisor_id=c.boss.id, telegram_id=5003)
+    with session_scope(c.engine) as s:
+        gone = s.get(Officer, departed.id)
+        gone.active = False
+        s.add(gone)
     if waiting:  # today's check-ins: 刘芳's waits (and any text of hers answers it)
         c.sweep(local(2027, 3, 1, 9))
     with session_scope(c.engine) as s:
@@ -54,6 +62,8 @@ def _world(db, waiting: bool = True) -> tuple[County, dict]:
                    destination_area="guiyang", starts_on=datetime(2027, 3, 10).date(),
                    ends_on=datetime(2027, 3, 12).date(), reason="探亲", state="requested", requested_at=NOW)
         s.add(lv)
+        s.add(WrittenReport(supervisee_id=person.id, receipt="R-2027-0001", parts=1, body="本周按时上班。",
+                            submitted_at=NOW))
         svc = community_service.create(s, s.get(Officer, c.li.id), c.policy, place="敬老院", starts_at=local(2027, 3, 1, 8),
                              ends_at=local(2027, 3, 1, 12), hours=3, case_numbers=["JZ-O"], now=local(2027, 2, 28))
         s.flush()
@@ -94,13 +104,18 @@ MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "/leaves": ("/leaves", None, officer_only("", scoped=False)),
     "check-in answer (text)": ("1", None, person_only("已收到，谢谢")),
     "check-in answer (button)": ("", "checkin:{ob}:ok", person_only("已收到，谢谢")),
-    "/report": ("/report", None, person_only("请写书面汇报")),
+    "/report": ("/report", None, {"person": "请写书面汇报", "unknown": STRANGER,
+                                  **{role: "用法：/report 编号" for role in OFFICERS}}),
+    "/report N": ("/report 1", None, {**officer_only("书面汇报 R-2027-0001：刘芳（JZ-O）"), "person": "请写书面汇报"}),
+    "/reports": ("/reports JZ-O", None, officer_only("书面汇报（最近1份，共1份）")),
     "/leave": ("/leave", None, person_only("请问要去哪里")),
     "/study": ("/study", None, person_only("")),
     "/officer": ("找协管员 我明天要去医院", None, person_only("已转告李娜")),
     "/help": ("/help", None, {"person": "您可以：", "unknown": STRANGER,
                               **{role: "协管员功能：" for role in OFFICERS}}),
 }
+for _, _, _expected in MATRIX.values():  # a deactivated officer's chat is a stranger's, for every action
+    _expected["departed"] = _expected["unknown"]
 CELLS = [(action, sender) for action in MATRIX for sender in SENDERS]
 
 
@@ -113,6 +128,8 @@ async def test_cell(db, action, sender):
     assert not handled.error
     reply = "\n".join(r.text for r in handled.replies)
     want = expected[sender].format(**ids)
+    if sender == "person" and want == PERSON_FALLBACK and words and not words.startswith("/"):
+        want = PASSED_ON
     refused = want.startswith("!")
     assert want.lstrip("!") in reply, (action, sender, reply)
     # A refusal changes nothing: no warning, no decision, no acknowledgement, no verification.
@@ -123,7 +140,7 @@ async def test_cell(db, action, sender):
         warned = s.exec(select(Warning_)).all()
     changed = {"warn": bool(warned), "esc": esc.acknowledged_at is not None, "leave": lv.state != "requested",
                "att": att.state == "verified"}
-    if refused or sender in ("person", "unknown"):
+    if refused or sender in ("person", "unknown", "departed"):
         touched = {"/warn": "warn", "ack (text)": "esc", "ack (button)": "esc", "excuse (text)": "esc",
                    "approve leave (text)": "leave", "refuse leave (button)": "leave",
                    "verify service (button)": "att"}.get(action)

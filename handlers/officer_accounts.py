@@ -1,0 +1,84 @@
+"""Officer accounts over their life: edit, and deactivate with the caseload handed over (never orphaned)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, func, select
+
+from storage import audit
+from storage.models import Escalation, EscalationState, Leave, LeaveState, Officer, Role, Status, Supervisee
+
+log = logging.getLogger(__name__)
+
+EDITABLE = ("name", "township", "role", "supervisor_id", "telegram_id", "phone", "language")
+
+
+class AccountError(ValueError):
+    """A change that cannot be made; the message names the field and value."""
+
+
+@dataclass
+class Handover:
+    """What a deactivation moved to the successor."""
+
+    people: int = 0
+    alerts: int = 0
+    leave: int = 0
+    officers: int = 0  # assistants whose supervisor it was
+
+
+def edit(session: Session, officer: Officer, changes: dict, now: datetime, *, actor: str) -> list[str]:
+    """Change the given fields (validated by the caller's parsing); the names of the fields that changed."""
+    changed = [f for f in EDITABLE if f in changes and getattr(officer, f) != changes[f]]
+    if "supervisor_id" in changed and changes["supervisor_id"] == officer.id:
+        raise AccountError(f"--supervisor={officer.id}: an officer cannot be their own supervisor")
+    for f in changed:
+        setattr(officer, f, changes[f])
+    session.add(officer)
+    if changed:
+        audit.append(session, actor=actor, action="officer.edit", now=now, subject=f"officer:{officer.id}",
+                     details={"fields": changed})  # which fields, not their values (names and numbers are personal)
+        log.info("officer %s edited: %s", officer.id, ", ".join(changed))
+    return changed
+
+
+def deactivate(session: Session, officer: Officer, successor: Officer | None, now: datetime, *,
+               actor: str) -> Handover:
+    """End an officer's access. Their people, open alerts, leave and subordinates go to `successor`;
+    refused while anything would be left without an officer."""
+    if not officer.active:
+        raise AccountError(f"officer {officer.id} is already deactivated")
+    people = session.exec(select(func.count()).select_from(Supervisee).where(
+        Supervisee.officer_id == officer.id, Supervisee.status != Status.ended)).one()
+    if successor is None:
+        if people:
+            raise AccountError(f"officer {officer.id} still supervises {people} people: give --reassign-to ID")
+    elif successor.id == officer.id or not successor.active or successor.role == Role.admin:
+        raise AccountError(f"--reassign-to={successor.id}: must be another active assistant or supervisor")
+    moved = Handover()
+    if successor is not None:
+        moved.people = session.execute(update(Supervisee).where(Supervisee.officer_id == officer.id)
+                                       .values(officer_id=successor.id, updated_at=now)).rowcount or 0
+        moved.alerts = session.execute(
+            update(Escalation).where(Escalation.officer_id == officer.id,
+                                     Escalation.state != EscalationState.resolved)
+            .values(officer_id=successor.id)).rowcount or 0
+        moved.leave = session.execute(
+            update(Leave).where(Leave.officer_id == officer.id,
+                                col(Leave.state).in_([LeaveState.requested, LeaveState.approved]))
+            .values(officer_id=successor.id)).rowcount or 0
+        moved.officers = session.execute(update(Officer).where(Officer.supervisor_id == officer.id,
+                                                               Officer.id != successor.id)
+                                         .values(supervisor_id=successor.id)).rowcount or 0
+    officer.active = False
+    session.add(officer)
+    audit.append(session, actor=actor, action="officer.deactivate", now=now, subject=f"officer:{officer.id}",
+                 details={"successor": successor.id if successor else None, "people": moved.people,
+                          "alerts": moved.alerts, "leave": moved.leave, "officers": moved.officers})
+    log.info("officer %s deactivated; %s people, %s alerts, %s leave to officer %s", officer.id, moved.people,
+             moved.alerts, moved.leave, successor.id if successor else None)
+    return moved
