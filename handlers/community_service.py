@@ -146,7 +146,7 @@ async def attend(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 
 def verify(session: Session, officer: Officer, attendance_id: int, now: datetime, *, hours: float | None = None,
-           absent: bool = False) -> ServiceAttendance:
+           absent: bool = False, actor: str | None = None) -> ServiceAttendance:
     """The officer's word: hours credited (the session's, or corrected), or absent."""
     attendance = session.get(ServiceAttendance, attendance_id)
     if attendance is None:
@@ -161,7 +161,7 @@ def verify(session: Session, officer: Officer, attendance_id: int, now: datetime
     attendance.hours = 0.0 if absent else (svc.hours if hours is None else hours)
     attendance.verified_at, attendance.verified_by = now, officer.id
     session.add(attendance)
-    audit.append(session, actor=f"officer:{officer.id}", action=f"service.{attendance.state}", now=now,
+    audit.append(session, actor=actor or f"officer:{officer.id}", action=f"service.{attendance.state}", now=now,
                  supervisee_id=person.id, subject=f"attendance:{attendance.id}", details={"hours": attendance.hours})
     log.info("service attendance %s %s by officer %s", attendance.id, attendance.state, officer.id)
     return attendance

@@ -36,7 +36,7 @@ class LedgerLine:
 
 
 def record(session: Session, officer: Officer, person: Supervisee, reason: str, now: datetime,
-           zone) -> Warning_:
+           zone, *, actor: str | None = None) -> Warning_:
     """Record a warning and tell the person, in their language, with the reason."""
     reason = reason.strip()[:MAX_REASON]
     if not reason:
@@ -49,14 +49,14 @@ def record(session: Session, officer: Officer, person: Supervisee, reason: str, 
     deliver(session, Reply(text(person.language, "warning.to_person", officer=officer.name, reason=reason),
                            to=Recipient(SenderKind.supervisee, person.id), kind="warning"),
             now=now, dedupe_key=f"warning:{entry.id}")
-    audit.append(session, actor=f"officer:{officer.id}", action="warning.add", now=now, supervisee_id=person.id,
-                 subject=f"warning:{entry.id}", details={"reason": reason})
+    audit.append(session, actor=actor or f"officer:{officer.id}", action="warning.add", now=now,
+                 supervisee_id=person.id, subject=f"warning:{entry.id}", details={"reason": reason})
     log.info("warning %s recorded for supervisee %s by officer %s", entry.id, person.id, officer.id)
     return entry
 
 
 def amend(session: Session, officer: Officer, warning_id: int, reason: str, now: datetime, zone, *,
-          withdraw: bool = False) -> Warning_:
+          withdraw: bool = False, actor: str | None = None) -> Warning_:
     """A correction (new reason) or a withdrawal of warning `warning_id`, as a new entry; the person is told."""
     original = session.get(Warning_, warning_id)
     if original is None or original.kind != "warning":
@@ -71,7 +71,7 @@ def amend(session: Session, officer: Officer, warning_id: int, reason: str, now:
                      amends_id=original.id, reason=reason, created_at=now)
     session.add(entry)
     session.flush()
-    audit.append(session, actor=f"officer:{officer.id}", action=f"warning.{entry.kind}", now=now,
+    audit.append(session, actor=actor or f"officer:{officer.id}", action=f"warning.{entry.kind}", now=now,
                  supervisee_id=person.id, subject=f"warning:{original.id}", details={"reason": reason})
     key = "warning.withdrawn" if withdraw else "warning.corrected"
     when = day_and_time(original.created_at, zone_of(person, zone), person.language)

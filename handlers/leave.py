@@ -270,7 +270,7 @@ def _close_not_returned(session: Session, leave: Leave, now: datetime) -> None:
 
 
 def decide(session: Session, leave: Leave, officer: Officer, decision: str, now: datetime, areas: Areas,
-           note: str = "") -> list[Reply]:
+           note: str = "", *, actor: str | None = None) -> list[Reply]:
     """Approve (`move` or `suspend`) or `refuse` a request; returns the message to the person.
 
     Raises LeaveError when the officer may not decide, the request is already
@@ -304,7 +304,7 @@ def decide(session: Session, leave: Leave, officer: Officer, decision: str, now:
             check=check,
         )
     session.add(leave)
-    audit.append(session, actor=f"officer:{officer.id}", now=now,
+    audit.append(session, actor=actor or f"officer:{officer.id}", now=now,
                  action="leave.refuse" if decision == "refuse" else "leave.approve", supervisee_id=person.id,
                  subject=f"leave:{leave.id}",
                  details={"mode": leave.mode, "note": note[:500]} if note else {"mode": leave.mode})

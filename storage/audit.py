@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Text, func, select, type_coerce
@@ -68,21 +68,28 @@ class Verdict:
     first_bad: int | None = None  # id of the first entry that does not fit
     reason: str = ""
     purged: int = 0  # entries whose details a purge removed (their hash is still in the chain)
+    # The hash of the last entry: write it down; `--expect` checks later that it is still there.
+    head: str = field(default=GENESIS, compare=False)
+    seen: frozenset[str] = field(default=frozenset(), compare=False)  # the `expect` hashes found in the chain
 
 
-def verify(session: Session, batch: int = 5000) -> Verdict:
-    """Walk the chain in order; the first entry whose link or content does not match is named."""
+def verify(session: Session, batch: int = 5000, expect: frozenset[str] = frozenset()) -> Verdict:
+    """Walk the chain in order; the first entry whose link or content does not match is named.
+
+    A chain cut at its end still links up: the hashes in `expect` (heads written down earlier) that are
+    not found in it show that entries were removed from the end.
+    """
     keyring = keyring_for(session)
     t = AuditEntry.__table__.c
     purpose = AuditEntry.__table__.c.details.type.purpose
-    prev, count, after, purged = GENESIS, 0, 0, 0
+    prev, count, after, purged, seen = GENESIS, 0, 0, 0, set()
     while True:
         rows = session.execute(
             select(t.id, t.at, t.actor, t.action, t.supervisee_id, t.subject, t.details_hash, t.prev_hash, t.hash,
                    type_coerce(t.details, Text).label("sealed"))  # decrypted here: a damaged value is a finding
             .where(t.id > after).order_by(t.id).limit(batch)).all()
         if not rows:
-            return Verdict(True, count, purged=purged)
+            return Verdict(True, count, purged=purged, head=prev, seen=frozenset(seen))
         for e in rows:
             if e.prev_hash != prev:
                 return Verdict(False, count, e.id, "does not follow the entry before it (one was removed or "
@@ -99,6 +106,8 @@ def verify(session: Session, batch: int = 5000) -> Verdict:
                 if details is None or sha256(details) != e.details_hash:
                     return Verdict(False, count, e.id, "its details were changed after it was written")
             prev, count, after = e.hash, count + 1, e.id
+            if e.hash in expect:
+                seen.add(e.hash)
 
 
 def history(session: Session, supervisee_id: int) -> list[AuditEntry]:

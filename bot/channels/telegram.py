@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -84,6 +85,11 @@ class TelegramChannel:
             logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLogger(chatty).level))
         self.on_inbound = on_inbound
         self.public_url = public_url.rstrip("/") if public_url else None
+        if self.public_url and not webhook_secret:
+            # A webhook without a secret would take forged updates carrying an officer's chat id. With none
+            # set, one is derived from the token: the same in every worker process, unknown without the token.
+            webhook_secret = hmac.new(token.encode(), b"checkin telegram webhook secret", "sha256").hexdigest()
+            log.info("telegram: no TELEGRAM_WEBHOOK_SECRET; using one derived from the bot token")
         self.webhook_secret = webhook_secret
         burst = max(2.0, self.rate / 50)  # as the outbox's limiter: small bursts
         builder = Application.builder().token(token).base_url(base_url).rate_limiter(

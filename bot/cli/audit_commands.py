@@ -14,16 +14,28 @@ from storage.models import Officer
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the whole chain: any changed, deleted or reordered entry is found, and the first one named."""
+def audit_verify(
+    expect: Annotated[list[str] | None, typer.Option(
+        "--expect", help="A head hash printed by an earlier verify: it must still be in the chain")] = None,
+) -> None:
+    """Check the whole chain: any changed, deleted or reordered entry is found, and the first one named.
+
+    Prints the head hash and the count; keep them (a daily timer's log will do). `--expect HASH` then
+    finds a chain cut at its end, which links up by itself.
+    """
     rt = runtime()
+    wanted = frozenset(h.strip() for h in expect or [])
     with session_scope(rt.engine) as session:
-        verdict = audit.verify(session)
+        verdict = audit.verify(session, expect=wanted)
     if not verdict.ok:
         fail(f"audit trail broken at entry {verdict.first_bad}: {verdict.reason} "
               f"({verdict.entries} entries before it are intact)", 1)
+    missing = sorted(wanted - verdict.seen)
+    if missing:
+        fail(f"audit trail cut short: {', '.join(missing)} (an earlier head) is no longer in the chain of "
+             f"{verdict.entries} entries, whose head is now {verdict.head}: entries were removed from its end", 1)
     purged = f" ({verdict.purged} with details removed by a purge)" if verdict.purged else ""
-    out.print(f"audit trail intact: {verdict.entries} entries{purged}")
+    out.print(f"audit trail intact: {verdict.entries} entries{purged}; head {verdict.head}")
 
 
 @audit_app.command("show")

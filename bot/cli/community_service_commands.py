@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import fail, instant, officer_row, out, runtime, service_app
+from bot.cli.base import acting_for, fail, instant, officer_row, out, runtime, service_app
 from bot.tables import Column, fitted
 from handlers import community_service
 from storage.db import session_scope
@@ -77,7 +77,7 @@ def service_verify(
     with session_scope(rt.engine) as session:
         try:
             a = community_service.verify(session, officer_row(session, officer), attendance, rt.clock.now(),
-                                         hours=hours, absent=absent)
+                                         hours=hours, absent=absent, actor=acting_for(officer))
         except community_service.ServiceError as exc:
             fail(str(exc), 2)
         out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import fail, leave_app, officer_row, out, runtime
+from bot.cli.base import acting_for, fail, leave_app, officer_row, out, runtime
 from bot.tables import Column, fitted
 from handlers import leave
 from handlers.delivery import deliver
@@ -54,7 +54,8 @@ def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> No
         if row is None:
             fail(f"no leave request {leave_id}", 2)
         try:
-            replies = leave.decide(session, row, officer_row(session, officer_id), decision, now, rt.areas, note)
+            replies = leave.decide(session, row, officer_row(session, officer_id), decision, now, rt.areas, note,
+                                   actor=acting_for(officer_id))
         except leave.LeaveError as exc:
             fail(f"leave {leave_id}: {exc.render('en')}", 2)
         for i, reply in enumerate(replies):

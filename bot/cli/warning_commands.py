@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import fail, officer_row, out, runtime, warning_app
+from bot.cli.base import acting_for, fail, officer_row, out, runtime, warning_app
 from bot.tables import Column, fitted
 from handlers import formal_warnings
 from storage import queries
@@ -27,7 +27,7 @@ def warning_add(
             fail(f"no person with case number {case_number!r}", 2)
         try:
             entry = formal_warnings.record(session, officer_row(session, officer), person, reason, rt.clock.now(),
-                                    rt.settings.zone)
+                                           rt.settings.zone, actor=acting_for(officer))
         except formal_warnings.WarningError as exc:
             fail(str(exc), 2)
         out.print(f"warning {entry.id} recorded for {case_number}")
@@ -45,7 +45,7 @@ def warning_correct(
     with session_scope(rt.engine) as session:
         try:
             entry = formal_warnings.amend(session, officer_row(session, officer), warning_id, reason, rt.clock.now(),
-                                   rt.settings.zone, withdraw=withdraw)
+                                          rt.settings.zone, withdraw=withdraw, actor=acting_for(officer))
         except formal_warnings.WarningError as exc:
             fail(str(exc), 2)
         out.print(f"entry {entry.id} ({entry.kind}) amends warning {warning_id}")

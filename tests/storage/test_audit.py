@@ -96,3 +96,33 @@ async def test_audit_commands(db, env):
         conn.execute(text("DELETE FROM audit_entry WHERE action = 'warning.add'"))
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1 and "audit trail broken at entry 3" in broken.output
+
+
+async def test_verify_prints_the_head_and_expect_finds_a_cut_off_tail(db, env):
+    c = County(db)
+    await _actions(c)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    ok = runner.invoke(app, ["audit", "verify"])
+    head = ok.output.split("head ")[1].split()[0]
+    with session_scope(c.engine) as s:
+        last = s.exec(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert ok.exit_code == 0 and head == last.hash and "4 entries" in ok.output
+    assert runner.invoke(app, ["audit", "verify", "--expect", head]).exit_code == 0
+    with c.engine.begin() as conn:  # the last entry removed: the rest still links up
+        conn.execute(text("DELETE FROM audit_entry WHERE id = (SELECT max(id) FROM audit_entry)"))
+    plain = runner.invoke(app, ["audit", "verify"])
+    assert plain.exit_code == 0 and "3 entries" in plain.output  # undetectable without the earlier head
+    cut = runner.invoke(app, ["audit", "verify", "--expect", head])
+    assert cut.exit_code == 1 and "cut short" in cut.output and head in cut.output
+
+
+def test_a_cli_action_for_an_officer_is_recorded_as_the_operator_acting_for_them(db, env):
+    import getpass
+
+    c = County(db)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    done = runner.invoke(app, ["warning", "add", "JZ-S", "--officer", str(c.li.id), "--reason", "连续三天未报到"])
+    assert done.exit_code == 0, done.output
+    with session_scope(c.engine) as s:
+        entry = s.exec(select(AuditEntry)).one()
+    assert entry.actor == f"cli:{getpass.getuser()} for officer:{c.li.id}" and entry.action == "warning.add"
