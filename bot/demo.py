@@ -401,7 +401,9 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
                 hours = (now - start).total_seconds() / 3600
                 bar.update(task, completed=min(hours, days * 24),
                            now=now.astimezone(rt.settings.zone).strftime("%m-%d %H:%M"))
-                watch.hold(sim.busy() or stack.busy() or outbox_busy(rt.engine, rt.clock.now()))
+                # A tick that sends the morning's prompts may take a good part of a second on a slow machine:
+                # hours at this speed, out of the people's windows. The clock waits for it too.
+                watch.hold(ticking.locked() or sim.busy() or stack.busy() or outbox_busy(rt.engine, rt.clock.now()))
                 await asyncio.sleep(0.01)
     finally:
         done.set()
@@ -414,9 +416,12 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
         await web.stop()
         # A clock job the scheduler started as it shut down ends at once (`done` is set): let it, rather than
         # have asyncio.run cancel it and APScheduler print the CancelledError.
-        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        if others:
-            await asyncio.wait(others, timeout=5)
+        # The scheduler may start one more as it shuts down, after a first look: look until none is left.
+        for _ in range(100):
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+            if not others:
+                break
+            await asyncio.wait(others, timeout=0.05)
     summarise(rt, out)
     return Outcome(rt, start, end, sim)
 

@@ -35,10 +35,10 @@ def test_run_under_the_fast_clock_matches_minute_ticks(db, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHECKIN_", "TELEGRAM_", "TWILIO_"))}
     env.update(CHECKIN_DATABASE_URL=db.url, CHECKIN_HTTP_PORT=str(free_port()),
                CHECKIN_DATA_KEYS=os.environ["CHECKIN_DATA_KEYS"], CHECKIN_INDEX_KEY=os.environ["CHECKIN_INDEX_KEY"],
-               CHECKIN_CLOCK=f"{start.astimezone(SH).isoformat()}@7200")
+               CHECKIN_CLOCK=f"{start.astimezone(SH).isoformat()}@3600")  # 10 s; a simulated minute is 17 ms
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "run", "--stop-at", stop.isoformat()],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stopped after" in proc.stdout
@@ -59,7 +59,8 @@ def test_run_under_the_fast_clock_matches_minute_ticks(db, tmp_path):
     for kind, due in (("checkin_prompt", local(2027, 3, 1, 9)), ("checkin_reminder", local(2027, 3, 1, 11)),
                       ("escalation", local(2027, 3, 1, 13))):
         for m in fast.out(kind=kind, address=[fast.strict.phone, "5001"]):
-            assert timedelta(0) <= m.created_at - due < timedelta(minutes=5), (kind, m.created_at)
+            # within 10 simulated minutes (167 ms here): this machine's speed varies several-fold from day to day
+            assert timedelta(0) <= m.created_at - due < timedelta(minutes=10), (kind, m.created_at)
     assert [o.state for o in fast.obligations(fast.strict)] == [o.state for o in ref.obligations(ref.strict)]
     Other.engine.dispose()
 
