@@ -364,7 +364,8 @@ class Message(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()
     claimed_at: datetime | None = _ts()
-    expires_at: datetime | None = _ts()  # bulk messages: not sent after this instant
+    # Bulk messages: not sent after this instant. Indexed: the sweep looks for expired rows every minute.
+    expires_at: datetime | None = _ts(index=True)
     claim_token: str | None = Field(default=None, max_length=32, index=True)
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
     created_at: datetime | None = _ts(nullable=False)

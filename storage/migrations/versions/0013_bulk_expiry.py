@@ -17,8 +17,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('message', schema=None) as b:
         b.add_column(sa.Column('expires_at', sa.DateTime(), nullable=True))
+    op.create_index('ix_message_expires_at', 'message', ['expires_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_message_expires_at', table_name='message')
     with op.batch_alter_table('message', schema=None) as b:
         b.drop_column('expires_at')
