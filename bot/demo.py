@@ -23,7 +23,6 @@ import math
 import random
 import shutil
 import threading
-import time as monotime
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -35,6 +34,7 @@ from rich.table import Table
 from sqlmodel import func, select
 
 from bot import sample
+from bot.demo_clock import Stopwatch, outbox_busy
 from bot.runtime import build
 from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.telegram_api import FakeTelegram
@@ -47,12 +47,10 @@ from scheduler.clock import FastClock, RealClock
 from scheduler.ticker import make_scheduler
 from storage.db import migrate, session_scope
 from storage.models import (
-    Direction,
     Escalation,
     Leave,
     LocationCheck,
     Message,
-    MessageStatus,
     Obligation,
     ObligationKind,
     ObligationState,
@@ -64,47 +62,6 @@ START_HOUR = 7  # the simulation starts at 07:00, `days` before today, and ends 
 # Where people travel: (destination as typed, a point there, reason)
 TRIPS = [("贵阳", (26.60, 106.70), "看望住院的母亲"), ("广州", (23.12, 113.25), "去工地打工"),
          ("遵义", (27.70, 106.92), "参加亲戚婚礼"), ("北京", (39.90, 116.40), "陪孩子看病")]
-
-
-class Stopwatch:
-    """Monotonic seconds that stand still while held: the demo's fast clock waits while the county is busy.
-
-    At thousands of times real speed, a burst of answers that the service needs a
-    second to handle would take simulated hours; holding the clock while messages
-    are on their way (and letting it run between bursts) keeps every answer inside
-    its window, as its persona meant, whatever the machine's speed.
-    """
-
-    MAX_HOLD = 60.0  # real seconds: never hold longer at a stretch (something stuck must not stop the demo)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held_since: float | None = None
-        self._held = 0.0
-
-    def __call__(self) -> float:
-        with self._lock:
-            now = monotime.monotonic()
-            return (self._held_since if self._held_since is not None else now) - self._held
-
-    def hold(self, busy: bool) -> None:
-        """Stand still while `busy` (up to MAX_HOLD at a stretch), run otherwise."""
-        with self._lock:
-            now = monotime.monotonic()
-            if busy and self._held_since is None:
-                self._held_since = now
-            elif self._held_since is not None and (not busy or now - self._held_since > self.MAX_HOLD):
-                self._held += now - self._held_since
-                self._held_since = None
-
-
-def outbox_busy(engine, now: datetime) -> bool:
-    """Messages due and not yet handed to a channel (or being handed)."""
-    with engine.connect() as conn:
-        return conn.execute(
-            select(Message.id).where(Message.direction == Direction.outbound,
-                                     Message.status.in_([MessageStatus.queued, MessageStatus.sending]),
-                                     Message.next_attempt_at <= now).limit(1)).first() is not None
 
 
 class Simulation:

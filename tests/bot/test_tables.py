@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.console import Console
@@ -14,6 +15,7 @@ from bot import sample
 from bot.cli import app
 from bot.report_view import REPORT_COLUMNS, print_report
 from bot.tables import Column, fitted, transposed
+from content.policy import load_policy
 from handlers import compliance
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
@@ -96,24 +98,12 @@ def test_people_not_yet_begun_are_counted_apart(county):
         late.supervision_start = datetime(2027, 3, 20).date()
         s.add(late)
     with session_scope(env.engine) as s:
-        lines = compliance.report(s, "2027-03", zone=sample_zone(), policy=sample_policy(), now=NOW)
+        lines = compliance.report(s, "2027-03", zone=ZoneInfo("Asia/Shanghai"), policy=load_policy(), now=NOW)
     county_line = lines[-1]
     assert county_line.not_yet_active == 1 and county_line.active + county_line.not_yet_active == 40
     console = Console(width=80, record=True, file=None)
     print_report(console, lines, "2027-03", None, 5.0, status="current")
     assert "1 people begin supervision later in 2027-03" in console.export_text()
-
-
-def sample_zone():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Asia/Shanghai")
-
-
-def sample_policy():
-    from content.policy import load_policy
-
-    return load_policy()
 
 
 def test_fitted_keeps_key_columns_and_names_what_it_left_out():
