@@ -53,13 +53,48 @@ def _person(ctx: Context, case_number: str) -> tuple[Supervisee | None, list[Rep
     return person, []
 
 
+THREAD_CHUNK = 200  # messages read at a time while filling the pages of a thread
+
+
 async def case(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """/case CASE: who, last contact, this month's check-ins, open alerts, the last messages."""
+    """/case CASE [PAGE]: who, last contact, this month, open alerts, then the thread in and out, newest first,
+    in full and paged to fit one chat message (`/case CASE 2` the next page)."""
     lang, s = ctx.language, ctx.session
-    person, refusal = _person(ctx, ctx.args.split(maxsplit=1)[0] if ctx.args else "")
+    words = ctx.args.split()
+    person, refusal = _person(ctx, words[0] if words else "")
     if person is None:
         return refusal
-    zone = ctx.zone
+    page = _page_number(words[1] if len(words) > 1 else "")
+    card = _card(ctx, person)
+    budget = ctx.policy.limits.page_chars
+    total = s.exec(select(func.count()).select_from(Message).where(Message.supervisee_id == person.id)).one()
+    pages = _thread_pages(ctx, person, first_budget=max(budget - len("\n".join(card)), budget // 3),
+                          budget=budget, wanted=page)
+    page = min(page, len(pages))
+    shown, first = pages[page - 1], sum(len(p) for p in pages[:page - 1])
+    lines = card if page == 1 else card[:1]
+    if shown:
+        lines.append(text(lang, "officer.thread_header", first=first + 1, last=first + len(shown), total=total))
+        lines += shown
+    else:
+        lines.append(text(lang, "officer.thread_empty"))
+    if first + len(shown) < total:
+        lines.append(text(lang, "officer.thread_more", case_number=person.case_number, next=page + 1))
+    return [Reply("\n".join(lines))]
+
+
+def _page_number(word: str) -> int:
+    return int(word) if word.isascii() and word.isdigit() and 0 < int(word) < 100_000 else 1
+
+
+def _who(lang: str, person: Supervisee) -> dict:
+    return dict(name=person.name, case_number=person.case_number, level=text(lang, f"level.{person.level}"),
+                township=person.township, status=text(lang, f"status.{person.status}"))
+
+
+def _card(ctx: Context, person: Supervisee) -> list[str]:
+    """The top of page one: who, last contact and how to reach them, this month, location and leave."""
+    lang, s, zone = ctx.language, ctx.session, ctx.zone
     month_start = ctx.now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     counts = dict(s.exec(
         select(Obligation.state, func.count()).where(Obligation.supervisee_id == person.id,
@@ -67,24 +102,82 @@ async def case(inbound: Inbound, ctx: Context) -> list[Reply]:
         .group_by(Obligation.state)).all())
     open_alerts = s.exec(select(func.count()).select_from(Escalation).where(
         Escalation.supervisee_id == person.id, Escalation.state != EscalationState.resolved)).one()
-    recent = s.exec(select(Message).where(Message.supervisee_id == person.id, Message.direction == "in")
-                    .order_by(col(Message.id).desc()).limit(3)).all()
     last = (day_and_time(person.last_contact_at, zone, lang) if person.last_contact_at
             else text(lang, "escalation.never"))
     lines = [
-        text(lang, "officer.case_header", name=person.name, case_number=person.case_number,
-             level=text(lang, f"level.{person.level}"), township=person.township,
-             status=text(lang, f"status.{person.status}")),
+        text(lang, "officer.case_header", **_who(lang, person)),
         text(lang, "officer.case_contact", last=last, phone=phone_national(person.phone) or "-",
              telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id and not person.telegram_blocked_at
                            else "escalation.telegram_no")),
         text(lang, "officer.case_month", done=counts.get(ObligationState.done, 0) + counts.get(ObligationState.late, 0),
              missed=counts.get(ObligationState.missed, 0), alerts=open_alerts),
     ]
-    lines += _location_lines(ctx, person)
-    for m in recent:
-        snippet = m.body if len(m.body) <= 60 else m.body[:60] + "…"
-        lines.append(f"· {day_and_time(m.created_at, zone, lang)} {snippet}")
+    return lines + _location_lines(ctx, person)
+
+
+def _thread_line(ctx: Context, m: Message) -> str:
+    """One message of the thread: when, which way, the whole text (a location or a button said as such)."""
+    body = m.body
+    if not body and m.kind == "location":
+        body = text(ctx.language, "officer.thread_location")
+    elif not body and m.kind == "button":
+        body = text(ctx.language, "officer.thread_button")
+    arrow = "←" if m.direction == "in" else "→"
+    return f"{day_and_time(m.created_at, ctx.zone, ctx.language)} {arrow} {body}"
+
+
+def _thread_pages(ctx: Context, person: Supervisee, *, first_budget: int, budget: int, wanted: int) -> list[list[str]]:
+    """The person's messages, newest first, cut into pages of at most `budget` characters (the first page has
+    less room, under the card); filled up to page `wanted` and one message beyond, no further.
+
+    A message longer than a page gets a page of its own, whole (a chat message holds 4,096 characters).
+    """
+    pages: list[list[str]] = [[]]
+    room, offset = first_budget, 0
+    while True:
+        chunk = ctx.session.exec(select(Message).where(Message.supervisee_id == person.id)
+                                 .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+                                 .offset(offset).limit(THREAD_CHUNK)).all()
+        for m in chunk:
+            line = _thread_line(ctx, m)
+            if pages[-1] and len(line) + 1 > room:
+                if len(pages) == wanted:
+                    return pages
+                pages.append([])
+                room = budget
+            pages[-1].append(line)
+            room -= len(line) + 1
+        if len(chunk) < THREAD_CHUNK:
+            return pages
+        offset += THREAD_CHUNK
+
+
+FIND_LIMIT = 20  # people listed by one /find
+
+
+async def find(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/find WORDS: people in the officer's scope by part of a name or case number, or a phone's last digits.
+
+    Names and numbers are stored encrypted, so the scope's rows are read and matched here: an assistant's
+    caseload is a few dozen, a county's a few thousand.
+    """
+    lang, query = ctx.language, ctx.args.strip()
+    if not query:
+        return [Reply(text(lang, "officer.find_usage"))]
+    needle = query.casefold()
+    digits = query.isascii() and query.isdigit() and len(query) >= 4
+    ids = _visible_people(ctx)
+    q = select(Supervisee).where(col(Supervisee.purged_at).is_(None))
+    if ids is not None:
+        q = q.where(col(Supervisee.id).in_(ids or [0]))
+    found = [p for p in ctx.session.exec(q.order_by(Supervisee.case_number)).all()
+             if needle in p.name.casefold() or needle in p.case_number.casefold()
+             or (digits and (p.phone or "").endswith(query))]
+    if not found:
+        return [Reply(text(lang, "officer.find_none", query=query))]
+    lines = [text(lang, "officer.find_header", count=min(len(found), FIND_LIMIT), total=len(found))]
+    lines += [text(lang, "officer.find_line", **_who(lang, p), phone=phone_national(p.phone) or "-")
+              for p in found[:FIND_LIMIT]]
     return [Reply("\n".join(lines))]
 
 

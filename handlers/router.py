@@ -343,6 +343,7 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
             Route(("/list", "list"), OFFICER, officer.officer_caseload),
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
+            Route(("/find", "find", "查找"), OFFICER, officer.find),
             Route(("/reports", "reports", "汇报记录"), OFFICER, officer.reports),  # before 汇报: CJK matches prefixes
             Route(("/report", "report", "汇报", "书面汇报"), OFFICER, officer.report_show),
             Route(("/say", "say", "发给"), OFFICER, officer.say),

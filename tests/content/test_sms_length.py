@@ -26,6 +26,7 @@ SAMPLE = {
     "accuracy": "25", "map": "https://www.openstreetmap.org/?mlat=23.13000&mlon=113.26000#map=13/23.13000/113.26000",
     "inside": "范围内", "first": "2027-03-01", "value": "2-30", "max": "30", "days": "5", "note": "外出时间太长",
     "check": "期间暂停位置核查。", "decision": "已批准（暂停位置核查）", "years": "5", "page": "1", "pages": "2",
+    "query": "欧阳",
 }
 # What a person receives from the scheduler: at most two segments each, hint included.
 PROMPTS = {"checkin.prompt": "checkin.sms_hint", "checkin.reminder": "checkin.sms_hint",

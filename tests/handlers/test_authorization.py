@@ -87,6 +87,8 @@ def person_only(allowed: str) -> dict[str, str]:
 # action -> (text, button) and the expected reply per sender ("!" marks a refusal).
 MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "/case": ("/case JZ-O", None, officer_only("刘芳（JZ-O，普管，红果镇")),
+    "/case page": ("/case JZ-O 2", None, officer_only("刘芳（JZ-O，普管，红果镇")),
+    "/find": ("/find 刘芳", None, officer_only("找到 1 人", "您的管辖范围内没有与“刘芳”相符的人")),
     "/say": ("/say JZ-O 明天上午来一趟司法所", None, officer_only("已发送给刘芳")),
     "/warn": ("/warn JZ-O 未按时报到", None, officer_only("已记录警告")),
     "/warnings": ("/warnings JZ-O", None, officer_only("刘芳没有警告记录")),
