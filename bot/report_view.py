@@ -12,9 +12,9 @@ from handlers import compliance
 
 # The report's figures, by the names the CSV's columns and the table's rows both use.
 REPORT_COLUMNS = (
-    "township", "active", "not_yet_active", "due", "on_time", "late", "no_location", "missed", "response_rate",
-    "escalations", "acknowledged_in_sla", "to_supervisor", "lost_contact", "lost_per_mille", "study_hours",
-    "under_study", "service_hours", "under_service", "warnings",
+    "township", "active", "not_yet_active", "paused", "due", "on_time", "late", "no_location", "missed",
+    "response_rate", "escalations", "acknowledged_in_sla", "to_supervisor", "lost_contact", "lost_per_mille",
+    "study_hours", "under_study", "service_hours", "under_service", "warnings",
 )
 
 
@@ -52,6 +52,8 @@ def print_report(out: Console, lines, month: str, township: str | None, target: 
     show(out, transposed(figures, heads, values, width=out.width, title=title))
     if county.active and county.due == 0:
         out.print(f"No check-ins were due in {month}{' so far' if status == 'current' else ''}: no response rate.")
+    if county.paused:
+        out.print(f"{county.paused} people are paused on the report's date: apart from the active and every rate.")
     if county.not_yet_active:
         out.print(f"{county.not_yet_active} people begin supervision later in {month}: not counted as active yet.")
     if county.lost_per_mille is not None:

@@ -1,4 +1,4 @@
-"""A small sample county (3 townships, 6 officers, 40 people) for the demo and for trying things out."""
+"""A small sample county (3 townships, 6 officers and an administrator, 40 people) for the demo and for trying."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def seed(engine: Engine, now: datetime) -> bool:
             aide = queries.add_officer(session, name=f"{SURNAMES[n + 5]}协管员", township=township,
                                        role="assistant", supervisor_id=boss.id, now=now)
             ids[township] = [aide.id, boss.id]
+        # Alerts nobody in a township acts on end with the county's administrators.
+        queries.add_officer(session, name="县局管理员", township="县司法局", role="admin", now=now)
         result = import_roster(session, sample_roster(ids), now=now)
         if not result.ok:  # the sample is ours: a failure here is a bug
             raise RuntimeError("sample roster invalid: " + "; ".join(map(str, result.errors)))

@@ -96,10 +96,36 @@ class QuietHours(_Strict):
 
 class Escalation(_Strict):
     officer_sla_hours: float = Field(gt=0, le=72)
+    supervisor_sla_hours: float = Field(8, gt=0, le=72)
+    outcome_hours: float = Field(24, gt=0, le=24 * 7)
+    working_days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(
+        ("mon", "tue", "wed", "thu", "fri"), min_length=1)
+    working_start: time = time(8, 30)
+    working_end: time = time(17, 30)
+    public_holidays_off: bool = True
+
+    _t = field_validator("working_start", "working_end", mode="before")(_hhmm)
+
+    @model_validator(mode="after")
+    def _day(self) -> Escalation:
+        if self.working_start >= self.working_end:
+            raise ValueError("working_start must be before working_end")
+        return self
 
     @property
     def officer_sla(self) -> timedelta:
         return timedelta(hours=self.officer_sla_hours)
+
+    @property
+    def supervisor_sla(self) -> timedelta:
+        return timedelta(hours=self.supervisor_sla_hours)
+
+    @property
+    def outcome(self) -> timedelta:
+        return timedelta(hours=self.outcome_hours)
+
+    def working_day_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(d) for d in self.working_days)
 
 
 class Greetings(_Strict):
@@ -180,11 +206,16 @@ class Leave(_Strict):
     min_notice_days: int = Field(0, ge=0, le=60)
     remind_time: time = time(9, 0)
     return_grace_hours: float = Field(24, ge=0, le=24 * 14)
+    decide_hours: float = Field(48, gt=0, le=24 * 14)  # a request undecided this long becomes an alert
     _t = field_validator("remind_time", mode="before")(_hhmm)
 
     @property
     def return_grace(self) -> timedelta:
         return timedelta(hours=self.return_grace_hours)
+
+    @property
+    def decide(self) -> timedelta:
+        return timedelta(hours=self.decide_hours)
 
 
 class Retention(_Strict):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
 from content.policy import Policy
+from handlers.contract import Button
 from storage.models import EscalationKind, Obligation, ObligationKind, Supervisee
 
 
@@ -33,7 +34,7 @@ class Facts:
 class Rung:
     """One step of a ladder: who is told, and how long they have before the next step."""
 
-    who: str  # "officer" (the assigned assistant officer) or "supervisor" (their township supervisor)
+    who: str  # "officer" (the assigned assistant officer), "supervisor" (their township's), "admins" (the county's)
     limit: Callable[[Policy], timedelta] | None = None  # None: the last rung
 
 
@@ -44,12 +45,18 @@ class AlertRule:
     header: str  # catalogue key of the first line
     history: Callable[[Facts], str]  # the line that says what happened
     what: ObligationKind = ObligationKind.checkin  # what was owed: names it in /open and in late-answer notes
-    urgent: bool = False  # something a person did or cannot do now: never waits for anyone's convenience
+    urgent: bool = False  # something a person did or cannot do now: never waits for working hours
     ladder: tuple[Rung, ...] = ()
+    # The buttons under the alert: None for the escalation actions (acknowledge, reached, unreachable, excuse);
+    # else a function of (facts, reader's language) -- a leave request's alert carries the leave's own decisions.
+    buttons: Callable[[dict, str], list[Button]] | None = None
 
 
-# Every kind goes to the assigned officer, then, unacknowledged after the policy's limit, to the supervisor.
-OFFICER_THEN_SUPERVISOR = (Rung("officer", lambda p: p.escalation.officer_sla), Rung("supervisor"))
+# Every kind goes to the assigned officer; unacted after the policy's limit to the township supervisor (at
+# once when there is none); unacted again, to every county administrator. Nobody is the end of the line.
+LADDER = (Rung("officer", lambda p: p.escalation.officer_sla),
+          Rung("supervisor", lambda p: p.escalation.supervisor_sla),
+          Rung("admins"))
 
 
 def _prompted(f: Facts) -> str:
@@ -108,6 +115,26 @@ def _not_returned(f: Facts) -> str:
                 destination=f.facts.get("destination", "-"), end=f.facts.get("ends_on", "-"))
 
 
+def _undecided(f: Facts) -> str:
+    asked = datetime.fromisoformat(f.facts["requested"]) if f.facts.get("requested") else None
+    return text(f.lang, "escalation.leave_undecided_history", id=f.facts.get("leave", "-"),
+                destination=f.facts.get("destination", "-"), start=f.facts.get("starts_on", "-"),
+                end=f.facts.get("ends_on", "-"), asked=day_and_time(asked, f.zone, f.lang) if asked else "-")
+
+
+def _lost(f: Facts) -> str:
+    last = datetime.fromisoformat(f.facts["last"]) if f.facts.get("last") else None
+    return text(f.lang, "escalation.lost_contact_history", days=f.facts.get("days", "-"),
+                last=day_and_time(last, f.zone, f.lang) if last else text(f.lang, "escalation.never"))
+
+
+def _leave_buttons(facts: dict, lang: str) -> list[Button]:
+    """A leave request waiting for a decision: decide it from the alert (approve as the request goes, or refuse)."""
+    leave = facts.get("leave")
+    return [Button(text(lang, "leave.button_approve"), f"leave:{leave}:approve"),
+            Button(text(lang, "leave.button_refuse"), f"leave:{leave}:refuse")]
+
+
 def _unreachable(f: Facts) -> str:
     """A channel failed for good: SMS (with the reason and the fallback), else Telegram."""
     p = f.person
@@ -122,17 +149,20 @@ def _unreachable(f: Facts) -> str:
 
 K = EscalationKind
 ALERTS: dict[EscalationKind, AlertRule] = {
-    K.missed_checkin: AlertRule("missed", _prompted, ObligationKind.checkin, ladder=OFFICER_THEN_SUPERVISOR),
-    K.missed_report: AlertRule("missed", _prompted, ObligationKind.report, ladder=OFFICER_THEN_SUPERVISOR),
-    K.missed_service: AlertRule("missed", _prompted, ObligationKind.service, ladder=OFFICER_THEN_SUPERVISOR),
-    K.location_missing: AlertRule("location_missing", _location_missing, ladder=OFFICER_THEN_SUPERVISOR),
-    K.asked_officer: AlertRule("asked_officer", _asked, urgent=True, ladder=OFFICER_THEN_SUPERVISOR),
-    K.out_of_area: AlertRule("out_of_area", _out_of_area, urgent=True, ladder=OFFICER_THEN_SUPERVISOR),
-    K.unreachable: AlertRule("unreachable", _unreachable, urgent=True, ladder=OFFICER_THEN_SUPERVISOR),
-    K.sms_opt_out: AlertRule("sms_opt_out", _opted_out, urgent=True, ladder=OFFICER_THEN_SUPERVISOR),
-    K.study_shortfall: AlertRule("study_shortfall", _shortfall("study"), ladder=OFFICER_THEN_SUPERVISOR),
-    K.service_shortfall: AlertRule("service_shortfall", _shortfall("service"), ladder=OFFICER_THEN_SUPERVISOR),
-    K.leave_not_returned: AlertRule("leave_not_returned", _not_returned, ladder=OFFICER_THEN_SUPERVISOR),
+    K.missed_checkin: AlertRule("missed", _prompted, ObligationKind.checkin, ladder=LADDER),
+    K.missed_report: AlertRule("missed", _prompted, ObligationKind.report, ladder=LADDER),
+    K.missed_service: AlertRule("missed", _prompted, ObligationKind.service, ladder=LADDER),
+    K.location_missing: AlertRule("location_missing", _location_missing, ladder=LADDER),
+    K.asked_officer: AlertRule("asked_officer", _asked, urgent=True, ladder=LADDER),
+    K.out_of_area: AlertRule("out_of_area", _out_of_area, urgent=True, ladder=LADDER),
+    K.unreachable: AlertRule("unreachable", _unreachable, urgent=True, ladder=LADDER),
+    K.sms_opt_out: AlertRule("sms_opt_out", _opted_out, urgent=True, ladder=LADDER),
+    K.study_shortfall: AlertRule("study_shortfall", _shortfall("study"), ladder=LADDER),
+    K.service_shortfall: AlertRule("service_shortfall", _shortfall("service"), ladder=LADDER),
+    K.leave_not_returned: AlertRule("leave_not_returned", _not_returned, ladder=LADDER),
+    K.leave_undecided: AlertRule("leave_undecided", _undecided, ladder=LADDER, buttons=_leave_buttons),
+    # The officer has had the missed check-ins' alerts already: lost contact starts with the supervisor.
+    K.lost_contact: AlertRule("lost_contact", _lost, ladder=LADDER[1:]),
 }
 
 

@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
@@ -17,13 +17,13 @@ from handlers.contract import Button, Context, Inbound, Recipient, Reply, Sender
 from handlers.officer import can_see
 from storage import audit, queries
 from storage.models import (
+    SUPERVISED,
     Obligation,
     ObligationKind,
     ObligationState,
     Officer,
     ServiceAttendance,
     ServiceSession,
-    Status,
     Supervisee,
 )
 
@@ -219,7 +219,7 @@ def verified_hours(session: Session, start: datetime, end: datetime,
 def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[int, int]:
     """Service minutes verified for sessions that started in [start, end), for every active person (0 when none)."""
     credited = verified_hours(session, start, end)
-    active = session.exec(select(Supervisee.id).where(Supervisee.status == Status.active)).all()
+    active = session.exec(select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))).all()
     return {pid: round(credited.get(pid, 0.0) * 60) for pid in active}
 
 

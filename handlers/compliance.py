@@ -32,6 +32,7 @@ class Figures:
     township: str
     active: int = 0
     not_yet_active: int = 0  # supervision starts later in the month than the report's date
+    paused: int = 0  # paused on the report's date (hospital, detention, court): counted apart, in no rate
     due: int = 0
     on_time: int = 0
     late: int = 0
@@ -102,6 +103,9 @@ def report(session: Session, month: str, *, zone: tzinfo, policy: Policy, now: d
         line = by_town.setdefault(p.township, Figures(p.township))
         if p.supervision_start > today:  # not begun by the report's date: counted apart, in no rate
             line.not_yet_active += 1
+            del people[pid]
+        elif p.paused_from is not None and p.paused_from <= today <= p.paused_until:
+            line.paused += 1
             del people[pid]
         else:
             line.active += 1
@@ -181,8 +185,14 @@ def lost_contact(session: Session, people: dict[int, Supervisee], at: datetime, 
         if p.status == Status.lost_contact:
             lost.add(pid)
             continue
-        # Newcomers (to supervision, or to this system) are measured from when they started.
+        if p.paused_from is not None and p.paused_from <= at.astimezone(zone).date() <= p.paused_until:
+            continue  # paused (hospital, detention): nothing is owed, so nothing is lost
+        # Newcomers (to supervision, or to this system) are measured from when they started, and people back
+        # from a pause from its end.
         began = max(datetime.combine(p.supervision_start, datetime.min.time(), tzinfo=zone), p.created_at)
+        if p.paused_until is not None and p.paused_until < at.astimezone(zone).date():
+            began = max(began, datetime.combine(p.paused_until + timedelta(days=1), datetime.min.time(),
+                                                tzinfo=zone))
         last = max([t for t in (answered.get(pid), reached.get(pid), began) if t is not None])
         if last < since:
             lost.add(pid)

@@ -11,9 +11,10 @@ from sqlmodel import Session, col, func, select
 from content.catalog import text
 from content.formatting import day_and_time, hm, phone_national
 from content.policy import Policy
-from handlers.alerts import ALERTS, Facts, missed, note_facts
+from handlers.alerts import ALERTS, Facts, Rung, missed, note_facts
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.delivery import deliver
+from handlers.office_hours import office_open_at
 from storage import audit
 from storage.models import (
     ConversationState,
@@ -41,8 +42,10 @@ WORDS = {
 }
 
 
-def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo, *, supervisor: bool) -> str:
-    """The facts of an escalation for `reader`: who, what happened and when, last contact, how to reach them."""
+def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
+               passed_over: list[Officer] | None = None) -> str:
+    """The facts of an escalation for `reader`: who, what happened and when, last contact, how to reach them;
+    on a later rung, who had it before and did not act."""
     person = session.get(Supervisee, esc.supervisee_id)
     ob = session.get(Obligation, esc.obligation_id) if esc.obligation_id else None
     lang, rule = reader.language, ALERTS[esc.kind]
@@ -59,26 +62,107 @@ def alert_text(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
              telegram=text(lang, "escalation.telegram_yes" if person.telegram_chat_id and not person.telegram_blocked_at
                            else "escalation.telegram_no")),
     ]
-    if supervisor:
-        officer = session.get(Officer, esc.officer_id)
-        lines.append(text(lang, "escalation.not_acted", officer=officer.name,
-                          opened=day_and_time(esc.opened_at, zone, lang)))
+    if passed_over:
+        names = "、".join(o.name for o in passed_over) if lang.startswith("zh") else ", ".join(
+            o.name for o in passed_over)
+        if esc.acknowledged_at is not None:
+            lines.append(text(lang, "escalation.no_outcome", officer=names,
+                              acknowledged=day_and_time(esc.acknowledged_at, zone, lang)))
+        else:
+            lines.append(text(lang, "escalation.not_acted", officer=names,
+                              opened=day_and_time(esc.opened_at, zone, lang)))
     return "\n".join(lines)
 
 
-def action_buttons(esc_id: int, language: str) -> list[Button]:
-    """The four things an officer can do with an alert."""
-    return [Button(text(language, f"escalation.{a}"), f"esc:{esc_id}:{a}") for a in ACTIONS]
+def action_buttons(esc_id: int, language: str, actions: tuple[str, ...] = ACTIONS) -> list[Button]:
+    """What an officer can do with an alert."""
+    return [Button(text(language, f"escalation.{a}"), f"esc:{esc_id}:{a}") for a in actions]
+
+
+def _alert(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
+           passed_over: list[Officer] | None = None) -> Reply:
+    rule = ALERTS[esc.kind]
+    buttons = (rule.buttons(note_facts(esc.note), reader.language) if rule.buttons
+               else action_buttons(esc.id, reader.language))
+    hint = (("leave.sms_hint", note_facts(esc.note).get("leave", "?")) if rule.buttons
+            else ("escalation.sms_hint", esc.id))
+    return Reply(alert_text(session, esc, reader, zone, passed_over), buttons=buttons,
+                 to=Recipient(SenderKind.officer, reader.id), kind="escalation",
+                 sms_hint=text(reader.language, hint[0], id=hint[1]))
+
+
+def reachable(officer: Officer | None) -> bool:
+    """An active officer the service can reach (Telegram or a phone)."""
+    return officer is not None and officer.active and (officer.telegram_id is not None or bool(officer.phone))
+
+
+def supervisor_of(session: Session, officer: Officer) -> Officer | None:
+    """The officer's township supervisor: the named one, else a supervisor of the same township."""
+    if officer.supervisor_id:
+        named = session.get(Officer, officer.supervisor_id)
+        if named is not None and named.active:
+            return named
+    return session.exec(
+        select(Officer).where(Officer.township == officer.township, Officer.role == Role.supervisor,
+                              Officer.active.is_(True), Officer.id != officer.id).order_by(Officer.id)
+    ).first()
+
+
+def administrators(session: Session) -> list[Officer]:
+    """The county's active administrators."""
+    return list(session.exec(select(Officer).where(Officer.role == Role.admin, Officer.active.is_(True))
+                             .order_by(Officer.id)))
+
+
+def rung_readers(session: Session, esc: Escalation, rung: Rung) -> list[Officer]:
+    """Who a rung of the ladder reaches for this alert: nobody when they cannot be reached (the rung is skipped)."""
+    officer = session.get(Officer, esc.officer_id)
+    if rung.who == "officer":
+        found = [officer]
+    elif rung.who == "supervisor":
+        found = [supervisor_of(session, officer)] if officer is not None else []
+    else:
+        found = administrators(session)
+    return [o for o in found if reachable(o)]
+
+
+def _send_rung(session: Session, esc: Escalation, start: int, now: datetime, policy: Policy, zone: tzinfo,
+               country: str, passed_over: list[Officer]) -> bool:
+    """Put the alert on the first rung from `start` that reaches somebody; False when no rung does."""
+    rule = ALERTS[esc.kind]
+    for index in range(start, len(rule.ladder)):
+        rung = rule.ladder[index]
+        readers = [o for o in rung_readers(session, esc, rung) if o.id not in {p.id for p in passed_over}]
+        if not readers:
+            continue
+        at = now if rule.urgent else office_open_at(now, policy, zone, country)
+        esc.rung, esc.state, esc.reminded_at = index, EscalationState.open, None
+        esc.next_step_at = at + rung.limit(policy) if rung.limit else None
+        if rung.who == "supervisor":
+            esc.supervisor_id, esc.supervisor_notified_at = readers[0].id, now
+        elif rung.who == "admins":
+            esc.admins_notified_at = now
+        session.add(esc)
+        for reader in readers:
+            key = f"esc:{esc.id}:{rung.who}" + (f":{reader.id}" if len(readers) > 1 else "")
+            deliver(session, _alert(session, esc, reader, zone, passed_over), now=now,
+                    not_before=at if at > now else None, dedupe_key=key)
+        log.info("escalation %s on rung %s (%s), %s readers, from %s", esc.id, index, rung.who, len(readers),
+                 at.isoformat())
+        return True
+    esc.next_step_at = None
+    session.add(esc)
+    log.error("escalation %s: no rung of its ladder reaches anybody (no reachable officer, supervisor or "
+              "administrator)", esc.id)
+    return False
 
 
 def open_escalation(
     session: Session, person: Supervisee, kind: EscalationKind, now: datetime, policy: Policy, zone: tzinfo,
-    obligation: Obligation | None = None, facts: dict | None = None,
+    obligation: Obligation | None = None, facts: dict | None = None, country: str = "CN",
 ) -> Escalation | None:
-    """Open an escalation to the person's officer and queue the alert; None when one is already open.
-
-    The officer has until the first rung's limit (its kind's ladder) before it goes on.
-    """
+    """Open an escalation and queue the alert on the first rung of its kind's ladder that reaches somebody;
+    None when one is already open. Alerts that are not urgent are delivered in working hours."""
     query = select(Escalation).where(Escalation.supervisee_id == person.id, Escalation.kind == kind)
     if obligation is not None:
         query = query.where(Escalation.obligation_id == obligation.id)
@@ -89,49 +173,62 @@ def open_escalation(
     esc = Escalation(
         supervisee_id=person.id, obligation_id=obligation.id if obligation else None, kind=kind,
         officer_id=person.officer_id, state=EscalationState.open, opened_at=now,
-        officer_due_at=now + ALERTS[kind].ladder[0].limit(policy),
-        note=json.dumps(facts) if facts else None,
+        note=json.dumps(facts, ensure_ascii=False) if facts else None,
     )
     session.add(esc)
     session.flush()
-    officer = session.get(Officer, person.officer_id)
-    reply = Reply(alert_text(session, esc, officer, zone, supervisor=False),
-                  buttons=action_buttons(esc.id, officer.language),
-                  to=Recipient(SenderKind.officer, officer.id), kind="escalation",
-                  sms_hint=text(officer.language, "escalation.sms_hint", id=esc.id))
-    deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:officer")
-    log.info("escalation %s (%s) opened for supervisee %s to officer %s", esc.id, kind, person.id, officer.id)
+    _send_rung(session, esc, 0, now, policy, zone, country, [])
+    log.info("escalation %s (%s) opened for supervisee %s", esc.id, kind, person.id)
     return esc
 
 
-def supervisor_of(session: Session, officer: Officer) -> Officer | None:
-    """The officer's township supervisor: the named one, else a supervisor of the same township."""
-    if officer.supervisor_id:
-        return session.get(Officer, officer.supervisor_id)
-    return session.exec(
-        select(Officer).where(Officer.township == officer.township, Officer.role == Role.supervisor,
-                              Officer.active.is_(True), Officer.id != officer.id).order_by(Officer.id)
-    ).first()
+def advance(session: Session, esc: Escalation, now: datetime, policy: Policy, zone: tzinfo,
+            country: str = "CN") -> str | None:
+    """The sweep's step for an escalation whose time came: "reminded" (acknowledged, no outcome: a reminder to
+    whoever acknowledged it), "stepped_up" (to the next rung that reaches somebody), or None (nothing left)."""
+    rule = ALERTS[esc.kind]
+    if esc.state == EscalationState.resolved:
+        esc.next_step_at = None
+        return None
+    if esc.state == EscalationState.acknowledged and esc.reminded_at is None:
+        who = session.get(Officer, esc.acknowledged_by)
+        limit = rule.ladder[esc.rung].limit
+        esc.reminded_at, esc.next_step_at = now, (now + limit(policy)) if limit else None
+        session.add(esc)
+        if reachable(who):
+            person = session.get(Supervisee, esc.supervisee_id)
+            lang = who.language
+            body = text(lang, "escalation.outcome_reminder", id=esc.id, name=person.name,
+                        case_number=person.case_number, what=text(lang, f"alert_kind.{esc.kind}"),
+                        acknowledged=day_and_time(esc.acknowledged_at, zone, lang))
+            deliver(session, Reply(body, buttons=action_buttons(esc.id, lang, ACTIONS[1:]),
+                                   to=Recipient(SenderKind.officer, who.id), kind="escalation",
+                                   sms_hint=text(lang, "escalation.sms_hint", id=esc.id)),
+                    now=now, dedupe_key=f"esc:{esc.id}:outcome:{esc.rung}")
+        return "reminded"
+    passed_over = [o for r in rule.ladder[:esc.rung + 1] for o in rung_readers(session, esc, r)]
+    if esc.rung + 1 >= len(rule.ladder) or not _send_rung(session, esc, esc.rung + 1, now, policy, zone, country,
+                                                          passed_over):
+        esc.next_step_at = None
+        session.add(esc)
+        return None
+    return "stepped_up"
 
 
-def step_up(session: Session, esc: Escalation, now: datetime, zone: tzinfo) -> bool:
-    """Send an unacknowledged escalation to the next rung of its kind's ladder; False when nobody is there."""
-    officer = session.get(Officer, esc.officer_id)
-    ladder = ALERTS[esc.kind].ladder
-    boss = supervisor_of(session, officer) if len(ladder) > 1 and ladder[1].who == "supervisor" else None
-    esc.officer_due_at = None  # looked at: do not come back to it
+def close(session: Session, esc: Escalation, resolution: Resolution, now: datetime) -> None:
+    """Resolve `esc` without an officer's action (a late answer, a report back, a decision)."""
+    esc.state, esc.resolution, esc.resolved_at, esc.next_step_at = EscalationState.resolved, resolution, now, None
     session.add(esc)
-    if boss is None:
-        log.warning("escalation %s: officer %s has no supervisor to escalate to", esc.id, officer.id)
-        return False
-    esc.supervisor_id, esc.supervisor_notified_at = boss.id, now
-    reply = Reply(alert_text(session, esc, boss, zone, supervisor=True),
-                  buttons=action_buttons(esc.id, boss.language),
-                  to=Recipient(SenderKind.officer, boss.id), kind="escalation",
-                  sms_hint=text(boss.language, "escalation.sms_hint", id=esc.id))
-    deliver(session, reply, now=now, dedupe_key=f"esc:{esc.id}:supervisor")
-    log.info("escalation %s stepped up to supervisor %s", esc.id, boss.id)
-    return True
+
+
+def close_open(session: Session, person_id: int, kind: EscalationKind, resolution: Resolution,
+               now: datetime) -> int:
+    """Resolve the person's open escalations of `kind`; how many."""
+    rows = session.exec(select(Escalation).where(Escalation.supervisee_id == person_id, Escalation.kind == kind,
+                                                 Escalation.state != EscalationState.resolved)).all()
+    for esc in rows:
+        close(session, esc, resolution, now)
+    return len(rows)
 
 
 def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone: tzinfo) -> None:
@@ -143,9 +240,7 @@ def close_for_late_answer(session: Session, ob: Obligation, now: datetime, zone:
             col(Escalation.kind).in_([missed(k) for k in ObligationKind if k != ObligationKind.study]),
         )
     ):
-        esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
-            EscalationState.resolved, Resolution.answered_late, now, None)
-        session.add(esc)
+        close(session, esc, Resolution.answered_late, now)
         person = session.get(Supervisee, esc.supervisee_id)
         for n, officer_id in enumerate(filter(None, (esc.officer_id, esc.supervisor_id))):
             officer = session.get(Officer, officer_id)
@@ -201,11 +296,12 @@ def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> li
     if action == "excuse" and not reason:
         ctx.set_state(ConversationState.excuse_reason, {"escalation": esc_id})
         return [Reply(text(lang, "escalation.ask_reason", id=esc_id))]
-    if esc.acknowledged_at is None:
+    if esc.acknowledged_at is None or action == "ack":
         esc.acknowledged_at, esc.acknowledged_by = now, officer.id
-    esc.officer_due_at = None
-    if action == "ack":
-        esc.state = EscalationState.acknowledged
+    esc.next_step_at = None
+    if action == "ack":  # an outcome is still owed: a reminder when it has not come in time, then the next rung
+        esc.state, esc.reminded_at = EscalationState.acknowledged, None
+        esc.next_step_at = now + ctx.policy.escalation.outcome
     else:
         resolution = {"reached": Resolution.reached, "unreachable": Resolution.unreachable,
                       "excuse": Resolution.excused}[action]

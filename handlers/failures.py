@@ -8,10 +8,13 @@ from datetime import datetime, tzinfo
 
 from sqlmodel import Session, col, select
 
+from content.catalog import text
 from content.policy import Policy
-from handlers.escalation import open_escalation
+from handlers.contract import Button, Recipient, Reply, SenderKind
+from handlers.delivery import deliver
+from handlers.escalation import administrators, open_escalation, reachable, supervisor_of
 from storage import outbox, queries
-from storage.models import ChannelName, Direction, EscalationKind, Message, MessageStatus, Supervisee
+from storage.models import ChannelName, Direction, EscalationKind, Message, MessageStatus, Officer, Role, Supervisee
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,36 @@ def _repeatedly_undelivered(session: Session, msg: Message, in_a_row: int) -> bo
     return len(last) == in_a_row and all(s != MessageStatus.delivered for s in last)
 
 
+def _officer_not_reached(session: Session, msg: Message, code: str | None, now: datetime) -> None:
+    """A message to an officer failed for good: it goes again by the officer's other channel where there is one,
+    and their supervisor (the administrators when there is none, or when the officer is the supervisor) is told
+    by whatever reaches them, with the message itself, so that an alert never stops at a dead phone."""
+    officer = session.get(Officer, msg.officer_id)
+    if officer is None:
+        return
+    log.warning("message %s to officer %s failed on %s (%s)", msg.id, officer.id, msg.channel, code or "-")
+    if msg.kind == "delivery_failed" or (msg.dedupe_key or "").startswith("officer_fallback:"):
+        return  # already a second try, or itself the notice of a failure: no chain of notices
+    payload = {k: v for k, v in json.loads(msg.payload or "{}").items() if k != "edit"}
+    other = None
+    if msg.channel == ChannelName.telegram and officer.phone:
+        other = (ChannelName.sms, officer.phone)
+    elif msg.channel != ChannelName.telegram and officer.telegram_id is not None:
+        other = (ChannelName.telegram, str(officer.telegram_id))
+    if other is not None:
+        outbox.enqueue(session, channel=other[0], address=other[1], body=msg.body, now=now, kind=msg.kind,
+                       dedupe_key=f"officer_fallback:{msg.id}", officer_id=officer.id, payload=payload)
+    boss = supervisor_of(session, officer) if officer.role == Role.assistant else None
+    readers = [boss] if reachable(boss) else [a for a in administrators(session) if a.id != officer.id]
+    for reader in filter(reachable, readers):
+        lang = reader.language
+        body = text(lang, "delivery.officer_failed", officer=officer.name,
+                    channel=text(lang, f"delivery.channel_{msg.channel}"), text=msg.body)
+        deliver(session, Reply(body, to=Recipient(SenderKind.officer, reader.id), kind="delivery_failed",
+                               buttons=[Button(*b) for b in payload.get("buttons", [])]),
+                now=now, dedupe_key=f"officer_failed:{msg.id}:{reader.id}")
+
+
 def delivery_failed(
     session: Session, message_id: int, code: str | None, now: datetime, *, zone: tzinfo, policy: Policy
 ) -> None:
@@ -65,6 +98,9 @@ def delivery_failed(
     """
     msg = session.get(Message, message_id)
     if msg is None:
+        return
+    if msg.officer_id is not None and msg.supervisee_id is None:
+        _officer_not_reached(session, msg, code, now)
         return
     reason = UNREACHABLE.get((msg.channel, code))
     if (

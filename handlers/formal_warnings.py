@@ -12,7 +12,7 @@ from content.catalog import text
 from content.formatting import day_and_time
 from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind, zone_of
 from handlers.delivery import deliver
-from handlers.officer import _person, can_see
+from handlers.officer import can_see, person_in_scope
 from storage import audit
 from storage.models import Officer, Supervisee, Warning_
 
@@ -118,7 +118,7 @@ async def warn(inbound: Inbound, ctx: Context) -> list[Reply]:
     parts = ctx.args.split(maxsplit=1)
     if len(parts) < 2:
         return [Reply(text(ctx.language, "warning.usage"))]
-    person, refusal = _person(ctx, parts[0])
+    person, refusal = person_in_scope(ctx, parts[0])
     if person is None:
         return refusal
     entry = record(ctx.session, ctx.sender.officer, person, parts[1], ctx.now, ctx.zone)
@@ -127,7 +127,7 @@ async def warn(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 async def list_warnings(inbound: Inbound, ctx: Context) -> list[Reply]:
     """/warnings CASE: the person's ledger."""
-    person, refusal = _person(ctx, ctx.args.split(maxsplit=1)[0] if ctx.args else "")
+    person, refusal = person_in_scope(ctx, ctx.args.split(maxsplit=1)[0] if ctx.args else "")
     if person is None:
         return refusal
     lines = ledger(ctx.session, person.id)

@@ -22,13 +22,13 @@ from storage import outbox
 from storage.crypto import keyring_for
 from storage.db import insert_ignoring
 from storage.models import (
+    SUPERVISED,
     Broadcast,
     ChannelName,
     Direction,
     Message,
     MessageStatus,
     Officer,
-    Status,
     Supervisee,
     UTCDateTime,
 )
@@ -119,7 +119,7 @@ class Audience:
     category: str | None = None
 
     def where(self) -> list:
-        cond = [Supervisee.status == Status.active]
+        cond = [col(Supervisee.status).in_(SUPERVISED)]
         for column, value in ((Supervisee.township, self.township), (Supervisee.level, self.level),
                               (Supervisee.category, self.category)):
             if value:

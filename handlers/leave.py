@@ -23,9 +23,10 @@ from content.areas import Areas
 from content.catalog import text
 from content.formatting import day_and_time
 from content.policy import Policy
+from handlers.alerts import note_facts
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target
 from handlers.delivery import deliver
-from handlers.escalation import open_escalation
+from handlers.escalation import close, close_open, open_escalation
 from handlers.officer import can_see
 from storage import audit
 from storage.models import (
@@ -242,6 +243,7 @@ async def report_back(inbound: Inbound, ctx: Context) -> list[Reply]:
     if leave.starts_on > today or leave.state == LeaveState.requested:
         leave.state = LeaveState.cancelled
         key_person, key_officer = "leave.cancelled_by_person", "leave.officer_cancelled"
+        _close_undecided(session, leave, now)
     else:
         leave.state, leave.returned_at = LeaveState.returned, now
         key_person, key_officer = "leave.returned", "leave.officer_returned"
@@ -258,12 +260,16 @@ async def report_back(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 
 def _close_not_returned(session: Session, leave: Leave, now: datetime) -> None:
+    close_open(session, leave.supervisee_id, EscalationKind.leave_not_returned, Resolution.answered_late, now)
+
+
+def _close_undecided(session: Session, leave: Leave, now: datetime) -> None:
+    """The request was decided or withdrawn: its waiting alert, if any, is settled."""
     for esc in session.exec(select(Escalation).where(
-            Escalation.supervisee_id == leave.supervisee_id, Escalation.kind == EscalationKind.leave_not_returned,
+            Escalation.supervisee_id == leave.supervisee_id, Escalation.kind == EscalationKind.leave_undecided,
             Escalation.state != EscalationState.resolved)):
-        esc.state, esc.resolution, esc.resolved_at, esc.officer_due_at = (
-            EscalationState.resolved, Resolution.answered_late, now, None)
-        session.add(esc)
+        if note_facts(esc.note).get("leave") == leave.id:
+            close(session, esc, Resolution.decided, now)
 
 
 # ---- the officer's side ------------------------------------------------------------
@@ -304,6 +310,7 @@ def decide(session: Session, leave: Leave, officer: Officer, decision: str, now:
             check=check,
         )
     session.add(leave)
+    _close_undecided(session, leave, now)
     audit.append(session, actor=actor or f"officer:{officer.id}", now=now,
                  action="leave.refuse" if decision == "refuse" else "leave.approve", supervisee_id=person.id,
                  subject=f"leave:{leave.id}",
@@ -331,7 +338,7 @@ async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
     leave = ctx.session.get(Leave, found.id) if found.id else None
     if leave is None:
         return [Reply(text(lang, "leave.not_found", id=found.ref or "?"))]
-    if decision == "":  # typed approval without a mode: move when the destination is known, else suspend
+    if decision in ("", "approve"):  # approval without a mode: move when the destination is known, else suspend
         decision = "move" if ctx.areas.get(leave.destination_area) else "suspend"
     if decision not in (*MODES, "refuse"):
         return [Reply(text(lang, "leave.officer_usage"))]
@@ -364,12 +371,14 @@ async def pending(inbound: Inbound, ctx: Context) -> list[Reply]:
 # ---- the sweep's side --------------------------------------------------------------
 
 
-def due_steps(session: Session, now: datetime, policy: Policy, zone_for, county_zone: tzinfo) -> tuple[int, int]:
-    """Last-day reminders to report back, and escalations for no report back after the grace period.
+def due_steps(session: Session, now: datetime, policy: Policy, zone_for, county_zone: tzinfo,
+              country: str = "CN") -> tuple[int, int, int]:
+    """Last-day reminders to report back, alerts for no report back after the grace period, and alerts for
+    requests nobody decided within `[leave] decide_hours`.
 
-    `zone_for(person)` is the person's time zone. Returns (reminded, escalated).
+    `zone_for(person)` is the person's time zone. Returns (reminded, escalated, undecided).
     """
-    reminded = escalated = 0
+    reminded = escalated = undecided = 0
     soon = now.astimezone(county_zone).date() + timedelta(days=1)  # a day's margin for people in other zones
     rows = session.exec(select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
                         .where(Leave.state == LeaveState.approved, Leave.ends_on <= soon,
@@ -390,6 +399,19 @@ def due_steps(session: Session, now: datetime, policy: Policy, zone_for, county_
             session.add(leave)
             if open_escalation(session, person, EscalationKind.leave_not_returned, now, policy, county_zone,
                                facts={"leave": leave.id, "destination": leave.destination,
-                                      "ends_on": leave.ends_on.isoformat()}):
+                                      "ends_on": leave.ends_on.isoformat()}, country=country):
                 escalated += 1
-    return reminded, escalated
+    waiting = session.exec(select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
+                           .where(Leave.state == LeaveState.requested, col(Leave.undecided_alert_at).is_(None),
+                                  col(Leave.requested_at) <= now - policy.leave.decide)).all()
+    for leave, person in waiting:
+        facts = {"leave": leave.id, "destination": leave.destination, "starts_on": leave.starts_on.isoformat(),
+                 "ends_on": leave.ends_on.isoformat(),
+                 "requested": leave.requested_at.isoformat()}
+        # One such alert per person at a time: a second request waits until the first is settled.
+        if open_escalation(session, person, EscalationKind.leave_undecided, now, policy, county_zone,
+                           facts=facts, country=country):
+            leave.undecided_alert_at = now
+            session.add(leave)
+            undecided += 1
+    return reminded, escalated, undecided

@@ -23,6 +23,7 @@ from storage.models import (
     ObligationState,
     Officer,
     Role,
+    Status,
     Supervisee,
     WrittenReport,
 )
@@ -43,7 +44,7 @@ def can_see(session: Session, officer: Officer, person: Supervisee) -> bool:
     return person.officer_id == officer.id
 
 
-def _person(ctx: Context, case_number: str) -> tuple[Supervisee | None, list[Reply]]:
+def person_in_scope(ctx: Context, case_number: str) -> tuple[Supervisee | None, list[Reply]]:
     person = queries.supervisee_by_case(ctx.session, case_number) if case_number else None
     if person is None:
         return None, [Reply(text(ctx.language, "officer.no_case", case=case_number or "?"))]
@@ -61,7 +62,7 @@ async def case(inbound: Inbound, ctx: Context) -> list[Reply]:
     in full and paged to fit one chat message (`/case CASE 2` the next page)."""
     lang, s = ctx.language, ctx.session
     words = ctx.args.split()
-    person, refusal = _person(ctx, words[0] if words else "")
+    person, refusal = person_in_scope(ctx, words[0] if words else "")
     if person is None:
         return refusal
     page = _page_number(words[1] if len(words) > 1 else "")
@@ -112,6 +113,12 @@ def _card(ctx: Context, person: Supervisee) -> list[str]:
         text(lang, "officer.case_month", done=counts.get(ObligationState.done, 0) + counts.get(ObligationState.late, 0),
              missed=counts.get(ObligationState.missed, 0), alerts=open_alerts),
     ]
+    if person.paused_until is not None:
+        lines.append(text(lang, "case.card_paused", start=person.paused_from.isoformat(),
+                          end=person.paused_until.isoformat(), reason=person.pause_reason or "-"))
+    if person.status == Status.ended and person.ended_reason:
+        lines.append(text(lang, "end_reason.card", reason=text(lang, f"end_reason.{person.ended_reason}"),
+                          end=person.supervision_end.isoformat()))
     return lines + _location_lines(ctx, person)
 
 
@@ -210,7 +217,7 @@ async def say(inbound: Inbound, ctx: Context) -> list[Reply]:
     parts = ctx.args.split(maxsplit=1)
     if len(parts) < 2:
         return [Reply(text(ctx.language, "officer.say_usage"))]
-    person, refusal = _person(ctx, parts[0])
+    person, refusal = person_in_scope(ctx, parts[0])
     if person is None:
         return refusal
     return _relay(ctx, person, parts[1].strip())
@@ -260,7 +267,7 @@ async def reports(inbound: Inbound, ctx: Context) -> list[Reply]:
     lang, s = ctx.language, ctx.session
     q = select(WrittenReport, Supervisee).join(Supervisee, Supervisee.id == WrittenReport.supervisee_id)
     if ctx.args:
-        person, refusal = _person(ctx, ctx.args.split(maxsplit=1)[0])
+        person, refusal = person_in_scope(ctx, ctx.args.split(maxsplit=1)[0])
         if person is None:
             return refusal
         q = q.where(WrittenReport.supervisee_id == person.id)

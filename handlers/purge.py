@@ -137,7 +137,7 @@ def purge(session: Session, *, now: datetime, years: int, zone, actor: str = "cl
         ended = person.supervision_end.isoformat()
         person.name, person.phone, person.telegram_chat_id = "", None, None
         person.case_number = f"purged-{pid}"
-        person.timezone, person.last_contact_kind = None, None
+        person.timezone, person.last_contact_kind, person.pause_reason = None, None, None
         person.purged_at = person.updated_at = now
         session.add(person)
         session.flush()

@@ -12,7 +12,11 @@ import phonenumbers
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
+from handlers import case_life
+from handlers.case_life import Actor
 from handlers.contract import row_id
+from handlers.delivery import deliver
+from handlers.schedule import PLANNED_KINDS
 from storage.crypto import keyring_for
 from storage.models import Category, Level, Obligation, ObligationState, Officer, Role, Status, Supervisee
 
@@ -78,6 +82,7 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    notices: int = 0  # messages queued to people and officers about transfers and level or language changes
     errors: list[RowError] = field(default_factory=list)
     dry_run: bool = False
 
@@ -237,9 +242,13 @@ def _check_against_db(session: Session, rows: list[Ref]) -> list[RowError]:
 
 def import_roster(
     session: Session, data: bytes | str, *, now: datetime, region: str = "CN",
-    default_language: str = "zh-CN", dry_run: bool = False,
+    default_language: str = "zh-CN", dry_run: bool = False, actor: str = "roster",
 ) -> ImportResult:
-    """Validate, then create or update every row in the caller's transaction; on any error write nothing."""
+    """Validate, then create or update every row in the caller's transaction; on any error write nothing.
+
+    A changed officer, level or language of a case under supervision is that case's transfer, level or language
+    change (handlers.case_life): audited as `actor`, alerts and leave moving along, the people concerned told.
+    """
     result = ImportResult(dry_run=dry_run)
     refs: list[Ref] = []
     rows, errors = parse_roster(data, region, default_language, refs)
@@ -276,7 +285,18 @@ def import_roster(
     if movers:
         session.flush()
     replan = []
+    changed_by = Actor(actor)
     for person, values in updates:
+        if person.status != Status.ended:
+            notices = []
+            if values["officer_id"] != person.officer_id:
+                notices += case_life.transfer(session, person, session.get(Officer, values["officer_id"]),
+                                              actor=changed_by, now=now)
+            notices += case_life.set_level(session, person, values["level"], actor=changed_by, now=now)
+            notices += case_life.set_language(session, person, values["language"], actor=changed_by, now=now)
+            for i, reply in enumerate(notices):
+                deliver(session, reply, now=now, dedupe_key=f"roster:{person.id}:{now.isoformat()}:{i}")
+            result.notices += len(notices)
         if any(getattr(person, f) != values[f] for f in _CADENCE):
             replan.append(person.id)
             person.planned_until = None
@@ -288,7 +308,8 @@ def import_roster(
     if replan:
         # The cadence changed: drop what was planned but not yet sent; the next sweep plans anew.
         session.execute(delete(Obligation).where(col(Obligation.supervisee_id).in_(replan),
-                                                 Obligation.state == ObligationState.planned))
+                                                 Obligation.state == ObligationState.planned,
+                                                 col(Obligation.kind).in_(PLANNED_KINDS)))
     session.add_all(created)
     session.flush()
     if len(created) >= 500 and session.get_bind().dialect.name == "postgresql":

@@ -15,6 +15,7 @@ from content.areas import Areas
 from content.catalog import text
 from content.policy import Policy
 from handlers import (
+    case_chat,
     checkin,
     community_service,
     enrol,
@@ -344,6 +345,11 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/find", "find", "查找"), OFFICER, officer.find),
+            Route(("/pause", "pause", "暂停"), OFFICER, case_chat.pause),
+            Route(("/resume", "resume", "恢复"), OFFICER, case_chat.resume),
+            Route(("/level", "level", "等级"), OFFICER, case_chat.level),
+            Route(("/transfer", "transfer", "转交"), OFFICER, case_chat.transfer),
+            Route(("/end", "end", "解矫"), OFFICER, case_chat.end),
             Route(("/reports", "reports", "汇报记录"), OFFICER, officer.reports),  # before 汇报: CJK matches prefixes
             Route(("/report", "report", "汇报", "书面汇报"), OFFICER, officer.report_show),
             Route(("/say", "say", "发给"), OFFICER, officer.say),

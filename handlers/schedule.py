@@ -143,6 +143,10 @@ OBLIGATIONS: dict[ObligationKind, ObligationRule] = {
     K.service: ObligationRule(None, _service_prompt, _service_remind, _missed(K.service)),
 }
 
+# The kinds the sweep plans from the person's level and time zone (a community-service obligation is an officer's
+# session, never re-planned): what a change of cadence drops and plans anew.
+PLANNED_KINDS = tuple(kind for kind, rule in OBLIGATIONS.items() if rule.plan is not None)
+
 MONTHLY: dict[ObligationKind, MonthlyRule] = {
     K.study: MonthlyRule(lambda p: p.study, study.minutes_credited, study.shortfall_reminder,
                          EscalationKind.study_shortfall),

@@ -14,7 +14,7 @@ from content.formatting import day_and_time, duration
 from content.study import Module, module, order
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target, zone_of
 from handlers.delivery import deliver
-from storage.models import Obligation, ObligationState, Status, StudyProgress, Supervisee
+from storage.models import SUPERVISED, Obligation, ObligationState, StudyProgress, Supervisee
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[i
         select(Supervisee.id, credited)
         .join(StudyProgress, (StudyProgress.supervisee_id == Supervisee.id) & (StudyProgress.state == "passed"),
               isouter=True)
-        .where(Supervisee.status == Status.active)
+        .where(col(Supervisee.status).in_(SUPERVISED))
         .group_by(Supervisee.id)
     ).all()
     return {pid: int(m) for pid, m in rows}

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import escalation, greetings, leave, location, purge, study
+from handlers import case_life, escalation, greetings, leave, location, purge, study
 from handlers.cadence import quiet_end_after
 from handlers.contract import zone_of
 from handlers.delivery import deliver, reply_row
@@ -30,6 +30,7 @@ from storage import outbox as outbox_rows
 from storage.db import insert_ignoring, session_scope
 from storage.models import (
     OPEN_OBLIGATION,
+    SUPERVISED,
     Broadcast,
     Escalation,
     EscalationState,
@@ -61,7 +62,8 @@ class SweepReport:
     missed: int = 0
     excused: int = 0
     escalated: int = 0
-    to_supervisor: int = 0
+    stepped_up: int = 0  # alerts that went on to the next rung of their ladder
+    outcome_reminded: int = 0  # acknowledged alerts with no outcome in time: reminded
     greeted: int = 0
     study_reminded: int = 0
     study_escalated: int = 0
@@ -70,6 +72,9 @@ class SweepReport:
     partial: int = 0
     leave_reminded: int = 0
     leave_escalated: int = 0
+    leave_undecided: int = 0  # requests nobody decided in time: alerts opened
+    lost_contact: int = 0  # people found out of contact (and escalated)
+    contact_resumed: int = 0  # people in lost contact who answered again or were reached
     locations_purged: int = 0
     expired: int = 0  # bulk messages dropped unsent at their expiry
     purge_notices_scrubbed: int = 0  # last messages of `checkin purge`, deleted once gone
@@ -134,7 +139,7 @@ def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRep
     """People past their end date become `ended`; their open obligations are excused."""
     today = now.astimezone(cfg.zone).date()
     ids = list(s.exec(
-        select(Supervisee.id).where(col(Supervisee.status).in_([Status.active, Status.lost_contact]),
+        select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED),
                                     Supervisee.supervision_end < today)
     ).scalars())
     if not ids:
@@ -226,6 +231,10 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
         ob.state, ob.next_check_at = ObligationState.excused, None
         rep.excused += 1
         return
+    if case_life.is_paused(person, ob.due_at.astimezone(zone).date()):  # hospital, detention, court
+        ob.state, ob.next_check_at = ObligationState.excused, None
+        rep.excused += 1
+        return
     rule = cfg.schedule.obligations[ob.kind]
     due = Due(s, ob, person, now, zone, cfg.policy)
     if ob.window_end_at <= now:
@@ -264,22 +273,25 @@ def _close(s: Session, due: Due, cfg: SweepConfig, rep: SweepReport) -> None:
         return
     s.add(ob)
     s.flush()
-    if escalation.open_escalation(s, due.person, closing.alert, due.now, cfg.policy, cfg.zone, obligation=ob):
+    if escalation.open_escalation(s, due.person, closing.alert, due.now, cfg.policy, cfg.zone, obligation=ob,
+                                   country=cfg.holiday_country):
         rep.escalated += 1
 
 
-def _step_up_escalations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
-    """Escalations the officer has not acknowledged within the SLA go to the supervisor."""
+def _advance_escalations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Alerts whose time came: a reminder when acknowledged without an outcome, else the next rung of the ladder."""
     due = s.exec(
         select(Escalation)
-        .where(Escalation.state == EscalationState.open, col(Escalation.officer_due_at) <= now)
-        .order_by(Escalation.officer_due_at, Escalation.id)
+        .where(col(Escalation.state).in_([EscalationState.open, EscalationState.acknowledged]),
+               col(Escalation.next_step_at) <= now)
+        .order_by(Escalation.next_step_at, Escalation.id)
         .limit(cfg.batch)
         .with_for_update(skip_locked=True)
     ).scalars().all()
     for esc in due:
-        if escalation.step_up(s, esc, now, cfg.zone):
-            rep.to_supervisor += 1
+        done = escalation.advance(s, esc, now, cfg.policy, cfg.zone, cfg.holiday_country)
+        rep.outcome_reminded += done == "reminded"
+        rep.stepped_up += done == "stepped_up"
     return len(due) == cfg.batch
 
 
@@ -321,6 +333,10 @@ def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRe
         if greetings.already_run(s, key):
             continue
         behind = {pid: m for pid, m in monthly.minutes(s, month, month_end).items() if m < target.monthly_minutes}
+        for pid in list(behind):  # a pause this month (hospital, detention) excuses the month's target
+            person = s.get(Supervisee, pid)
+            if person.paused_until is not None and person.paused_until >= month.astimezone(cfg.zone).date():
+                del behind[pid]
         for person in (s.get(Supervisee, pid) for pid in behind):
             if step == "remind":
                 deliver(s, monthly.reminder(person, behind[person.id], target.monthly_minutes), now=now,
@@ -328,7 +344,8 @@ def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRe
                 setattr(rep, f"{kind}_reminded", getattr(rep, f"{kind}_reminded") + 1)
             elif escalation.open_escalation(s, person, monthly.alert, now, cfg.policy, cfg.zone,
                                             facts={"minutes": behind[person.id], "day": target.remind_day,
-                                                   "required": target.monthly_minutes}):
+                                                   "required": target.monthly_minutes},
+                                            country=cfg.holiday_country):
                 setattr(rep, f"{kind}_escalated", getattr(rep, f"{kind}_escalated") + 1)
         s.add(Broadcast(key=key, kind=kind, template=step, queued=len(behind), created_at=now))
     return False
@@ -336,8 +353,22 @@ def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRe
 
 def _leave(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """Leave: the last day's reminder, and the alert when nobody reported back."""
-    rep.leave_reminded, rep.leave_escalated = leave.due_steps(
-        s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone)
+    rep.leave_reminded, rep.leave_escalated, rep.leave_undecided = leave.due_steps(
+        s, now, cfg.policy, lambda p: zone_of(p, cfg.zone), cfg.zone, cfg.holiday_country)
+    return False
+
+
+def _lost_contact(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """Lost contact, as the report defines it: cleared at once when contact resumes (an answer, or an officer
+    reaching the person); found once a day (from the greetings' time), then escalated to the supervisor."""
+    rep.contact_resumed += case_life.clear_lost_contact(s, now)
+    local = now.astimezone(cfg.zone)
+    key = f"contact-check:{local:%Y-%m-%d}"
+    if local.time() < cfg.policy.greetings.time or greetings.already_run(s, key):
+        return False
+    found = case_life.find_lost_contact(s, now, cfg.policy, cfg.zone, cfg.holiday_country)
+    rep.lost_contact += found
+    s.add(Broadcast(key=key, kind="contact_check", template="daily", queued=found, created_at=now))
     return False
 
 
@@ -360,10 +391,11 @@ STEPS: tuple[Step, ...] = (
     _end_supervisions,
     _plan,
     _advance_obligations,
-    _step_up_escalations,
+    _advance_escalations,
     _greet,
     _monthly_shortfall,
     _leave,
+    _lost_contact,
     _expire,
     _retention,
 )

@@ -45,6 +45,19 @@ class Status(StrEnum):
     lost_contact = "lost_contact"
 
 
+class EndReason(StrEnum):
+    """Why a supervision ended: its term ran out, or early."""
+
+    ended = "ended"  # the term is over (also: released early by a court)
+    revoked = "revoked"  # probation or parole revoked: taken into custody
+    moved_out = "moved_out"  # supervision moved to another county
+    died = "died"
+
+
+# Under supervision, whether or not in contact: who is planned for, tallied, greeted.
+SUPERVISED = (Status.active, Status.lost_contact)
+
+
 class ChannelName(StrEnum):
     telegram = "telegram"
     sms = "sms"
@@ -103,6 +116,8 @@ class EscalationKind(StrEnum):
     study_shortfall = "study_shortfall"
     service_shortfall = "service_shortfall"
     leave_not_returned = "leave_not_returned"
+    leave_undecided = "leave_undecided"  # a leave request nobody decided within the policy's hours
+    lost_contact = "lost_contact"  # no answer and no officer's contact for the report's number of days
 
 
 class ConversationState(StrEnum):
@@ -125,6 +140,9 @@ class Resolution(StrEnum):
     unreachable = "unreachable"
     excused = "excused"
     answered_late = "answered_late"
+    decided = "decided"  # the leave request it was about was decided (or withdrawn)
+    contact_resumed = "contact_resumed"  # lost contact: the person answered again, or an officer reached them
+    case_ended = "case_ended"  # the supervision ended early (revoked, moved out, died)
 
 
 class Officer(SQLModel, table=True):
@@ -174,6 +192,12 @@ class Supervisee(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
     purged_at: datetime | None = _ts()  # personal data removed after the retention period (`checkin purge`)
+    # A pause (hospital, detention, court): nothing planned or missed from `paused_from` to `paused_until`.
+    paused_from: date | None = None
+    paused_until: date | None = None
+    pause_reason: str | None = _secret("supervisee.pause_reason", nullable=True)
+    ended_reason: str | None = Field(default=None, max_length=16)  # EndReason, when status is ended
+    lost_contact_since: datetime | None = _ts()  # when the sweep found the person out of contact
 
 
 class EnrolmentCode(SQLModel, table=True):
@@ -239,7 +263,7 @@ class Escalation(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("obligation_id", "kind", name="uq_escalation_obligation"),
-        Index("ix_escalation_state_due", "state", "officer_due_at"),
+        Index("ix_escalation_state_due", "state", "next_step_at"),
         one_of("kind", EscalationKind, "ck_escalation_kind"),
     )
 
@@ -251,8 +275,13 @@ class Escalation(SQLModel, table=True):
     supervisor_id: int | None = Field(default=None, foreign_key="officer.id")
     state: str = Field(default=EscalationState.open, max_length=16)
     opened_at: datetime | None = _ts(nullable=False)
-    officer_due_at: datetime | None = _ts()
+    # Where on its kind's ladder it stands (0: the assigned officer), and when the sweep next looks at it:
+    # the current rung's limit, or (acknowledged) when an outcome is due; None: nothing more to do.
+    rung: int = 0
+    next_step_at: datetime | None = _ts()
     supervisor_notified_at: datetime | None = _ts()
+    admins_notified_at: datetime | None = _ts()
+    reminded_at: datetime | None = _ts()  # acknowledged, no outcome yet: the reminder went
     acknowledged_at: datetime | None = _ts()
     acknowledged_by: int | None = Field(default=None, foreign_key="officer.id")
     resolution: str | None = Field(default=None, max_length=20)
@@ -435,6 +464,7 @@ class Leave(SQLModel, table=True):
     decision_note: str | None = _secret("leave.decision_note", nullable=True)
     reminded_at: datetime | None = _ts()  # the last-day reminder to report back went
     escalated_at: datetime | None = _ts()  # no report back in time: escalated (once)
+    undecided_alert_at: datetime | None = _ts()  # nobody decided in time: an alert opened (once)
     returned_at: datetime | None = _ts()
 
 

@@ -8,6 +8,7 @@ from bot.cli import (  # noqa: F401  (importing a group registers its commands)
     areas_commands,
     audit_commands,
     bulk_commands,
+    case_commands,
     community_service_commands,
     console_commands,
     leave_commands,

@@ -39,6 +39,9 @@ warning_app = typer.Typer(help="The warnings ledger (append-only).", no_args_is_
 app.add_typer(warning_app, name="warning")
 service_app = typer.Typer(help="Community-service sessions and attendance.", no_args_is_help=True)
 app.add_typer(service_app, name="service")
+case_app = typer.Typer(help="The life of one case: pause, resume, level, language, time zone, channel, transfer, "
+                            "end.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
 leave_app = typer.Typer(help="Leave to travel: requests and decisions.", no_args_is_help=True)
 app.add_typer(leave_app, name="leave")
 audit_app = typer.Typer(help="The audit trail of officers' and administrators' actions (hash-chained).",

@@ -90,7 +90,7 @@ def demo(
             fail(str(exc), 2)
         migrate(rt.engine)
         if sample.seed(rt.engine, rt.clock.now()):
-            out.print(f"Seeded the sample county (3 townships, 6 officers, 40 people) in {url}")
+            out.print(f"Seeded the sample county (3 townships, 6 officers and an administrator, 40 people) in {url}")
         out.print(f"Explore it with CHECKIN_KEY_FILE={directory / 'checkin.keys'} CHECKIN_DATABASE_URL={url} "
                   "checkin roster list")
         console_as(rt, as_)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import app, err, fail, out, person_or_officer, roster_app, runtime
+from bot.cli.base import app, err, fail, operator, out, person_or_officer, roster_app, runtime
 from bot.tables import Column, fitted
 from handlers import enrol
 from handlers.roster import import_roster
@@ -29,12 +29,12 @@ def roster_import(
     with session_scope(rt.engine) as session:
         result = import_roster(
             session, data, now=rt.clock.now(), region=rt.settings.phone_region,
-            default_language=rt.settings.language, dry_run=dry_run,
+            default_language=rt.settings.language, dry_run=dry_run, actor=operator(),
         )
         if dry_run or not result.ok:
             session.rollback()
         else:
-            audit.append(session, actor="cli", action="roster.import", now=rt.clock.now(),
+            audit.append(session, actor=operator(), action="roster.import", now=rt.clock.now(),
                          details={"file": file.name, "created": result.created, "updated": result.updated,
                                   "unchanged": result.unchanged})
     if not result.ok:

@@ -68,7 +68,7 @@ def _world(db, waiting: bool = True) -> tuple[County, dict]:
                              ends_at=local(2027, 3, 1, 12), hours=3, case_numbers=["JZ-O"], now=local(2027, 2, 28))
         s.flush()
         attendance = s.exec(select(ServiceAttendance).where(ServiceAttendance.session_id == svc.id)).one()
-        ids = dict(ob=ob.id if ob else 0, esc=esc.id, leave=lv.id, att=attendance.id)
+        ids = dict(ob=ob.id if ob else 0, esc=esc.id, leave=lv.id, att=attendance.id, other=c.other.id)
     return c, ids
 
 
@@ -89,6 +89,15 @@ MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "/case": ("/case JZ-O", None, officer_only("刘芳（JZ-O，普管，红果镇")),
     "/case page": ("/case JZ-O 2", None, officer_only("刘芳（JZ-O，普管，红果镇")),
     "/find": ("/find 刘芳", None, officer_only("找到 1 人", "您的管辖范围内没有与“刘芳”相符的人")),
+    "/pause": ("/pause JZ-O 3 住院", None, officer_only("✅ 刘芳（JZ-O）从")),
+    "/resume": ("/resume JZ-O", None, officer_only("JZ-O 没有在暂停中")),
+    "/level": ("/level JZ-O 严管", None, officer_only("✅ 刘芳（JZ-O）改为严管")),
+    "/transfer": ("/transfer JZ-O {other}", None, {
+        **officer_only("✅ 刘芳（JZ-O）已转给赵强"), "assistant": "!/transfer 只能由乡镇负责人或管理员使用",
+        "other_township": "!/transfer 只能由乡镇负责人或管理员使用"}),
+    "/end": ("/end JZ-O 迁出", None, {
+        **officer_only("✅ 刘芳（JZ-O）已解矫：迁出"), "assistant": "!/end 只能由乡镇负责人或管理员使用",
+        "other_township": "!/end 只能由乡镇负责人或管理员使用"}),
     "/say": ("/say JZ-O 明天上午来一趟司法所", None, officer_only("已发送给刘芳")),
     "/warn": ("/warn JZ-O 未按时报到", None, officer_only("已记录警告")),
     "/warnings": ("/warnings JZ-O", None, officer_only("刘芳没有警告记录")),
@@ -140,12 +149,16 @@ async def test_cell(db, action, sender):
         lv = s.get(Leave, ids["leave"])
         att = s.get(ServiceAttendance, ids["att"])
         warned = s.exec(select(Warning_)).all()
+        fang = s.get(Supervisee, c.ordinary.id)
     changed = {"warn": bool(warned), "esc": esc.acknowledged_at is not None, "leave": lv.state != "requested",
-               "att": att.state == "verified"}
+               "att": att.state == "verified",
+               "case": (fang.level, fang.status, fang.officer_id, fang.paused_until) != ("ordinary", "active",
+                                                                                          c.li.id, None)}
     if refused or sender in ("person", "unknown", "departed"):
         touched = {"/warn": "warn", "ack (text)": "esc", "ack (button)": "esc", "excuse (text)": "esc",
                    "approve leave (text)": "leave", "refuse leave (button)": "leave",
-                   "verify service (button)": "att"}.get(action)
+                   "verify service (button)": "att", "/pause": "case", "/level": "case", "/transfer": "case",
+                   "/end": "case"}.get(action)
         if touched:
             assert not changed[touched], (action, sender)
 

@@ -22,13 +22,15 @@ runner = CliRunner()
 
 async def _march(db) -> County:
     """王伟 (strict) answers every day but the 3rd and 10th; 刘芳 (ordinary) always; Tom (lenient, 两河镇) never.
-    李娜 acknowledges the 3rd's alert in time and nothing else. 刘芳 passes two study modules. Tom gets two
+    李娜 acknowledges the 3rd's alert in time and records no outcome (so it too reaches the supervisor). 刘芳 passes two study modules. Tom gets two
     warnings, one withdrawn; 王伟 one in February. Two more people are outside March."""
     c = County(db, start=local(2027, 2, 1))
     with session_scope(db.engine) as s:
         tom = s.get(Supervisee, c.lenient.id)
         tom.township, tom.created_at = "两河镇", local(2027, 3, 1)
         s.add(tom)
+        for p in (c.strict, c.ordinary):  # in this system from March (nothing was asked of them in February)
+            s.get(Supervisee, p.id).created_at = local(2027, 3, 1)
         officer = s.get(Officer, c.li.id)
         formal_warnings.record(s, officer, s.get(Supervisee, c.strict.id), "二月的警告", local(2027, 2, 20), SH)
     supervisee(db.engine, local(2027, 1, 1), c.li.id, case_number="JZ-E", phone="+8613800000009",
@@ -80,17 +82,18 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
     by = {line.township: line.as_row() for line in lines}
     assert list(by) == ["两河镇", "红果镇", "*"]
     assert by["红果镇"] == dict(
-        township="红果镇", active=2, not_yet_active=0, due=40, on_time=38, late=0, no_location=0, missed=2, response_rate=38 / 40,
-        escalations=6, acknowledged_in_sla=1, to_supervisor=5, lost_contact=0, lost_per_mille=0.0,
+        township="红果镇", active=2, not_yet_active=0, paused=0, due=40, on_time=38, late=0, no_location=0, missed=2, response_rate=38 / 40,
+        escalations=6, acknowledged_in_sla=1, to_supervisor=6, lost_contact=0, lost_per_mille=0.0,
         study_hours=2.0, under_study=2, service_hours=3.0, under_service=2, warnings=0)
     assert by["两河镇"] == dict(
-        township="两河镇", active=1, not_yet_active=0, due=5, on_time=0, late=0, no_location=0, missed=5, response_rate=0.0,
-        escalations=8, acknowledged_in_sla=0, to_supervisor=8, lost_contact=1, lost_per_mille=1000.0,
+        township="两河镇", active=1, not_yet_active=0, paused=0, due=5, on_time=0, late=0, no_location=0, missed=5, response_rate=0.0,
+        escalations=9, acknowledged_in_sla=0, to_supervisor=9, lost_contact=1, lost_per_mille=1000.0,
         study_hours=0.0, under_study=1, service_hours=0.0, under_service=1, warnings=1)
     county = by["*"]
     # 红果镇: 王伟's two missed check-ins, and study and service shortfalls for both on the 25th;
-    # 两河镇: Tom's five missed check-ins, his missed report (due the 30th), study and service shortfalls.
-    assert (county["active"], county["due"], county["missed"], county["escalations"]) == (3, 45, 7, 14)
+    # 两河镇: Tom's five missed check-ins, his missed report (due the 30th), study and service shortfalls, and his
+    # lost contact found on the 8th (a week without an answer; it starts with the supervisor).
+    assert (county["active"], county["due"], county["missed"], county["escalations"]) == (3, 45, 7, 15)
     assert county["service_hours"] == 3.0
     assert county["response_rate"] == pytest.approx(38 / 45)
     assert county["lost_per_mille"] == pytest.approx(1000 / 3)

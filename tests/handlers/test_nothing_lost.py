@@ -107,6 +107,11 @@ async def test_officer_help_lists_every_officer_command(db):
     c = County(db)
     await c.send("telegram", "5001", local(2027, 3, 5, 11), "/help")
     text = c.out(address="5001", kind="reply")[-1].body
-    for command in ("/list", "/open", "/case", "/say", "/reports", "/report", "/leaves", "/warn", "/warnings",
-                    "/service", "/help"):
+    from handlers.contract import SenderKind
+
+    routed = {k for r in c.router.routes if SenderKind.officer in r.who for k in r.keywords if k.startswith("/")}
+    officer_commands = {"/list", "/open", "/case", "/find", "/say", "/reports", "/report", "/leaves", "/warn",
+                        "/warnings", "/service", "/pause", "/resume", "/level", "/transfer", "/end", "/help"}
+    assert officer_commands <= routed
+    for command in officer_commands:
         assert command in text, command

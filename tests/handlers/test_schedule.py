@@ -25,8 +25,13 @@ def test_every_escalation_kind_has_a_row_with_a_ladder():
     policy = load_policy()
     for kind, rule in ALERTS.items():
         assert rule.ladder, kind
-        assert rule.ladder[0].who == "officer" and rule.ladder[0].limit(policy) == policy.escalation.officer_sla
-        assert rule.ladder[-1].limit is None, f"{kind}: the last rung has no limit to run out"
+        # Every ladder ends with the county's administrators (no dead end), each rung but the last has a limit.
+        assert rule.ladder[-1].who == "admins" and rule.ladder[-1].limit is None, kind
+        assert all(r.limit is not None for r in rule.ladder[:-1]), kind
+        first = "supervisor" if kind is EscalationKind.lost_contact else "officer"  # the officer had the misses
+        assert rule.ladder[0].who == first, kind
+    assert ALERTS[EscalationKind.missed_checkin].ladder[0].limit(policy) == policy.escalation.officer_sla
+    assert ALERTS[EscalationKind.missed_checkin].ladder[1].limit(policy) == policy.escalation.supervisor_sla
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])

@@ -90,15 +90,22 @@ async def test_a_simulated_month_for_each_level(db):
     first, acked, late = escalations
     assert hhmm_dt(first.opened_at) == "13:00" and first.supervisor_id == c.boss.id
     assert hhmm_dt(first.supervisor_notified_at) == "17:00" and first.state == "open"
-    assert acked.state == "acknowledged" and acked.supervisor_id is None
+    # Acknowledged with no outcome: reminded a day later, then (4 h on) the supervisor's, who got it the next
+    # morning (17:30 is after hours) and did nothing either: then the administrators'.
+    (reminder,) = c.out(dedupe_key=f"esc:{acked.id}:outcome:0")
+    assert reminder.created_at == local(2027, 3, 11, 13, 30)
+    assert acked.supervisor_id == c.boss.id and hhmm_dt(acked.supervisor_notified_at) == "17:30"
+    assert acked.rung == 2 and acked.admins_notified_at == local(2027, 3, 12, 16, 30)
+    assert first.rung == 2 and first.admins_notified_at is not None  # nobody acted: the administrators
     assert late.state == "resolved" and late.resolution == "answered_late" and late.supervisor_id is None
 
     alert = c.out(kind="escalation", address="5001")[0]
     assert "王伟（JZ-S，严管，红果镇）" in alert.body
     assert "09:00 已提醒，11:00 再次提醒，均未回复" in alert.body
     assert "电话：138 0000 0001" in alert.body and "上次联系：3月2日 09:30（报到）" in alert.body
-    (to_boss,) = [m for m in c.out(kind="escalation", address="9000") if "未报到" in m.body]
-    assert "协管员李娜 3月3日 13:00 收到，未处理" in to_boss.body
+    to_boss, acked_to_boss = [m for m in c.out(kind="escalation", address="9000") if "未报到" in m.body]
+    assert "李娜 3月3日 13:00 收到，未处理" in to_boss.body
+    assert "李娜 3月10日 13:30 已知悉，但未记录处理结果" in acked_to_boss.body
     (closed,) = c.out(kind="escalation_closed")
     assert closed.address == "5001" and "14:00" in closed.body
 
@@ -216,11 +223,27 @@ async def test_quiet_hours_hold_a_reminder_until_morning(db, tmp_path):
     assert reminder.created_at.astimezone(SH).day == 2
 
 
-async def test_escalations_go_out_in_quiet_hours(db, tmp_path):
+async def test_alerts_that_are_not_urgent_wait_for_working_hours(db, tmp_path):
     from content.policy import load_policy
 
     f = tmp_path / "p.toml"
     f.write_text('[checkin.strict]\ntime = "18:00"\n[escalation]\nofficer_sla_hours = 1', encoding="utf-8")
+    c = County(db, policy=load_policy(f))
+    for now in steps(local(2027, 3, 1, 8), local(2027, 3, 2, 11), minutes=15):
+        c.sweep(now)
+    # Missed at 22:00 on Monday: queued then, sent at 08:30 on Tuesday; the supervisor's turn an hour after that.
+    alerts = [a for a in c.out(kind="escalation") if a.supervisee_id is None and "JZ-S" in a.body]
+    assert [(a.address, hhmm(a), hhmm_dt(a.next_attempt_at)) for a in alerts] == [
+        ("5001", "22:00", "08:30"), ("9000", "09:30", "09:30")]
+
+
+async def test_with_round_the_clock_working_hours_alerts_go_out_in_quiet_hours(db, tmp_path):
+    from content.policy import load_policy
+
+    f = tmp_path / "p.toml"
+    f.write_text('[checkin.strict]\ntime = "18:00"\n[escalation]\nofficer_sla_hours = 1\n'
+                 'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+                 'working_start = "00:00"\nworking_end = "23:59"', encoding="utf-8")
     c = County(db, policy=load_policy(f))
     for now in steps(local(2027, 3, 1, 8), local(2027, 3, 2, 0), minutes=15):
         c.sweep(now)

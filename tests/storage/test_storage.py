@@ -3,12 +3,13 @@
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from storage.db import current_revision, has_schema, head_revision, migrate, session_scope
+from storage.db import alembic_config, current_revision, has_schema, head_revision, migrate, session_scope
 from storage.models import Conversation, Message, SQLModel
 from tests.conftest import NOW, make_engine
 from tests.factories import officer, supervisee
@@ -18,7 +19,7 @@ def test_migrations_match_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
     assert diff == []
-    assert current_revision(db.engine) == head_revision() == "0013"
+    assert current_revision(db.engine) == head_revision() == "0015"
 
 
 def test_migrate_twice_is_a_no_op(db):
@@ -186,4 +187,35 @@ def test_upgrade_to_typed_kinds_stops_on_a_stray_value_and_changes_nothing(empty
     assert current_revision(engine) == "0011"
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT kind FROM escalation").scalar() == "missed_lunch"
+    engine.dispose()
+
+
+def test_upgrade_to_the_ladder_keeps_each_alert_where_it_stood(empty_url):
+    from storage.models import Escalation
+
+    engine = make_engine(empty_url)
+    migrate(engine, "0013")
+    _rows_at_0011(engine)
+    with engine.begin() as conn:  # a second alert, already with the supervisor; the first still the officer's
+        conn.exec_driver_sql("UPDATE escalation SET officer_due_at = '2027-03-01 05:00:00'")
+        conn.exec_driver_sql(
+            "INSERT INTO escalation (supervisee_id, kind, officer_id, supervisor_id, state, opened_at, "
+            "supervisor_notified_at) VALUES (1, 'asked_officer', 1, 1, 'open', '2027-03-01 01:00:00', "
+            "'2027-03-01 05:00:00')")
+        conn.exec_driver_sql("UPDATE supervisee SET status = 'ended'")
+    migrate(engine)
+    with session_scope(engine) as s:
+        first, second = s.exec(select(Escalation).order_by(Escalation.id)).all()
+        assert (first.rung, first.next_step_at) == (0, datetime(2027, 3, 1, 5, tzinfo=UTC))
+        assert (second.rung, second.next_step_at) == (1, None)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT ended_reason FROM supervisee").scalar() == "ended"
+    with pytest.raises(IntegrityError):  # the new kinds are in the constraint, nothing else is
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE escalation SET kind = 'missed_lunch'")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE escalation SET kind = 'lost_contact' WHERE id = 2")
+    with pytest.raises(RuntimeError, match="kind lost_contact"):  # a downgrade never drops an alert silently
+        command.downgrade(alembic_config(engine), "0014")
+    assert current_revision(engine) == "0015"
     engine.dispose()
