@@ -13,6 +13,7 @@ from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.runtime import Runtime
 from handlers.contract import Inbound
 from handlers.failures import delivery_failed
+from handlers.menus import Menus, menus
 from scheduler.channels import Channel, SendError
 from scheduler.drain import Outbox
 from scheduler.ticker import Ticker
@@ -37,6 +38,7 @@ class Stack:
                 public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
                 per_chat_rate=s.telegram_chat_rate, poll_timeout=poll_timeout, rate=s.telegram_rate,
                 paid_broadcast=s.telegram_paid_broadcast, concurrency=s.telegram_concurrency,
+                menus=self.menus, default_language=s.language,
             )
             self.channels["telegram"] = self.telegram
         self.sms: SmsChannel | None = None
@@ -93,6 +95,10 @@ class Stack:
             if msg is not None and status in ("undelivered", "failed"):
                 self._failed(session, msg, SendError(status, code=error_code), now)
 
+    def menus(self) -> Menus:
+        with session_scope(self.rt.engine) as session:
+            return menus(session)
+
     async def handle_inbound(self, inbound: Inbound) -> None:
         """One message from any channel: through the router, then send the replies now."""
         self.inflight += 1
@@ -101,6 +107,18 @@ class Stack:
         finally:
             self.inflight -= 1
         self.kick()
+        if inbound.channel == "telegram" and inbound.text.startswith("/start") and self.telegram is not None:
+            await self._menu_after_start(int(inbound.address))
+
+    async def _menu_after_start(self, chat_id: int) -> None:
+        """An officer who just bound their chat gets the officers' menu at once (not at the next restart)."""
+        commands = self.menus().officers.get(chat_id)
+        if commands is None:
+            return
+        try:
+            await self.telegram.set_chat_menu(chat_id, commands)
+        except Exception:  # a menu is a convenience: never lose the message over it
+            log.warning("telegram: could not set the menu of an officer's chat", exc_info=True)
 
     def busy(self) -> bool:
         """Messages being handled, or received by Telegram's adapter and not yet handed to the router."""

@@ -103,6 +103,7 @@ class Escalation(_Strict):
     working_start: time = time(8, 30)
     working_end: time = time(17, 30)
     public_holidays_off: bool = True
+    bulk_from: int = Field(5, ge=2, le=1000)  # this many alerts for one officer at once come as one list
 
     _t = field_validator("working_start", "working_end", mode="before")(_hhmm)
 

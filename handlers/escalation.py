@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from sqlmodel import Session, col, func, select
@@ -143,10 +146,14 @@ def _send_rung(session: Session, esc: Escalation, start: int, now: datetime, pol
         elif rung.who == "admins":
             esc.admins_notified_at = now
         session.add(esc)
+        grouped = session.info.get(GROUPED)
         for reader in readers:
             key = f"esc:{esc.id}:{rung.who}" + (f":{reader.id}" if len(readers) > 1 else "")
-            deliver(session, _alert(session, esc, reader, zone, passed_over), now=now,
-                    not_before=at if at > now else None, dedupe_key=key)
+            alert = _alert(session, esc, reader, zone, passed_over)
+            if grouped is not None:  # the sweep gathers what falls due together, per reader
+                grouped.append(_Pending(reader, esc, alert, key, at))
+            else:
+                deliver(session, alert, now=now, not_before=at if at > now else None, dedupe_key=key)
         log.info("escalation %s on rung %s (%s), %s readers, from %s", esc.id, index, rung.who, len(readers),
                  at.isoformat())
         return True
@@ -155,6 +162,62 @@ def _send_rung(session: Session, esc: Escalation, start: int, now: datetime, pol
     log.error("escalation %s: no rung of its ladder reaches anybody (no reachable officer, supervisor or "
               "administrator)", esc.id)
     return False
+
+
+GROUPED = "checkin.grouped_alerts"  # session.info key: alerts gathered while a sweep step runs
+BULK_LINES = 30  # alerts listed in one message at most
+
+
+@dataclass(frozen=True)
+class _Pending:
+    reader: Officer
+    esc: Escalation
+    alert: Reply
+    key: str
+    at: datetime
+
+
+@contextmanager
+def grouped_alerts(session: Session, now: datetime, policy: Policy) -> Iterator[None]:
+    """Within the block, alerts are gathered; at its end each reader gets them one by one, or, when
+    `[escalation] bulk_from` or more fall due for them together (a provider outage, the first morning after an
+    import), as one message listing the people, a button per person that opens that alert to act on."""
+    gathered: list[_Pending] = []
+    session.info[GROUPED] = gathered
+    try:
+        yield
+    finally:
+        session.info.pop(GROUPED, None)
+    groups: dict[tuple[int, datetime], list[_Pending]] = {}
+    for p in gathered:
+        groups.setdefault((p.reader.id, p.at), []).append(p)
+    for (_, at), items in groups.items():
+        not_before = at if at > now else None
+        if len(items) < policy.escalation.bulk_from:
+            for p in items:
+                deliver(session, p.alert, now=now, not_before=not_before, dedupe_key=p.key)
+            continue
+        for first in range(0, len(items), BULK_LINES):
+            chunk = items[first:first + BULK_LINES]
+            deliver(session, _bulk(session, chunk, len(items), first), now=now, not_before=not_before,
+                    dedupe_key=f"escbulk:{chunk[0].key}")
+        log.info("%s alerts for officer %s sent as one list", len(items), items[0].reader.id)
+
+
+def _bulk(session: Session, chunk: list[_Pending], total: int, first: int) -> Reply:
+    """One message for many alerts: a line each, and a button each that opens the alert."""
+    reader = chunk[0].reader
+    lang = reader.language
+    lines = [text(lang, "escalation.bulk_header", total=total, first=first + 1, last=first + len(chunk))]
+    buttons = []
+    for p in chunk:
+        person = session.get(Supervisee, p.esc.supervisee_id)
+        lines.append(text(lang, "escalation.bulk_line", id=p.esc.id, kind=text(lang, f"alert_kind.{p.esc.kind}"),
+                          name=person.name, case_number=person.case_number))
+        buttons.append(Button(f"#{p.esc.id} {person.name}", f"esc:{p.esc.id}:show"))
+    lines.append(text(lang, "escalation.bulk_footer"))
+    return Reply("\n".join(lines), buttons=buttons, to=Recipient(SenderKind.officer, reader.id),
+                 kind="escalation_bulk", sms_hint=text(lang, "escalation.bulk_sms_hint"))
 
 
 def open_escalation(
@@ -277,9 +340,25 @@ async def act(inbound: Inbound, ctx: Context) -> list[Reply]:
     found = target(inbound.button, ctx.args)
     action = found.arg(0) if inbound.button else WORDS.get(ctx.keyword.lstrip("/"))
     reason = "" if inbound.button else (found.arg(0) if found else "")
+    if inbound.button and action == "show" and found is not None and found.id is not None:
+        return show(ctx, found.id)
     if found is None or action not in ACTIONS or found.id is None:
         return [Reply(text(lang, "escalation.usage"))]
     return apply_action(ctx, found.id, action, reason)
+
+
+def show(ctx: Context, esc_id: int) -> list[Reply]:
+    """One alert in full with its buttons, as it would have come alone (a person's button in a list of alerts)."""
+    esc = ctx.session.get(Escalation, esc_id)
+    if esc is None:
+        return [Reply(text(ctx.language, "escalation.not_found", id=esc_id))]
+    if not may_act(ctx.session, ctx.sender.officer, esc):
+        return [Reply(text(ctx.language, "escalation.not_allowed", id=esc_id))]
+    if esc.state == EscalationState.resolved:
+        return [Reply(text(ctx.language, "escalation.already", **_outcome(ctx.language, esc, ctx.session, ctx.zone)))]
+    had_it = [o for r in ALERTS[esc.kind].ladder[:esc.rung] for o in rung_readers(ctx.session, esc, r)]
+    alert = _alert(ctx.session, esc, ctx.sender.officer, ctx.zone, had_it)
+    return [Reply(alert.text, buttons=alert.buttons, kind="escalation", sms_hint=alert.sms_hint)]
 
 
 def apply_action(ctx: Context, esc_id: int, action: str, reason: str = "") -> list[Reply]:
@@ -338,18 +417,25 @@ async def excuse_reason(inbound: Inbound, ctx: Context) -> list[Reply]:
 OPEN_PAGE = 30  # alerts on one page of /open
 
 
+def open_alerts(officer: Officer):
+    """(Escalation, Supervisee) rows of the unresolved alerts `officer` answers for: an assistant's own, a
+    supervisor's township's (and those stepped up to them), every one for an administrator."""
+    query = (select(Escalation, Supervisee).join(Supervisee, Supervisee.id == Escalation.supervisee_id)
+             .where(Escalation.state != EscalationState.resolved))
+    mine = (Escalation.officer_id == officer.id) | (Escalation.supervisor_id == officer.id)
+    if officer.role == Role.supervisor:
+        return query.where(mine | (Supervisee.township == officer.township))
+    if officer.role != Role.admin:
+        return query.where(mine)
+    return query
+
+
 async def open_list(inbound: Inbound, ctx: Context) -> list[Reply]:
     """/open [PAGE]: unresolved alerts, oldest first, each named by its kind; an assistant's own, a supervisor's
     township, every one for an administrator; paged, and the count is the whole count."""
     lang, officer = ctx.language, ctx.sender.officer
     page = int(ctx.args) if ctx.args.isascii() and ctx.args.isdigit() and 0 < int(ctx.args) < 10_000 else 1
-    query = (select(Escalation, Supervisee).join(Supervisee, Supervisee.id == Escalation.supervisee_id)
-             .where(Escalation.state != EscalationState.resolved))
-    mine = (Escalation.officer_id == officer.id) | (Escalation.supervisor_id == officer.id)
-    if officer.role == Role.supervisor:
-        query = query.where(mine | (Supervisee.township == officer.township))
-    elif officer.role != Role.admin:
-        query = query.where(mine)
+    query = open_alerts(officer)
     total = ctx.session.exec(select(func.count()).select_from(query.subquery())).one()
     if not total:
         return [Reply(text(lang, "escalation.open_empty"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from content.catalog import text
 from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind
-from storage.models import Officer
+from storage.models import Officer, Role
 
 
 def _officer_of(ctx: Context) -> Officer:
@@ -18,8 +18,9 @@ async def help_supervisee(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 
 async def help_officer(inbound: Inbound, ctx: Context) -> list[Reply]:
-    """What an officer can do."""
-    return [Reply(text(ctx.language, "help.officer"))]
+    """What an officer can do: supervisors and administrators also transfer and end cases."""
+    senior = ctx.sender.officer.role in (Role.supervisor, Role.admin)
+    return [Reply(text(ctx.language, "help.supervisor" if senior else "help.officer"))]
 
 
 def forward(ctx: Context, note: str) -> Reply:

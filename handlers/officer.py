@@ -173,7 +173,7 @@ async def find(inbound: Inbound, ctx: Context) -> list[Reply]:
         return [Reply(text(lang, "officer.find_usage"))]
     needle = query.casefold()
     digits = query.isascii() and query.isdigit() and len(query) >= 4
-    ids = _visible_people(ctx)
+    ids = visible_people(ctx.session, ctx.sender.officer)
     q = select(Supervisee).where(col(Supervisee.purged_at).is_(None))
     if ids is not None:
         q = q.where(col(Supervisee.id).in_(ids or [0]))
@@ -248,9 +248,8 @@ def _pages(body: str, size: int) -> list[str]:
     return pages + [rest]
 
 
-def _visible_people(ctx: Context) -> list[int] | None:
-    """Ids of the people the officer may see; None for an administrator (everyone)."""
-    officer = ctx.sender.officer
+def visible_people(session: Session, officer: Officer) -> list[int] | None:
+    """Ids of the people `officer` may see; None for an administrator (everyone)."""
     if officer.role == Role.admin:
         return None
     q = select(Supervisee.id)
@@ -259,7 +258,7 @@ def _visible_people(ctx: Context) -> list[int] | None:
         q = q.where((Supervisee.township == officer.township) | col(Supervisee.officer_id).in_(under))
     else:
         q = q.where(Supervisee.officer_id == officer.id)
-    return list(ctx.session.exec(q).all())
+    return list(session.exec(q).all())
 
 
 async def reports(inbound: Inbound, ctx: Context) -> list[Reply]:
@@ -272,7 +271,7 @@ async def reports(inbound: Inbound, ctx: Context) -> list[Reply]:
             return refusal
         q = q.where(WrittenReport.supervisee_id == person.id)
     else:
-        ids = _visible_people(ctx)
+        ids = visible_people(ctx.session, ctx.sender.officer)
         if ids is not None:
             q = q.where(col(WrittenReport.supervisee_id).in_(ids or [0]))
     total = s.exec(select(func.count()).select_from(q.subquery())).one()

@@ -21,10 +21,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from content.policy import Policy
-from handlers import case_life, escalation, greetings, leave, location, purge, study
+from handlers import case_life, digest, escalation, greetings, leave, location, purge, study
 from handlers.cadence import quiet_end_after
 from handlers.contract import zone_of
 from handlers.delivery import deliver, reply_row
+from handlers.office_hours import is_working_day
 from handlers.schedule import Due, Schedule, default_schedule
 from storage import outbox as outbox_rows
 from storage.db import insert_ignoring, session_scope
@@ -75,6 +76,7 @@ class SweepReport:
     leave_undecided: int = 0  # requests nobody decided in time: alerts opened
     lost_contact: int = 0  # people found out of contact (and escalated)
     contact_resumed: int = 0  # people in lost contact who answered again or were reached
+    digests: int = 0  # morning digests sent to officers
     locations_purged: int = 0
     expired: int = 0  # bulk messages dropped unsent at their expiry
     purge_notices_scrubbed: int = 0  # last messages of `checkin purge`, deleted once gone
@@ -127,9 +129,10 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
             return rep
         for step in STEPS:
             for _ in range(MAX_ROUNDS):  # a step that returns True has more to do: another transaction
-                with session_scope(engine) as s:
-                    if not step(s, now, cfg, rep):
-                        break
+                with session_scope(engine) as s, escalation.grouped_alerts(s, now, cfg.policy):
+                    more = step(s, now, cfg, rep)
+                if not more:
+                    break
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep
@@ -372,6 +375,19 @@ def _lost_contact(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport)
     return False
 
 
+def _digest(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
+    """At the office's opening on a working day, each officer's morning digest (once a day)."""
+    local = now.astimezone(cfg.zone)
+    key = f"digest:{local:%Y-%m-%d}"
+    if (local.time() < cfg.policy.escalation.working_start
+            or not is_working_day(local.date(), cfg.policy, cfg.holiday_country) or greetings.already_run(s, key)):
+        return False
+    since = digest.last_digest(s, now)
+    rep.digests = digest.send_digests(s, now, since, cfg.zone, cfg.policy, cfg.schedule.monthly)
+    s.add(Broadcast(key=key, kind="digest", template="morning", queued=rep.digests, created_at=now))
+    return False
+
+
 def _expire(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
     """Bulk messages past their expiry (a greeting after its holiday) are dropped and counted, never sent late."""
     rep.expired += outbox_rows.expire(s, now)
@@ -396,6 +412,7 @@ STEPS: tuple[Step, ...] = (
     _monthly_shortfall,
     _leave,
     _lost_contact,
+    _digest,
     _expire,
     _retention,
 )

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -23,6 +24,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from handlers.contract import Inbound, Location
+from handlers.menus import Menus
 from scheduler.channels import PermanentSendError, SendResult, TransientSendError
 from scheduler.drain import smooth_limiter
 from storage.outbox import Outgoing
@@ -34,11 +36,6 @@ PAID_BROADCAST_RATE = 1000.0  # messages/s with allow_paid_broadcast (paid in Te
 PAID_KINDS = frozenset({"greeting", "broadcast"})
 CHAT_SLOTS_KEPT = 10_000
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-COMMANDS = [
-    BotCommand("help", "帮助 / help"),
-    BotCommand("report", "书面汇报 / written report"),
-    BotCommand("officer", "找协管员 / message my officer"),
-]
 
 
 def _seconds(value) -> float:
@@ -68,7 +65,10 @@ class TelegramChannel:
         paid_broadcast: bool = False,
         paid_rate: float = PAID_BROADCAST_RATE,
         concurrency: int = 8,
+        menus: Callable[[], Menus] | None = None,
+        default_language: str = "zh-CN",
     ) -> None:
+        self.menus, self.default_language = menus, default_language  # setMyCommands at start
         # With paid broadcasts on, greetings and announcements go with allow_paid_broadcast at up to
         # `paid_rate`; everything else still keeps to the free `rate`, through a limiter of its own.
         self.paid_broadcast = paid_broadcast
@@ -117,7 +117,8 @@ class TelegramChannel:
         await app.start()
         if not receive:
             return
-        await app.bot.set_my_commands(COMMANDS)
+        if self.menus is not None:
+            await self.set_menus(self.menus())
         allowed = ["message", "callback_query"]
         if self.public_url:
             await app.bot.set_webhook(f"{self.public_url}{WEBHOOK_PATH}", secret_token=self.webhook_secret,
@@ -128,6 +129,23 @@ class TelegramChannel:
             await app.updater.start_polling(poll_interval=0.0, timeout=self.poll_timeout,
                                             allowed_updates=allowed)
             log.info("telegram: polling mode")
+
+    async def set_menus(self, menus: Menus) -> None:
+        """The "/" menus: people's by the app's language (the county's language for the rest), each officer's
+        in their chat, and deactivated officers' chats back to the people's."""
+        bot = self.application.bot
+        for lang, commands in menus.people.items():
+            await bot.set_my_commands([BotCommand(c, d) for c, d in commands],
+                                      language_code=None if lang == self.default_language else lang.split("-")[0])
+        for chat_id, commands in menus.officers.items():
+            await self.set_chat_menu(chat_id, commands)
+        for chat_id in menus.cleared:
+            await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
+        log.info("telegram: menus set (%s officers' chats, %s cleared)", len(menus.officers), len(menus.cleared))
+
+    async def set_chat_menu(self, chat_id: int, commands: list[tuple[str, str]]) -> None:
+        await self.application.bot.set_my_commands([BotCommand(c, d) for c, d in commands],
+                                                   scope=BotCommandScopeChat(chat_id))
 
     async def stop(self) -> None:
         app = self.application

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -85,7 +86,8 @@ class FakeTelegram(LoopbackServer):
         self.callback_answers: list[dict] = []
         self.webhook: dict | None = None
         self.webhook_deliveries: list[int] = []  # HTTP status of each delivery
-        self.commands: list = []
+        self.commands: list = []  # the default menu
+        self.menus: dict[tuple, list] = {}  # (scope type, chat id, language code) -> commands
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._queries = itertools.count(1)
@@ -287,9 +289,43 @@ class FakeTelegram(LoopbackServer):
         return self._ok({"url": (self.webhook or {}).get("url", ""), "has_custom_certificate": False,
                          "pending_update_count": len(self.updates)})
 
+    @staticmethod
+    def _menu_key(p: dict) -> tuple:
+        """Menus are kept per scope and language, as Telegram keeps them."""
+        scope = p.get("scope") or {"type": "default"}
+        return scope.get("type"), scope.get("chat_id"), p.get("language_code") or ""
+
     async def _m_setMyCommands(self, p: dict) -> JSONResponse:
-        self.commands = p.get("commands", [])
+        commands = p.get("commands", [])
+        if not isinstance(commands, list) or len(commands) > 100:
+            return self._error(400, "Bad Request: too many commands specified")
+        for c in commands:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", ""))):
+                return self._error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description", ""))) <= 256:
+                return self._error(400, "Bad Request: command description is empty")
+        key = self._menu_key(p)
+        if key[2] and not re.fullmatch(r"[a-z]{2}", key[2]):
+            return self._error(400, "Bad Request: LANGUAGE_CODE_INVALID")
+        self.menus[key] = commands
+        if key == ("default", None, ""):
+            self.commands = commands
+        await self._notify()
         return self._ok(True)
+
+    async def _m_deleteMyCommands(self, p: dict) -> JSONResponse:
+        self.menus.pop(self._menu_key(p), None)
+        await self._notify()
+        return self._ok(True)
+
+    def menu_for(self, chat_id: int, language_code: str = "") -> list[str]:
+        """The commands a chat shows, as Telegram resolves them: the chat's own, else the default for the app's
+        language, else the default."""
+        for key in (("chat", chat_id, language_code), ("chat", chat_id, ""), ("default", None, language_code),
+                    ("default", None, "")):
+            if key in self.menus:
+                return [c["command"] for c in self.menus[key]]
+        return []
 
     def _chat_id(self, p: dict) -> int | None:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -48,22 +50,33 @@ class Harness:
             return [m for m in s.exec(q.order_by(Message.id)) if address is None or m.address == address]
 
 
-@pytest.fixture
-async def sms(db, monkeypatch, tmp_path):
+@asynccontextmanager
+async def serving(db, monkeypatch, tmp_path, prepare: Callable[[Harness], None] | None = None):
+    """The service with the Twilio stand-in, on loopback; `prepare` changes the county before it starts."""
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
     fake = FakeTwilio()
     await fake.start()
     port = free_port()
     h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), port)
+    if prepare is not None:
+        prepare(h)
     fake.service_url = f"http://127.0.0.1:{port}"
     server = LoopbackServer(make_app(h.clock, {}, h.stack.routes()))
     await server.start(port=port)
     await h.stack.start()
-    yield h
-    await h.stack.stop()
-    await server.stop()
-    await fake.stop()
+    try:
+        yield h
+    finally:
+        await h.stack.stop()
+        await server.stop()
+        await fake.stop()
+
+
+@pytest.fixture
+async def sms(db, monkeypatch, tmp_path):
+    async with serving(db, monkeypatch, tmp_path) as h:
+        yield h
 
 
 WANG, TOM = "+8613800000001", "+8613800000003"
@@ -232,3 +245,40 @@ async def test_21614_a_landline_is_unreachable_by_sms_and_escalated(sms):
     assert "短信无法送达：不是手机号码" in alert.body
     await h.tick(local(2027, 3, 1, 9, 30))
     assert len(h.rows(kind="checkin_prompt", address=WANG)) == 1 and fake.to(WANG) == []
+
+
+async def test_an_officer_on_sms_gets_a_list_of_alerts_and_runs_the_case_by_text(db, monkeypatch, tmp_path):
+    """李娜 has no Telegram: everything the officer's side does reaches her by the real twilio client."""
+    from storage.models import Officer, Supervisee
+    from tests.factories import supervisee
+
+    li = "+8613700000005"
+
+    def sms_officer(h: Harness) -> None:
+        with session_scope(h.db.engine) as s:  # through the model: the phone's blind index follows
+            row = s.get(Officer, h.county.li.id)
+            row.telegram_id, row.phone = None, li
+        for n in range(4):
+            supervisee(h.db.engine, local(2027, 3, 1), h.county.li.id, case_number=f"JZ-{n}", name=f"张{n}",
+                       phone=f"+861390000000{n}", level="strict")
+
+    async with serving(db, monkeypatch, tmp_path, sms_officer) as h:
+        fake = h.fake
+        for t in (9, 11, 13):
+            await h.tick(local(2027, 3, 1, t))
+        (listed,) = [m for m in fake.to(li) if m.body.startswith("⚠")]
+        assert listed.body.startswith("⚠ 7 条新提醒（第 1-7 条）：") and "短信回复：知悉 编号" in listed.body
+        esc = [e for e in h.county.escalations() if e.supervisee_id == h.county.strict.id][0]
+        h.clock.set(local(2027, 3, 1, 13, 10))
+        await h.text(li, f"知悉 {esc.id}")
+        assert fake.to(li)[-1].body.startswith(f"✅ 已知悉 #{esc.id}")
+        await h.text(li, "/find 王")
+        assert fake.to(li)[-1].body == "找到 1 人，显示 1 人：\n· 王伟（JZ-S，严管，红果镇，在矫）138 0000 0001"
+        await h.text(li, "/pause JZ-S 3 住院")
+        assert fake.to(li)[-1].body.startswith("✅ 王伟（JZ-S）从 2027-03-01 到 2027-03-03 暂停报到")
+        assert fake.to(WANG)[-1].body.startswith("您的报到从 2027-03-01 到 2027-03-03 暂停。")
+        await h.text(li, "/case JZ-S")
+        card = fake.to(li)[-1].body
+        assert "暂停中：2027-03-01 至 2027-03-03，原因：住院" in card and "→ 您的报到从 2027-03-01" in card
+        with session_scope(h.db.engine) as s:
+            assert s.get(Supervisee, h.county.strict.id).paused_until is not None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
@@ -18,8 +20,9 @@ from bot.web import make_app
 from handlers import enrol
 from scheduler.clock import FixedClock
 from storage.db import session_scope
-from storage.models import Message, Supervisee, WrittenReport
+from storage.models import Message, Officer, Supervisee, WrittenReport
 from tests.conftest import clear_env
+from tests.factories import officer, supervisee
 from tests.sim import County, local
 
 
@@ -49,17 +52,28 @@ class Harness:
 
 
 
-@pytest.fixture
-async def tg(db, monkeypatch, tmp_path):
+@asynccontextmanager
+async def serving(db, monkeypatch, tmp_path, prepare: Callable[[Harness], None] | None = None):
+    """The service polling the Bot API stand-in; `prepare` changes the county before it starts."""
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
     fake = FakeTelegram()
     await fake.start()
     h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)))
+    if prepare is not None:
+        prepare(h)
     await h.stack.start()
-    yield h
-    await h.stack.stop()
-    await fake.stop()
+    try:
+        yield h
+    finally:
+        await h.stack.stop()
+        await fake.stop()
+
+
+@pytest.fixture
+async def tg(db, monkeypatch, tmp_path):
+    async with serving(db, monkeypatch, tmp_path) as h:
+        yield h
 
 
 def _code(h: Harness, person) -> str:
@@ -561,3 +575,55 @@ async def test_a_time_out_is_transient(tg, monkeypatch):
     with pytest.raises(TransientSendError) as exc:
         await tg.stack.telegram.send(Outgoing(1, "telegram", "7002", "你好", {}, 1, "reply"))
     assert exc.value.code == "network"
+
+
+async def test_command_menus_per_role_language_and_chat(db, monkeypatch, tmp_path):
+    codes = {}
+
+    def officers(h: Harness) -> None:
+        departed = officer(h.db.engine, local(2027, 3, 1), name="周离", telegram_id=5003)
+        newcomer = officer(h.db.engine, local(2027, 3, 1), name="孙新", township="两河镇")
+        with session_scope(h.db.engine) as s:
+            s.get(Officer, departed.id).active = False
+            h.fake.menus[("chat", 5003, "")] = [{"command": "open", "description": "old"}]  # an earlier run's
+            codes["newcomer"] = enrol.issue_code(s, s.get(Officer, newcomer.id), h.clock.now(), days=7).code
+
+    async with serving(db, monkeypatch, tmp_path, officers) as h:
+        fake = h.fake
+        assert fake.menu_for(7002, "zh") == ["help", "report", "officer", "study", "leave", "back"]
+        assert fake.menu_for(7002, "en") == fake.menu_for(7002, "zh")  # in English, the same commands
+        assert fake.menus[("default", None, "en")][0]["description"] == "Help"
+        assert fake.menus[("default", None, "")][1]["description"] == "书面汇报"
+        assistant = fake.menu_for(5001, "zh")
+        assert "open" in assistant and "find" in assistant and "transfer" not in assistant
+        assert {"transfer", "end"} <= set(fake.menu_for(9000)) and {"transfer", "end"} <= set(fake.menu_for(1))
+        assert fake.menu_for(5003) == fake.menu_for(7002)  # the departed officer's chat: a person's menu, no more
+        # An officer who binds a chat gets the officers' menu at once.
+        assert fake.menu_for(6006) == fake.menu_for(7002)
+        await fake.send_text(6006, f"/start {codes['newcomer']}")
+        await h.said(6006, 1)
+        await h.settle()
+        await fake.wait_for(lambda: "open" in fake.menu_for(6006))
+        assert "transfer" not in fake.menu_for(6006)
+
+
+async def test_a_list_of_alerts_opens_each_alert_to_act_on(tg):
+    h, fake = tg, tg.fake
+    for n in range(4):  # seven people of 李娜's miss Monday's check-in: one list, not seven messages
+        supervisee(h.db.engine, local(2027, 3, 1), h.county.li.id, case_number=f"JZ-{n}", name=f"张{n}",
+                   phone=f"+861390000000{n}", level="strict")
+    for t in (9, 11, 13):
+        await h.tick(local(2027, 3, 1, t))
+    listed = await h.said(5001, 1)
+    assert listed.text.startswith("⚠ 7 条新提醒（第 1-7 条）：") and len(listed.buttons) == 7
+    h.clock.set(local(2027, 3, 1, 13, 20))
+    label, data = listed.buttons[0]
+    assert label == "#1 王伟" and data == "esc:1:show"
+    await fake.press(5001, listed.message_id, data)
+    opened = await h.said(5001, 2)
+    assert opened.text.startswith("⚠ 未报到 #1：王伟（JZ-S，严管，红果镇）")
+    assert [d for _, d in opened.buttons] == ["esc:1:ack", "esc:1:reached", "esc:1:unreachable", "esc:1:excuse"]
+    await fake.press(5001, opened.message_id, "esc:1:reached")
+    await fake.wait_for(lambda: bool(fake.message(5001, opened.message_id).edits))
+    assert fake.message(5001, opened.message_id).text.endswith("✅ 已联系上 #1 — 李娜，13:20")
+    assert next(e for e in h.county.escalations() if e.id == 1).resolution == "reached"

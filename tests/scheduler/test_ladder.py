@@ -197,3 +197,40 @@ async def test_a_supervisor_who_cannot_be_reached_is_covered_by_the_administrato
         delivery_failed(s, to_boss.id, "403", local(2027, 3, 1, 17, 1), zone=SH, policy=c.policy)
     (notice,) = c.out(kind="delivery_failed")
     assert notice.address == "1" and notice.body.startswith("⚠ 发给张主任的消息未能送达（Telegram）。")
+
+
+async def test_many_alerts_at_once_come_as_one_list_on_every_rung(db):
+    c = County(db)
+    for n in range(4):  # 李娜 has seven strict people now; none answers Monday's check-in
+        supervisee(c.engine, local(2027, 3, 1), c.li.id, case_number=f"JZ-{n}", name=f"张{n}",
+                   phone=f"+861390000000{n}", level="strict")
+    for now in steps(local(2027, 3, 1, 8), local(2027, 3, 1, 17, 15), minutes=15):
+        c.sweep(now)
+    assert [m for m in c.out(kind="escalation") if m.address in ("5001", "9000")] == []
+    (to_li,) = c.out(kind="escalation_bulk", address="5001")
+    (to_boss,) = c.out(kind="escalation_bulk", address="9000")
+    assert (hm(to_li.created_at), hm(to_boss.created_at)) == ("03-01 13:00", "03-01 17:00")
+    assert to_li.body.splitlines()[0] == "⚠ 7 条新提醒（第 1-7 条）："
+    assert len(json.loads(to_boss.payload)["buttons"]) == 7
+    esc_id = int(json.loads(to_boss.payload)["buttons"][3][1].split(":")[1])
+    shown = (await c.send("telegram", "9000", local(2027, 3, 1, 17, 20), button=f"esc:{esc_id}:show")).replies[0]
+    assert "李娜 3月1日 13:00 收到，未处理。" in shown.text
+    await c.send("telegram", "9000", local(2027, 3, 1, 17, 21), button=f"esc:{esc_id}:reached")
+    with session_scope(c.engine) as s:
+        assert s.get(Escalation, esc_id).resolution == "reached"
+    # Someone else's alert cannot be opened from a forged button.
+    refused = (await c.send("telegram", "5002", local(2027, 3, 1, 17, 22), button=f"esc:{esc_id}:show")).replies
+    assert refused[0].text.startswith(f"提醒 #{esc_id} 不归您处理")
+
+
+async def test_a_list_of_alerts_reaches_an_officer_on_sms_with_how_to_answer(db):
+    c = County(db)
+    with session_scope(c.engine) as s:
+        s.execute(update(Officer).where(Officer.id == c.li.id).values(telegram_id=None, phone="+8613700000005"))
+    for n in range(3):
+        supervisee(c.engine, local(2027, 3, 1), c.li.id, case_number=f"JZ-{n}", name=f"张{n}",
+                   phone=f"+861390000000{n}", level="strict")
+    for now in steps(local(2027, 3, 1, 8), local(2027, 3, 1, 13, 15), minutes=15):
+        c.sweep(now)
+    (listed,) = c.out(kind="escalation_bulk", address="+8613700000005")
+    assert listed.channel == "sms" and json.loads(listed.payload)["sms_hint"].startswith("短信回复：知悉 编号")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -170,9 +171,15 @@ async def test_catch_up_after_a_three_day_outage(db):
     states = [(o.period_key, o.state) for o in c.obligations(c.strict)]
     assert states[:4] == [("2027-03-01", "missed"), ("2027-03-02", "missed"), ("2027-03-03", "missed"),
                           ("2027-03-04", "prompted")]
-    alerts = c.out(kind="escalation", address="5001")
-    assert len(alerts) == 5  # 王伟 three days; 刘芳 and Tom on Monday
-    assert all("服务中断" in a.body for a in alerts)
+    # 王伟 three days; 刘芳 and Tom on Monday: five alerts at once come as one list, a button each.
+    assert c.out(kind="escalation", address="5001") == []
+    (listed,) = c.out(kind="escalation_bulk", address="5001")
+    assert listed.body.startswith("⚠ 5 条新提醒（第 1-5 条）：\n· #1 未报到：王伟（JZ-S）")
+    buttons = json.loads(listed.payload)["buttons"]
+    assert len(buttons) == 5 and buttons[0] == ["#1 王伟", "esc:1:show"]
+    for label, data in buttons:  # each opens its alert, with what happened
+        shown = (await c.send("telegram", "5001", local(2027, 3, 4, 10), button=data)).replies[0]
+        assert "服务中断" in shown.text and [b.data for b in shown.buttons][0] == data.replace("show", "ack")
     assert c.out(kind="checkin_reminder") == []  # no reminders for windows long gone
     sent = len(c.out())
     c.sweep(local(2027, 3, 4, 10, 1))

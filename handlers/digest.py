@@ -1,0 +1,110 @@
+"""The morning digest: at the start of each working day, what is waiting for each officer, in one message."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from sqlmodel import Session, col, func, select
+
+from content.catalog import text
+from content.formatting import day_and_time
+from content.policy import Policy
+from handlers.contract import Recipient, Reply, SenderKind
+from handlers.delivery import deliver
+from handlers.escalation import open_alerts, reachable
+from handlers.officer import visible_people
+from handlers.study import month_start
+from storage.models import SUPERVISED, Broadcast, Leave, LeaveState, Message, Officer, Supervisee
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Waiting:
+    """What one officer finds waiting in the morning."""
+
+    alerts: int = 0
+    oldest: datetime | None = None
+    leave: int = 0
+    notes: int = 0  # people's messages passed on to them since the last digest
+    reports: int = 0  # written reports that reached them since the last digest
+    behind: dict[str, int] | None = None  # monthly target -> people behind the month's pace
+
+    def empty(self) -> bool:
+        return not (self.alerts or self.leave or self.notes or self.reports or any((self.behind or {}).values()))
+
+
+def waiting_for(session: Session, officer: Officer, now: datetime, since: datetime, zone: tzinfo, policy: Policy,
+                monthly: dict) -> Waiting:
+    """`monthly`: per monthly target (study, service), its rule in the scheduled table (minutes, target)."""
+    w = Waiting()
+    alerts = open_alerts(officer).subquery()
+    w.alerts, w.oldest = session.exec(select(func.count(), func.min(alerts.c.opened_at))).one()
+    ids = visible_people(session, officer)
+    leave = select(func.count()).select_from(Leave).where(Leave.state == LeaveState.requested)
+    if ids is not None:
+        leave = leave.where(col(Leave.supervisee_id).in_(ids or [0]))
+    w.leave = session.exec(leave).one()
+    counts = dict(session.exec(
+        select(Message.kind, func.count()).where(Message.officer_id == officer.id, Message.direction == "out",
+                                                 col(Message.kind).in_(["contact", "report_notice"]),
+                                                 Message.created_at >= since, Message.created_at < now)
+        .group_by(Message.kind)).all())
+    w.notes, w.reports = counts.get("contact", 0), counts.get("report_notice", 0)
+    # Behind the month's pace: less than the target times the share of the month gone by.
+    start = month_start(now, zone)
+    local = now.astimezone(zone)
+    share = (local.day - 1) / calendar.monthrange(local.year, local.month)[1]  # the days gone by, today not yet
+    people = select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))
+    if ids is not None:
+        people = people.where(col(Supervisee.id).in_(ids or [0]))
+    scope = set(session.exec(people).all())
+    w.behind = {}
+    for kind, rule in monthly.items():
+        pace = rule.target(policy).monthly_minutes * share
+        minutes = rule.minutes(session, start, now)
+        w.behind[kind] = sum(1 for pid in scope if minutes.get(pid, 0) < pace)
+    return w
+
+
+def render(officer: Officer, w: Waiting, zone: tzinfo) -> str:
+    lang = officer.language
+    lines = [text(lang, "digest.header", officer=officer.name)]
+    if w.alerts:
+        lines.append(text(lang, "digest.alerts", count=w.alerts, oldest=day_and_time(w.oldest, zone, lang)))
+    if w.leave:
+        lines.append(text(lang, "digest.leave", count=w.leave))
+    if w.notes or w.reports:
+        lines.append(text(lang, "digest.messages", notes=w.notes, reports=w.reports))
+    behind = [text(lang, f"digest.behind_{k}", count=n) for k, n in (w.behind or {}).items() if n]
+    if behind:
+        lines.append(text(lang, "digest.behind", parts=("；" if lang.startswith("zh") else "; ").join(behind)))
+    return "\n".join(lines)
+
+
+def send_digests(session: Session, now: datetime, since: datetime, zone: tzinfo, policy: Policy,
+                 monthly: dict) -> int:
+    """One digest to every active officer who can be reached and has something waiting; how many went."""
+    sent = 0
+    for officer in session.exec(select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)).all():
+        if not reachable(officer):
+            continue
+        w = waiting_for(session, officer, now, since, zone, policy, monthly)
+        if w.empty():
+            continue
+        deliver(session, Reply(render(officer, w, zone), to=Recipient(SenderKind.officer, officer.id),
+                               kind="digest"),
+                now=now, dedupe_key=f"digest:{officer.id}:{now.astimezone(zone):%Y-%m-%d}")
+        sent += 1
+    log.info("morning digest to %s officers", sent)
+    return sent
+
+
+def last_digest(session: Session, now: datetime) -> datetime:
+    """When the previous morning's digests went (a day ago when there were none): what counts as new since."""
+    last = session.exec(select(func.max(Broadcast.created_at)).where(Broadcast.kind == "digest",
+                                                                     Broadcast.created_at < now)).one()
+    return last or now - timedelta(days=1)
