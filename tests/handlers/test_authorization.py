@@ -103,6 +103,7 @@ MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "/warnings": ("/warnings JZ-O", None, officer_only("刘芳没有警告记录")),
     "ack (text)": ("知悉 {esc}", None, officer_only("✅ 已知悉 #{esc}", "提醒 #{esc} 不归您处理")),
     "ack (button)": ("", "esc:{esc}:ack", officer_only("✅ 已知悉 #{esc}", "提醒 #{esc} 不归您处理")),
+    "show alert (button)": ("", "esc:{esc}:show", officer_only("☎ 请求联系 #{esc}：刘芳", "提醒 #{esc} 不归您处理")),
     "excuse (text)": ("免除 {esc} 已电话联系", None, officer_only("✅ 已免除 #{esc}", "提醒 #{esc} 不归您处理")),
     "approve leave (text)": ("批准 {leave}", None, officer_only("✅ 请假 #{leave}", "请假申请 #{leave} 不归您审批")),
     "refuse leave (button)": ("", "leave:{leave}:refuse",
