@@ -177,7 +177,12 @@ class Simulation:
     def react_tg(self, chat: int, m) -> None:
         r = self.rng.random()
         if chat in self.officers:
-            if m.buttons and m.buttons[0][1].startswith("esc:") and r < 0.6:
+            if m.buttons and m.buttons[0][1].endswith(":show"):  # a list of alerts: open most of them, one by one
+                for _, data in m.buttons:
+                    if self.rng.random() < 0.8:
+                        self.later(self.rng.uniform(10, 300),
+                                   lambda data=data: self.tg.press(chat, m.message_id, data))
+            elif m.buttons and m.buttons[0][1].startswith("esc:") and r < 0.6:
                 data = m.buttons[self.rng.choice([0, 1, 1, 2])][1]
                 self.later(self.rng.uniform(10, 200), lambda: self.tg.press(chat, m.message_id, data))
             elif m.buttons and m.buttons[0][1].startswith("svc:") and r < 0.9:
