@@ -9,6 +9,7 @@ from datetime import datetime
 
 import uvicorn
 
+from bot.office.app import office_routes
 from bot.runtime import Runtime
 from bot.stack import Stack
 from bot.web import make_app
@@ -35,8 +36,10 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
             stop.set()
 
     clock_job = make_scheduler(job, rt.clock)
+    console, console_errors = office_routes(rt, stack.kick)  # the office's web console under /console
     server = uvicorn.Server(uvicorn.Config(
-        make_app(rt.clock, status, stack.routes()), host=rt.settings.http_host, port=rt.settings.http_port,
+        make_app(rt.clock, status, stack.routes() + console, console_errors), host=rt.settings.http_host,
+        port=rt.settings.http_port,
         log_level="warning", lifespan="off",
     ))
     server.install_signal_handlers = lambda: None  # ours below stop everything together

@@ -183,14 +183,15 @@ class Context:
     session: Session
     now: datetime
     sender: Sender
-    conversation: Conversation
-    message_id: int
     policy: Policy
     zone: tzinfo  # the county's
     areas: Areas  # the county, townships and known destinations
     default_language: str = "zh-CN"
     args: str = ""  # the text after the keyword that picked the handler
     keyword: str = ""  # the keyword (or button prefix) that picked the handler
+    # The chat's conversation and the stored inbound message; None for an action taken in the web console.
+    conversation: Conversation | None = None
+    message_id: int | None = None
 
     @property
     def person_zone(self) -> tzinfo:
@@ -203,10 +204,12 @@ class Context:
 
     def state_data(self) -> dict:
         """The conversation's stored data."""
-        return json.loads(self.conversation.data or "{}")
+        return json.loads(self.conversation.data or "{}") if self.conversation else {}
 
     def set_state(self, state: ConversationState, data: dict | None = None) -> None:
         """Move the conversation to `state`, keeping `data` with it."""
+        if self.conversation is None:
+            raise RuntimeError("no conversation to keep a state in (an action outside a chat)")
         self.conversation.state = state
         self.conversation.data = json.dumps(data or {}, ensure_ascii=False)
         self.conversation.updated_at = self.now

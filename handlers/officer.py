@@ -162,6 +162,14 @@ def _thread_pages(ctx: Context, person: Supervisee, *, first_budget: int, budget
 FIND_LIMIT = 20  # people listed by one /find
 
 
+def matches(person: Supervisee, words: str) -> bool:
+    """Part of the name or case number (any case), or the phone's last digits (four or more)."""
+    needle = words.strip().casefold()
+    digits = needle.isascii() and needle.isdigit() and len(needle) >= 4
+    return (needle in person.name.casefold() or needle in person.case_number.casefold()
+            or (digits and (person.phone or "").endswith(needle)))
+
+
 async def find(inbound: Inbound, ctx: Context) -> list[Reply]:
     """/find WORDS: people in the officer's scope by part of a name or case number, or a phone's last digits.
 
@@ -171,15 +179,11 @@ async def find(inbound: Inbound, ctx: Context) -> list[Reply]:
     lang, query = ctx.language, ctx.args.strip()
     if not query:
         return [Reply(text(lang, "officer.find_usage"))]
-    needle = query.casefold()
-    digits = query.isascii() and query.isdigit() and len(query) >= 4
     ids = visible_people(ctx.session, ctx.sender.officer)
     q = select(Supervisee).where(col(Supervisee.purged_at).is_(None))
     if ids is not None:
         q = q.where(col(Supervisee.id).in_(ids or [0]))
-    found = [p for p in ctx.session.exec(q.order_by(Supervisee.case_number)).all()
-             if needle in p.name.casefold() or needle in p.case_number.casefold()
-             or (digits and (p.phone or "").endswith(query))]
+    found = [p for p in ctx.session.exec(q.order_by(Supervisee.case_number)).all() if matches(p, query)]
     if not found:
         return [Reply(text(lang, "officer.find_none", query=query))]
     lines = [text(lang, "officer.find_header", count=min(len(found), FIND_LIMIT), total=len(found))]
@@ -220,10 +224,11 @@ async def say(inbound: Inbound, ctx: Context) -> list[Reply]:
     person, refusal = person_in_scope(ctx, parts[0])
     if person is None:
         return refusal
-    return _relay(ctx, person, parts[1].strip())
+    return relay(ctx, person, parts[1].strip())
 
 
-def _relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
+def relay(ctx: Context, person: Supervisee, body: str) -> list[Reply]:
+    """A message to the person in the signed-in officer's name (the chat's /say and reply, the console's)."""
     officer = ctx.sender.officer
     if len(body) > ctx.policy.limits.say_chars:
         body = body[:ctx.policy.limits.say_chars] + "…"
@@ -327,7 +332,7 @@ async def fallback(inbound: Inbound, ctx: Context) -> list[Reply]:
         if esc_person is not None:
             if not can_see(ctx.session, ctx.sender.officer, esc_person):
                 return [Reply(text(ctx.language, "officer.not_yours", case=esc_person.case_number))]
-            return _relay(ctx, esc_person, inbound.text.strip())
+            return relay(ctx, esc_person, inbound.text.strip())
     return [Reply(text(ctx.language, "fallback.officer"))]
 
 

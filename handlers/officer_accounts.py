@@ -1,4 +1,5 @@
-"""Officer accounts over their life: edit, and deactivate with the caseload handed over (never orphaned)."""
+"""Officer accounts over their life: edit, deactivate with the caseload handed over (never orphaned), and the
+web console's password."""
 
 from __future__ import annotations
 
@@ -6,11 +7,23 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from storage import audit
-from storage.models import Escalation, EscalationState, Leave, LeaveState, Officer, Role, Status, Supervisee
+from storage.models import (
+    Escalation,
+    EscalationState,
+    Leave,
+    LeaveState,
+    Officer,
+    Role,
+    Status,
+    Supervisee,
+    WebSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +88,8 @@ def deactivate(session: Session, officer: Officer, successor: Officer | None, no
                                                                Officer.id != successor.id)
                                          .values(supervisor_id=successor.id)).rowcount or 0
     officer.active = False
+    session.execute(update(WebSession).where(WebSession.officer_id == officer.id, WebSession.revoked_at.is_(None))
+                    .values(revoked_at=now))  # signed out of the web console at once
     session.add(officer)
     audit.append(session, actor=actor, action="officer.deactivate", now=now, subject=f"officer:{officer.id}",
                  details={"successor": successor.id if successor else None, "people": moved.people,
@@ -82,3 +97,38 @@ def deactivate(session: Session, officer: Officer, successor: Officer | None, no
     log.info("officer %s deactivated; %s people, %s alerts, %s leave to officer %s", officer.id, moved.people,
              moved.alerts, moved.leave, successor.id if successor else None)
     return moved
+
+
+# ---- the web console's passwords -----------------------------------------------------
+
+MIN_PASSWORD = 10
+_hasher = PasswordHasher()
+
+
+class PasswordError(ValueError):
+    pass
+
+
+def set_password(session: Session, officer: Officer, password: str, now: datetime, *, actor: str,
+                 totp_secret: str | None = None) -> None:
+    """Set (or reset) an officer's console password, an argon2 hash; every session of theirs ends."""
+    if len(password) < MIN_PASSWORD:
+        raise PasswordError(f"a password needs at least {MIN_PASSWORD} characters")
+    officer.password_hash, officer.password_set_at = _hasher.hash(password), now
+    if totp_secret is not None:
+        officer.totp_secret = totp_secret
+    session.add(officer)
+    session.execute(update(WebSession).where(WebSession.officer_id == officer.id, WebSession.revoked_at.is_(None))
+                    .values(revoked_at=now))
+    audit.append(session, actor=actor, action="officer.password", now=now, subject=f"officer:{officer.id}",
+                 details={"totp": totp_secret is not None} if totp_secret is not None else None)
+
+
+def password_ok(officer: Officer, password: str) -> bool:
+    if not officer.password_hash:
+        _hasher.hash("x" * MIN_PASSWORD)  # the same time whether or not the account has a password
+        return False
+    try:
+        return _hasher.verify(officer.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

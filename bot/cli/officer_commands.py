@@ -1,13 +1,16 @@
-"""`checkin officer ...`: add, list, edit and deactivate officers."""
+"""`checkin officer ...`: add, list, edit and deactivate officers; their web console password."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlmodel import select
 
 from bot.cli.base import fail, officer_app, operator, out, runtime
+from bot.office import auth
 from bot.settings import LANGUAGES
 from bot.tables import Column, fitted
 from handlers import officer_accounts
@@ -147,3 +150,38 @@ def officer_deactivate(
     out.print(f"officer {officer_id} deactivated" + (
         f"; to officer {reassign_to}: {moved.people} people, {moved.alerts} open alerts, {moved.leave} leave, "
         f"{moved.officers} officers they supervised" if successor else ""))
+
+
+@officer_app.command("passwd")
+def officer_passwd(
+    officer_id: Annotated[int, typer.Argument(help="The officer's id")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input "
+                                                                        "(for scripts) instead of asking")] = False,
+    qr: Annotated[Path | None, typer.Option("--qr", help="Administrators: where to write the TOTP QR code (PNG)")]
+    = None,
+    new_totp: Annotated[bool, typer.Option("--new-totp", help="Administrators: a new TOTP secret even when one "
+                                                              "is set (a lost phone)")] = False,
+) -> None:
+    """Set an officer's password for the web console; administrators also get a TOTP secret and its QR code."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "New password", hide_input=True, confirmation_prompt=True)
+    rt = runtime()
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        officer = session.get(Officer, officer_id)
+        if officer is None:
+            fail(f"no officer with id {officer_id}", 2)
+        secret = None
+        if auth.needs_totp(officer) and (new_totp or not officer.totp_secret):
+            secret = auth.new_totp_secret()
+        try:
+            officer_accounts.set_password(session, officer, password, now, actor=operator(), totp_secret=secret)
+        except officer_accounts.PasswordError as exc:
+            fail(f"officer {officer_id}: {exc}", 2)
+        uri = auth.totp_uri(officer, secret) if secret else None
+    out.print(f"officer {officer_id}: password set; their console sessions are ended")
+    if uri:
+        path = qr or Path(f"officer-{officer_id}-totp.png")
+        auth.qr_png(uri, str(path))
+        out.print(f"an administrator signs in with a TOTP code too: scan {path} with an authenticator app "
+                  f"(or enter {uri}); keep the file away from others, then delete it")

@@ -54,6 +54,8 @@ def test_prompts_and_reminders_fit_two_segments(language):
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_text_within_limits(language):
     for key in catalogue(language):
+        if key.startswith(("console.", "menu.", "role.", "category.")):
+            continue  # the web console's words and Telegram's menu: never sent as SMS
         n = segments(render(language, key))
         limit = 6 if key.startswith(LONG_OK) else 3
         assert n <= limit, (key, n)

@@ -1,0 +1,382 @@
+"""The console's routes under /console: sign in, the inbox, the caseload, a person's page and their actions.
+
+Every page and action asks the handlers' own functions (scopes, alert actions, messages to a person, the life of
+a case) and writes the same audit entries as the chat, with the signed-in officer as the actor. A person outside
+the officer's scope is a 404, never a refusal that confirms the case exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, col, func, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from bot.office import auth
+from content.catalog import LANGUAGES, text
+from content.formatting import day_and_time, phone_national
+from handlers import case_life, escalation, leave, officer_accounts
+from handlers.case_life import Actor, CaseError
+from handlers.contract import Context, Reply, Sender, SenderKind
+from handlers.delivery import deliver
+from handlers.officer import can_see, matches, relay, visible_people
+from storage import audit
+from storage.db import session_scope
+from storage.models import (
+    Category,
+    EndReason,
+    Escalation,
+    Leave,
+    LeaveState,
+    Level,
+    Message,
+    Officer,
+    Role,
+    Status,
+    Supervisee,
+    WrittenReport,
+)
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+PAGE = 50  # rows on a page of the caseload and of a thread
+LANG_COOKIE = "checkin_lang"
+
+
+class Page:
+    """What a handler of the console gets: the request, a session, the signed-in officer and their session row."""
+
+    def __init__(self, request: Request, db: Session, officer: Officer, web, rt) -> None:
+        self.request, self.db, self.officer, self.web, self.rt = request, db, officer, web, rt
+        self.now = rt.clock.now()
+        wanted = request.cookies.get(LANG_COOKIE)
+        self.lang = wanted if wanted in LANGUAGES else officer.language
+
+    def t(self, key: str, **params) -> str:
+        return text(self.lang, f"console.{key}", **params)
+
+    def context(self) -> Context:
+        """A handler's context for an action of this officer (the same functions as the chat's)."""
+        return Context(session=self.db, now=self.now, sender=Sender(SenderKind.officer, officer=self.officer,
+                                                                    language=self.lang),
+                       policy=self.rt.policy, zone=self.rt.settings.zone, areas=self.rt.areas,
+                       default_language=self.rt.settings.language)
+
+    def actor(self) -> Actor:
+        return Actor(f"officer:{self.officer.id}", self.officer)
+
+    def deliver(self, replies: list[Reply], what: str) -> list[str]:
+        """Queue the messages an action owes others; return what it says to the officer (shown on the page)."""
+        said = []
+        for i, reply in enumerate(replies):
+            if reply.to is None:
+                said.append(reply.text)
+            else:
+                deliver(self.db, reply, now=self.now, dedupe_key=f"web:{self.web.id}:{what}:{self.now.isoformat()}:{i}")
+        return said
+
+    def person(self, case_number: str) -> Supervisee:
+        """A person in the officer's scope, else 404 (the same answer whether or not the case exists)."""
+        from storage import queries
+
+        person = queries.supervisee_by_case(self.db, case_number)
+        if person is None or not can_see(self.db, self.officer, person):
+            raise HTTPException(404)
+        return person
+
+
+def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dict]:
+    """The console's routes, to mount on the service's Starlette app, and its error handlers. `kick` drains the
+    outbox at once after an action (the service's stack.kick), so that what it owes people goes now."""
+    templates = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
+    zone = rt.settings.zone
+    secure = bool(rt.settings.public_url and rt.settings.public_url.startswith("https://"))
+
+    def render(page: Page | None, name: str, status: int = 200, **values) -> HTMLResponse:
+        lang = page.lang if page else (values.get("lang") or rt.settings.language)
+        values.setdefault("flash", [])
+        return templates.TemplateResponse(page.request if page else values.pop("request"), name, {
+            "t": lambda key, **p: text(lang, f"console.{key}", **p), "text": lambda key, **p: text(lang, key, **p),
+            "lang": lang, "officer": page.officer if page else None, "csrf": page.web.csrf if page else "",
+            "when": lambda at: day_and_time(at, zone, lang) if at else "-", "phone": phone_national,
+            **values}, status_code=status)
+
+    def signed_in(handler: Callable[[Page], Awaitable[Response]], *, admin: bool = False):
+        async def endpoint(request: Request) -> Response:
+            with session_scope(rt.engine) as db:
+                found = auth.current(db, request.cookies.get(auth.COOKIE), rt.clock.now())
+                if found is None:
+                    return RedirectResponse(f"/console/login?next={request.url.path}", status_code=303)
+                web, officer = found
+                page = Page(request, db, officer, web, rt)
+                if admin and officer.role != Role.admin:
+                    raise HTTPException(404)
+                if request.method == "POST":
+                    form = await request.form()
+                    if not auth.csrf_ok(web, form.get("csrf")):
+                        log.warning("console: form without a valid CSRF token from officer %s", officer.id)
+                        return HTMLResponse(page.t("csrf_refused"), status_code=403)
+                    page.form = form
+                response = await handler(page)
+            if request.method == "POST" and kick is not None:
+                kick()  # committed: send what the action queued
+            return response
+        return endpoint
+
+    # ---- signing in -------------------------------------------------------------------------
+
+    async def login_form(request: Request) -> Response:
+        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
+            else rt.settings.language
+        return render(None, "login.html", request=request, lang=lang, error=None,
+                      next=request.query_params.get("next", "/console/"))
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        now = rt.clock.now()
+        address = request.client.host if request.client else "-"
+        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
+            else rt.settings.language
+        target = str(form.get("next") or "/console/")
+        if not target.startswith("/console/"):
+            target = "/console/"
+        with session_scope(rt.engine) as db:
+            officer = auth.find_officer(db, str(form.get("login", "")), rt.settings.phone_region)
+            officer_id = officer.id if officer is not None else None
+            if auth.throttled(db, officer_id, address, now):
+                error = "throttled"
+            elif officer is None or not officer.active \
+                    or not officer_accounts.password_ok(officer, str(form.get("password", ""))):
+                error = "wrong"
+            elif auth.needs_totp(officer) and not auth.totp_ok(officer, str(form.get("code", "")), now):
+                error = "totp"
+            else:
+                error = None
+            auth.record_attempt(db, officer_id, address, error is None, now)
+            audit.append(db, actor=f"officer:{officer_id}" if officer_id else "web", now=now,
+                         action="web.login" if error is None else "web.login_failed",
+                         subject=f"officer:{officer_id}" if officer_id else None,
+                         details=None if error is None else {"reason": error})
+            if error is not None:
+                log.info("console: sign-in refused (%s) for officer %s", error, officer_id)
+                return render(None, "login.html", status=401 if error != "throttled" else 429, request=request,
+                              lang=lang, error=error, next=target)
+            token = auth.start_session(db, officer, now)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(auth.COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/console",
+                            max_age=int(auth.SESSION_MAX.total_seconds()))
+        return response
+
+    async def logout(page: Page) -> Response:
+        auth.end_session(page.db, page.request.cookies.get(auth.COOKIE), page.now)
+        response = RedirectResponse("/console/login", status_code=303)
+        response.delete_cookie(auth.COOKIE, path="/console")
+        return response
+
+    async def language(request: Request) -> Response:
+        lang = request.path_params["lang"]
+        response = RedirectResponse(request.headers.get("referer") or "/console/", status_code=303)
+        if lang in LANGUAGES:
+            response.set_cookie(LANG_COOKIE, lang, httponly=True, samesite="lax", secure=secure, path="/console",
+                                max_age=365 * 86400)
+        return response
+
+    # ---- the inbox ----------------------------------------------------------------------------
+
+    async def inbox(page: Page, flash: list[str] | None = None) -> Response:
+        db, officer = page.db, page.officer
+        alerts = db.exec(escalation.open_alerts(officer).order_by(Escalation.opened_at, Escalation.id)
+                         .limit(PAGE)).all()
+        total = db.exec(select(func.count()).select_from(escalation.open_alerts(officer).subquery())).one()
+        week = page.now - timedelta(days=7)
+        notes = db.exec(select(Message).where(Message.officer_id == officer.id, Message.direction == "out",
+                                              Message.kind == "contact", Message.created_at >= week)
+                        .order_by(col(Message.created_at).desc()).limit(PAGE)).all()
+        ids = visible_people(db, officer)
+        reports_q = select(WrittenReport, Supervisee).join(Supervisee, Supervisee.id == WrittenReport.supervisee_id) \
+            .where(WrittenReport.submitted_at >= week)
+        if ids is not None:
+            reports_q = reports_q.where(col(WrittenReport.supervisee_id).in_(ids or [0]))
+        reports = db.exec(reports_q.order_by(col(WrittenReport.submitted_at).desc()).limit(PAGE)).all()
+        people = {p.id: p for p in db.exec(select(Supervisee).where(col(Supervisee.id).in_(
+            [e.supervisee_id for e, _ in alerts] + [m.supervisee_id or 0 for m in notes] or [0])))}
+        note_people = {}
+        for m in notes:
+            about = _about(m)
+            note_people[m.id] = db.get(Supervisee, about) if about else None
+        waiting = [(lv, p) for lv, p in db.exec(
+            select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
+            .where(Leave.state == LeaveState.requested).order_by(Leave.requested_at).limit(200)).all()
+            if can_see(db, officer, p)][:PAGE]  # the same scope as the chat's /leaves
+        return render(page, "inbox.html", alerts=alerts, total=total, notes=notes, note_people=note_people,
+                      reports=reports, people=people, waiting=waiting, flash=flash or [])
+
+    async def leave_decision(page: Page) -> Response:
+        lv = page.db.get(Leave, int(page.request.path_params["leave_id"]))
+        person = page.db.get(Supervisee, lv.supervisee_id) if lv else None
+        decision = str(page.form.get("decision", ""))
+        if person is None or not can_see(page.db, page.officer, person) or decision not in ("approve", "refuse"):
+            raise HTTPException(404)
+        if decision == "approve":  # as the chat's 批准 N: the area moves when the destination is a known area
+            decision = "move" if rt.areas.get(lv.destination_area) else "suspend"
+        try:
+            replies = leave.decide(page.db, lv, page.officer, decision, page.now, rt.areas,
+                                   str(page.form.get("note", "")).strip())
+        except leave.LeaveError as exc:
+            return await inbox(page, [exc.render(page.lang)])
+        done = text(page.lang, "leave.decided", id=lv.id, officer=page.officer.name,
+                    decision=text(page.lang, f"leave.decided_{lv.mode if lv.mode else lv.state}"))
+        return await inbox(page, [done, *page.deliver(replies, f"leave{lv.id}")])
+
+    async def alert_action(page: Page) -> Response:
+        esc_id = int(page.request.path_params["esc_id"])
+        action = str(page.form.get("action", ""))
+        reason = str(page.form.get("reason", "")).strip()
+        esc = page.db.get(Escalation, esc_id)
+        if esc is None or not escalation.may_act(page.db, page.officer, esc) or action not in escalation.ACTIONS:
+            raise HTTPException(404)
+        if action == "excuse" and not reason:
+            return await inbox(page, [page.t("reason_needed")])
+        said = page.deliver(escalation.apply_action(page.context(), esc_id, action, reason), f"esc{esc_id}")
+        return await inbox(page, said)
+
+    # ---- the caseload -------------------------------------------------------------------------
+
+    async def people(page: Page) -> Response:
+        db, q = page.db, page.request.query_params
+        query = select(Supervisee).where(col(Supervisee.purged_at).is_(None))
+        ids = visible_people(db, page.officer)
+        if ids is not None:
+            query = query.where(col(Supervisee.id).in_(ids or [0]))
+        in_scope = db.exec(query).all()
+        townships = sorted({p.township for p in in_scope})
+        filters = {k: q.get(k, "") for k in ("township", "level", "category", "status")}
+        rows = [p for p in in_scope if all(not v or getattr(p, k) == v for k, v in filters.items())]
+        words = q.get("q", "").strip()
+        if words:
+            rows = [p for p in rows if matches(p, words)]
+        far_past = page.now - timedelta(days=365 * 50)
+        rows.sort(key=lambda p: (p.last_contact_at or far_past, p.case_number))  # longest unheard first
+        number = _page_number(q.get("page", "1"))
+        return render(page, "people.html", rows=rows[(number - 1) * PAGE:number * PAGE], total=len(rows),
+                      number=number, pages=max(1, -(-len(rows) // PAGE)), words=words, filters=filters,
+                      townships=townships, levels=list(Level), categories=list(Category), statuses=list(Status))
+
+    # ---- one person ---------------------------------------------------------------------------
+
+    async def person(page: Page, flash: list[str] | None = None) -> Response:
+        db = page.db
+        p = page.person(page.request.path_params["case"])
+        number = _page_number(page.request.query_params.get("page", "1"))
+        total = db.exec(select(func.count()).select_from(Message).where(Message.supervisee_id == p.id)).one()
+        thread = db.exec(select(Message).where(Message.supervisee_id == p.id)
+                         .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+                         .offset((number - 1) * PAGE).limit(PAGE)).all()
+        reports = db.exec(select(WrittenReport).where(WrittenReport.supervisee_id == p.id)
+                          .order_by(col(WrittenReport.submitted_at).desc()).limit(12)).all()
+        alerts = db.exec(select(Escalation).where(Escalation.supervisee_id == p.id)
+                         .order_by(col(Escalation.opened_at).desc()).limit(20)).all()
+        officers = db.exec(select(Officer).where(Officer.active.is_(True),
+                                                 col(Officer.role).in_([Role.assistant, Role.supervisor]))
+                           .order_by(Officer.township, Officer.id)).all()
+        assigned = db.get(Officer, p.officer_id)
+        return render(page, "person.html", p=p, thread=thread, total=total, number=number,
+                      pages=max(1, -(-total // PAGE)), reports=reports, alerts=alerts, officers=officers,
+                      assigned=assigned, levels=list(Level), reasons=list(EndReason), flash=flash or [],
+                      senior=page.officer.role in (Role.supervisor, Role.admin), today=page.now.astimezone(zone).date())
+
+    async def person_action(page: Page) -> Response:
+        p = page.person(page.request.path_params["case"])
+        action, form, ctx = page.request.path_params["action"], page.form, page.context()
+        try:
+            if action == "say":
+                body = str(form.get("text", "")).strip()
+                if not body:
+                    return await person(page, [page.t("text_needed")])
+                replies = relay(ctx, p, body)
+            elif action == "pause":
+                replies = case_life.pause(page.db, p, _date(form.get("start")), _date(form.get("end")),
+                                          str(form.get("reason", "")), actor=page.actor(), now=page.now, zone=zone)
+                replies = [Reply(text(page.lang, "case.done_pause", name=p.name, case_number=p.case_number,
+                                      start=p.paused_from.isoformat(), end=p.paused_until.isoformat())), *replies]
+            elif action == "resume":
+                replies = case_life.resume(page.db, p, actor=page.actor(), now=page.now, zone=zone)
+                replies = [Reply(text(page.lang, "case.done_resume", name=p.name, case_number=p.case_number)),
+                           *replies]
+            elif action == "level":
+                replies = case_life.set_level(page.db, p, str(form.get("level", "")), actor=page.actor(),
+                                              now=page.now)
+                replies = [Reply(text(page.lang, "case.done_level", name=p.name, case_number=p.case_number,
+                                      level=text(page.lang, f"level.{p.level}"))), *replies]
+            elif action in ("transfer", "end"):
+                if page.officer.role not in (Role.supervisor, Role.admin):
+                    raise HTTPException(404)
+                if action == "transfer":
+                    to = page.db.get(Officer, int(form.get("officer") or 0))
+                    if to is None:
+                        raise CaseError("no_officer", value=form.get("officer") or "-")
+                    replies = case_life.transfer(page.db, p, to, actor=page.actor(), now=page.now)
+                    replies = [Reply(text(page.lang, "case.done_transfer", name=p.name, case_number=p.case_number,
+                                          officer=to.name, township=to.township)), *replies]
+                else:
+                    reason = str(form.get("reason", ""))
+                    replies = case_life.end(page.db, p, reason, str(form.get("note", "")), actor=page.actor(),
+                                            now=page.now, zone=zone)
+                    replies = [Reply(text(page.lang, "case.done_end", name=p.name, case_number=p.case_number,
+                                          reason=text(page.lang, f"end_reason.{reason}"))), *replies]
+            else:
+                raise HTTPException(404)
+        except CaseError as exc:
+            return await person(page, [exc.render(page.lang)])
+        said = page.deliver(replies, f"{action}{p.id}")
+        if not can_see(page.db, page.officer, p):  # transferred out of this officer's scope
+            return await inbox(page, said)
+        return await person(page, said)
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
+            else rt.settings.language
+        return HTMLResponse(text(lang, "console.not_found"), status_code=exc.status_code)
+
+    routes = [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", signed_in(logout), methods=["POST"]),
+        Route("/lang/{lang}", language, methods=["GET"]),
+        Route("/", signed_in(inbox), methods=["GET"]),
+        Route("/alerts/{esc_id:int}", signed_in(alert_action), methods=["POST"]),
+        Route("/leave/{leave_id:int}", signed_in(leave_decision), methods=["POST"]),
+        Route("/people", signed_in(people), methods=["GET"]),
+        Route("/people/{case}", signed_in(person), methods=["GET"]),
+        Route("/people/{case}/{action}", signed_in(person_action), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="office_static"),
+    ]
+    return [Mount("/console", routes=routes)], {HTTPException: not_found}
+
+
+def _about(m: Message) -> int | None:
+    import json
+
+    from handlers.contract import row_id
+
+    return row_id(str(json.loads(m.payload or "{}").get("about", "")))
+
+
+def _page_number(value: str) -> int:
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 100_000 else 1
+
+
+def _date(value) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise CaseError("pause_dates", value=str(value or "-")) from None

@@ -1,0 +1,269 @@
+"""The office's web console through Starlette's TestClient: signing in, sessions, CSRF, throttling, scopes, and
+the same actions as the chat (audited with the signed-in officer as the actor)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from bot.office import auth
+from bot.office.app import office_routes
+from bot.runtime import Runtime
+from bot.settings import load_settings
+from bot.web import make_app
+from handlers import officer_accounts
+from scheduler.clock import FixedClock
+from storage.db import session_scope
+from storage.models import AuditEntry, Escalation, Message, Officer, Supervisee
+from tests.conftest import clear_env
+from tests.sim import County, local, steps
+
+PASSWORD = "correct horse battery"
+
+
+class Office:
+    """A county after Monday's missed check-ins, every officer with a console password."""
+
+    def __init__(self, db, monkeypatch, tmp_path) -> None:
+        monkeypatch.chdir(tmp_path)
+        clear_env(monkeypatch)
+        self.county = c = County(db)
+        for now in steps(local(2027, 3, 1, 8), local(2027, 3, 1, 13, 30), minutes=30):
+            c.sweep(now)
+        self.clock = FixedClock(local(2027, 3, 1, 20))
+        with session_scope(db.engine) as s:
+            for o in (c.li, c.other, c.boss):
+                officer_accounts.set_password(s, s.get(Officer, o.id), PASSWORD, local(2027, 3, 1), actor="test")
+            self.secret = auth.new_totp_secret()
+            officer_accounts.set_password(s, s.get(Officer, c.admin.id), PASSWORD, local(2027, 3, 1), actor="test",
+                                          totp_secret=self.secret)
+        self.rt = Runtime(load_settings(database_url=db.url), db.engine, self.clock)
+        routes, errors = office_routes(self.rt)
+        self.app = make_app(self.clock, {}, routes, errors)
+
+    def client(self) -> TestClient:
+        return TestClient(self.app, base_url="http://testserver", follow_redirects=False)
+
+    def sign_in(self, officer, password: str = PASSWORD, code: str | None = None, client: TestClient | None = None):
+        client = client or self.client()
+        data = {"login": str(officer.id), "password": password, "next": "/console/"}
+        if code is not None:
+            data["code"] = code
+        return client, client.post("/console/login", data=data)
+
+    def audit(self) -> list[tuple[str, str]]:
+        with session_scope(self.county.engine) as s:
+            return [(a.actor, a.action) for a in s.exec(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def office(db, monkeypatch, tmp_path) -> Office:
+    return Office(db, monkeypatch, tmp_path)
+
+
+def test_signing_in_by_mobile_number_or_id_with_a_session_cookie(office):
+    c = office.county
+    with session_scope(c.engine) as s:
+        li = s.get(Officer, c.li.id)
+        li.phone = "+8613700000005"
+    client = office.client()
+    assert client.get("/console/").headers["location"] == "/console/login?next=/console/"
+    page = client.get("/console/login")
+    assert page.status_code == 200 and "手机号或编号" in page.text
+    wrong = client.post("/console/login", data={"login": "137 0000 0005", "password": "nope", "next": "/console/"})
+    assert wrong.status_code == 401 and "手机号、编号或密码不对。" in wrong.text
+    ok = client.post("/console/login", data={"login": "137 0000 0005", "password": PASSWORD, "next": "/console/"})
+    assert ok.status_code == 303 and ok.headers["location"] == "/console/"
+    cookie = ok.headers["set-cookie"]
+    assert cookie.startswith(f"{auth.COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; behind HTTPS (an https public URL) the cookie is Secure
+    inbox = client.get("/console/")
+    assert inbox.status_code == 200 and "待处理提醒（3）" in inbox.text and "王伟（JZ-S）" in inbox.text
+    assert ("officer:2", "web.login_failed") in office.audit() and ("officer:2", "web.login") in office.audit()
+
+
+def test_an_administrator_needs_the_totp_code(office):
+    admin = office.county.admin
+    _, without = office.sign_in(admin)
+    assert without.status_code == 401 and "需要正确的动态验证码。" in without.text
+    _, wrong = office.sign_in(admin, code="000000")
+    assert wrong.status_code == 401
+    code = pyotp.TOTP(office.secret).at(office.clock.now())
+    client, ok = office.sign_in(admin, code=code)
+    assert ok.status_code == 303
+    assert "待处理提醒（3）" in client.get("/console/").text  # the county's
+
+
+def test_sign_in_is_throttled_per_account(office):
+    li = office.county.li
+    for _ in range(auth.MAX_FAILURES_ACCOUNT):
+        assert office.sign_in(li, password="wrong password")[1].status_code == 401
+    _, blocked = office.sign_in(li)  # even the right password, for a while
+    assert blocked.status_code == 429 and "15 分钟" in blocked.text
+    office.clock.advance(auth.THROTTLE_WINDOW + timedelta(seconds=1))
+    assert office.sign_in(li)[1].status_code == 303
+
+
+def test_acting_on_an_alert_as_the_chat_does_and_csrf(office):
+    c = office.county
+    client, _ = office.sign_in(c.li)
+    inbox = client.get("/console/").text
+    esc = next(e for e in c.escalations() if e.supervisee_id == c.strict.id)
+    refused = client.post(f"/console/alerts/{esc.id}", data={"action": "ack"})  # no token
+    assert refused.status_code == 403
+    assert c.escalations()[0].acknowledged_at is None
+    done = client.post(f"/console/alerts/{esc.id}", data={"action": "ack", "csrf": csrf(inbox)})
+    assert done.status_code == 200 and f"✅ 已知悉 #{esc.id}" in done.text
+    again = client.post(f"/console/alerts/{esc.id}", data={"action": "excuse", "csrf": csrf(inbox)})
+    assert "免除需要写明原因。" in again.text
+    client.post(f"/console/alerts/{esc.id}", data={"action": "excuse", "reason": "住院", "csrf": csrf(inbox)})
+    with session_scope(c.engine) as s:
+        row = s.get(Escalation, esc.id)
+        assert (row.state, row.resolution, row.note) == ("resolved", "excused", "住院")
+    assert [a for a in office.audit() if a[1].startswith("escalation.")] == [
+        ("officer:2", "escalation.ack"), ("officer:2", "escalation.excuse")]
+
+
+def test_scopes_another_officers_person_is_a_404(office):
+    c = office.county
+    zhao, _ = office.sign_in(c.other)
+    assert zhao.get("/console/people/JZ-S").status_code == 404
+    assert zhao.get("/console/people/NO-SUCH").status_code == 404  # the same answer: nothing leaks
+    assert "JZ-S" not in zhao.get("/console/people").text
+    form = zhao.get("/console/").text
+    esc = c.escalations()[0]
+    assert zhao.post(f"/console/alerts/{esc.id}", data={"action": "ack", "csrf": csrf(form)}).status_code == 404
+    assert zhao.post("/console/people/JZ-S/say", data={"text": "hi", "csrf": csrf(form)}).status_code == 404
+    boss, _ = office.sign_in(c.boss)
+    listed = boss.get("/console/people").text
+    assert all(case in listed for case in ("JZ-S", "JZ-O", "JZ-L"))
+    assert boss.get("/console/people?q=0002").text.count("/console/people/JZ-") == 1  # 刘芳 by her last digits
+
+
+def test_a_persons_page_messages_and_the_life_of_a_case(office):
+    c = office.county
+    client, _ = office.sign_in(c.li)
+    page = client.get("/console/people/JZ-S")
+    assert page.status_code == 200 and "王伟" in page.text and "今天的报到时间到了" in page.text
+    said = client.post("/console/people/JZ-S/say", data={"text": "明天上午来一趟司法所。", "csrf": csrf(page.text)})
+    assert "已发送给王伟" in said.text
+    with session_scope(c.engine) as s:
+        (msg,) = s.exec(select(Message).where(Message.kind == "officer_message")).all()
+        assert msg.body == "协管员李娜：明天上午来一趟司法所。" and msg.supervisee_id == c.strict.id
+    paused = client.post("/console/people/JZ-S/pause", data={
+        "start": "2027-03-02", "end": "2027-03-05", "reason": "住院", "csrf": csrf(page.text)})
+    assert "从 2027-03-02 到 2027-03-05 暂停报到" in paused.text
+    bad = client.post("/console/people/JZ-S/pause", data={
+        "start": "2027-03-09", "end": "2027-03-05", "reason": "住院", "csrf": csrf(page.text)})
+    assert "早于开始日期" in bad.text
+    assert client.post("/console/people/JZ-S/transfer", data={"officer": str(c.other.id),
+                                                              "csrf": csrf(page.text)}).status_code == 404
+    assert ("officer:2", "case.pause") in office.audit() and ("officer:2", "message.sent") in office.audit()
+    boss, _ = office.sign_in(c.boss)
+    form = boss.get("/console/people/JZ-S").text
+    moved = boss.post("/console/people/JZ-S/transfer", data={"officer": str(c.other.id), "csrf": csrf(form)})
+    assert "已转给赵强（两河镇）" in moved.text
+    with session_scope(c.engine) as s:
+        assert s.get(Supervisee, c.strict.id).officer_id == c.other.id
+
+
+def test_sessions_end_on_sign_out_on_deactivation_and_on_a_new_password(office):
+    c = office.county
+    client, _ = office.sign_in(c.li)
+    page = client.get("/console/").text
+    client.post("/console/logout", data={"csrf": csrf(page)})
+    assert client.get("/console/").status_code == 303
+    client, _ = office.sign_in(c.li)
+    with session_scope(c.engine) as s:
+        officer_accounts.deactivate(s, s.get(Officer, c.li.id), s.get(Officer, c.boss.id), office.clock.now(),
+                                    actor="test")
+    assert client.get("/console/").status_code == 303  # at once
+    assert office.sign_in(c.li)[1].status_code == 401
+    boss, _ = office.sign_in(c.boss)
+    with session_scope(c.engine) as s:
+        officer_accounts.set_password(s, s.get(Officer, c.boss.id), "another long password", office.clock.now(),
+                                      actor="test")
+    assert boss.get("/console/").status_code == 303
+
+
+def test_english_switch(office):
+    client, _ = office.sign_in(office.county.li)
+    client.get("/console/lang/en")
+    assert "Open alerts (3)" in client.get("/console/").text
+
+
+def test_the_passwd_command_sets_a_password_and_an_administrators_totp_qr(db, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    c = County(db)
+    monkeypatch.setenv("CHECKIN_DATABASE_URL", db.url)
+    monkeypatch.setenv("CHECKIN_CLOCK", "2027-03-01T10:00+08:00@1")
+    runner = CliRunner()
+    short = runner.invoke(app, ["officer", "passwd", str(c.li.id), "--password-stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 10 characters" in short.output
+    ok = runner.invoke(app, ["officer", "passwd", str(c.li.id), "--password-stdin"], input=f"{PASSWORD}\n")
+    assert ok.exit_code == 0 and "password set" in ok.output and "TOTP" not in ok.output
+    admin = runner.invoke(app, ["officer", "passwd", str(c.admin.id), "--password-stdin", "--qr", "qr.png"],
+                          input=f"{PASSWORD}\n", env={"COLUMNS": "200"})
+    assert admin.exit_code == 0 and "scan qr.png" in admin.output and "otpauth://totp/" in admin.output
+    assert (tmp_path / "qr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with session_scope(c.engine) as s:
+        li, boss = s.get(Officer, c.li.id), s.get(Officer, c.admin.id)
+        assert officer_accounts.password_ok(li, PASSWORD) and not officer_accounts.password_ok(li, "short")
+        assert li.password_hash.startswith("$argon2") and PASSWORD not in li.password_hash
+        assert boss.totp_secret and boss.totp_secret in admin.output
+    with db.engine.connect() as conn:  # the TOTP secret is stored encrypted
+        raw = conn.exec_driver_sql(f"SELECT totp_secret FROM officer WHERE id = {c.admin.id}").scalar()
+    assert boss.totp_secret not in raw
+    with session_scope(c.engine) as s:
+        changed = [a for a in s.exec(select(AuditEntry)) if a.action == "officer.password"]
+    assert [(a.subject, a.actor.startswith("cli:")) for a in changed] == [
+        (f"officer:{c.li.id}", True), (f"officer:{c.admin.id}", True)]
+
+
+# The authorization matrix over the console's routes: the case is 刘芳's (JZ-O, 李娜's caseload). 200: allowed (the
+# page or the action's result); 404: refused, as if the case did not exist.
+CONSOLE_MATRIX = [  # (method, route, form, expected status for: assistant, other township, supervisor, admin)
+    ("GET", "/console/people/JZ-O", None, (200, 404, 200, 200)),
+    ("POST", "/console/people/JZ-O/say", {"text": "明天来一趟。"}, (200, 404, 200, 200)),
+    ("POST", "/console/people/JZ-O/level", {"level": "strict"}, (200, 404, 200, 200)),
+    ("POST", "/console/people/JZ-O/transfer", {"officer": "other"}, (404, 404, 200, 200)),
+    ("POST", "/console/alerts/{esc}", {"action": "ack"}, (200, 404, 200, 200)),
+]
+WHO = ("li", "other", "boss", "admin")
+
+
+@pytest.mark.parametrize("route", CONSOLE_MATRIX, ids=[r[1].rsplit("/", 1)[-1] for r in CONSOLE_MATRIX])
+@pytest.mark.parametrize("who", range(4), ids=WHO)
+def test_console_matrix(office, route, who):
+    c = office.county
+    officer = getattr(c, WHO[who])
+    code = pyotp.TOTP(office.secret).at(office.clock.now()) if WHO[who] == "admin" else None
+    client, signed = office.sign_in(officer, code=code)
+    assert signed.status_code == 303
+    token = csrf(client.get("/console/").text)
+    esc = next(e for e in c.escalations() if e.supervisee_id == c.ordinary.id)
+    method, path, form, expected = route
+    path = path.format(esc=esc.id)
+    if form is not None and form.get("officer") == "other":
+        form = {**form, "officer": str(c.other.id)}
+    response = client.get(path) if method == "GET" else client.post(path, data={**form, "csrf": token})
+    assert response.status_code == expected[who], (WHO[who], path, response.text[:200])
+    with session_scope(c.engine) as s:
+        fang = s.get(Supervisee, c.ordinary.id)
+        changed = (fang.level, fang.officer_id) != ("ordinary", c.li.id) or s.get(Escalation, esc.id).acknowledged_at
+    if expected[who] == 404:
+        assert not changed  # a refusal changes nothing
