@@ -41,8 +41,10 @@ class Runtime:
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy_file)
         self.areas = load_areas(self.settings.areas_file)
+        public = self.settings.public_url
         self.router = default_router(policy=self.policy, areas=self.areas, zone=self.settings.zone,
-                                     default_language=self.settings.language)
+                                     default_language=self.settings.language,
+                                     console_url=f"{public.rstrip('/')}/console" if public else None)
 
     @property
     def sweep_config(self) -> SweepConfig:

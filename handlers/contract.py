@@ -192,6 +192,7 @@ class Context:
     # The chat's conversation and the stored inbound message; None for an action taken in the web console.
     conversation: Conversation | None = None
     message_id: int | None = None
+    console_url: str | None = None  # the web console's address from outside (CHECKIN_PUBLIC_URL + /console)
 
     @property
     def person_zone(self) -> tzinfo:

@@ -11,7 +11,7 @@ from storage.models import Officer, Role
 
 PERSON = ("help", "report", "officer", "study", "leave", "back")
 OFFICER = ("open", "list", "case", "find", "reports", "leaves", "say", "warn", "pause", "resume", "level", "service",
-           "help")
+           "web", "help")
 SUPERVISOR = OFFICER[:-1] + ("transfer", "end", "help")  # supervisors and administrators: the whole life of a case
 
 

@@ -3,21 +3,26 @@ web console's password."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
+from content.catalog import text
+from handlers.contract import Context, Inbound, Reply
 from storage import audit
 from storage.models import (
     Escalation,
     EscalationState,
     Leave,
     LeaveState,
+    LoginLink,
     Officer,
     Role,
     Status,
@@ -132,3 +137,41 @@ def password_ok(officer: Officer, password: str) -> bool:
         return _hasher.verify(officer.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# ---- a one-time sign-in link from the chat ------------------------------------------
+
+LINK_MINUTES = 10
+
+
+def link_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def web_link(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """/web: a link that signs the officer in to the web console once, within 10 minutes (administrators still
+    give their TOTP code). Only in a private chat the officer has bound: the link is theirs alone."""
+    lang, officer = ctx.language, ctx.sender.officer
+    if ctx.console_url is None:
+        return [Reply(text(lang, "web.no_url"))]
+    if inbound.channel != "telegram":  # an SMS link could sit on a shared phone's lock screen
+        return [Reply(text(lang, "web.telegram_only"))]
+    token = secrets.token_urlsafe(24)
+    ctx.session.add(LoginLink(token_hash=link_digest(token), officer_id=officer.id, created_at=ctx.now,
+                              expires_at=ctx.now + timedelta(minutes=LINK_MINUTES)))
+    audit.append(ctx.session, actor=f"officer:{officer.id}", action="web.link", now=ctx.now,
+                 subject=f"officer:{officer.id}")
+    return [Reply(text(lang, "web.link", url=f"{ctx.console_url}/link/{token}", minutes=LINK_MINUTES))]
+
+
+def use_link(session: Session, token: str, now: datetime, *, consume: bool = True) -> Officer | None:
+    """The officer a link signs in, once: None when unknown, used, expired, or the officer no longer active.
+    `consume=False` only looks (an administrator's link waits for the TOTP code before it is used)."""
+    link = session.exec(select(LoginLink).where(LoginLink.token_hash == link_digest(token))).first()
+    if link is None or link.used_at is not None or link.expires_at <= now:
+        return None
+    if consume:
+        link.used_at = now
+        session.add(link)
+    officer = session.get(Officer, link.officer_id)
+    return officer if officer is not None and officer.active else None

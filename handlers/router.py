@@ -25,6 +25,7 @@ from handlers import (
     leave,
     location,
     officer,
+    officer_accounts,
     optout,
     report,
     study,
@@ -143,7 +144,9 @@ class Router:
         default_language: str = "zh-CN",
         channel_routes: dict[str, list[Route]] | None = None,
         locations: dict[SenderKind, Handler] | None = None,
+        console_url: str | None = None,
     ) -> None:
+        self.console_url = console_url  # where the web console is reached from outside (a sign-in link's base)
         self.channel_routes = channel_routes or {}
         self.locations = locations or {}
         self.areas = areas
@@ -258,7 +261,7 @@ class Router:
         handler, keyword, args = self.match(inbound, sender, conv.state)
         ctx = Context(session=session, now=now, sender=sender, conversation=conv, message_id=message_id,
                       policy=self.policy, zone=self.zone, areas=self.areas, default_language=self.default_language,
-                      args=args, keyword=keyword)
+                      args=args, keyword=keyword, console_url=self.console_url)
         log.info("message %s from %s -> %s", message_id, sender.label, handler.__qualname__)
         if sender.supervisee is not None:  # a handler may name the contact more precisely
             sender.supervisee.last_contact_at, sender.supervisee.last_contact_kind = now, "message"
@@ -325,7 +328,8 @@ class Router:
         return done
 
 
-def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_language: str = "zh-CN") -> Router:
+def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_language: str = "zh-CN",
+                   console_url: str | None = None) -> Router:
     """The service's routing table."""
     esc_words = tuple(escalation.WORDS) + tuple(f"/{w}" for w in ("ack", "reached", "unreachable", "excuse"))
     return Router(
@@ -345,6 +349,7 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
             Route(("/open", "open", "/overdue", "overdue", "待处理"), OFFICER, escalation.open_list),
             Route(("/case", "case", "查看"), OFFICER, officer.case),
             Route(("/find", "find", "查找"), OFFICER, officer.find),
+            Route(("/web", "web", "网页"), OFFICER, officer_accounts.web_link),
             Route(("/pause", "pause", "暂停"), OFFICER, case_chat.pause),
             Route(("/resume", "resume", "恢复"), OFFICER, case_chat.resume),
             Route(("/level", "level", "等级"), OFFICER, case_chat.level),
@@ -378,4 +383,5 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
         areas=areas,
         zone=zone,
         default_language=default_language,
+        console_url=console_url,
     )

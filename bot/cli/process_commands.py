@@ -79,6 +79,9 @@ def demo(
     ] = "JZ2027001",
     days: Annotated[int, typer.Option("--days", help="Simulated days")] = 14,
     seconds: Annotated[float, typer.Option("--seconds", help="Real seconds the simulation should take")] = 120,
+    serve: Annotated[bool, typer.Option("--serve", help="Then keep the web console up on the demo's database "
+                                                        "until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option("--port", help="With --serve: the console's port")] = 8080,
 ) -> None:
     """The whole service offline on a sample county: two simulated weeks, then what happened and the report."""
     url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
@@ -114,3 +117,22 @@ def demo(
     out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
               f"CHECKIN_DATABASE_URL={url} checkin report --month {months[0]} "
               "(or roster list, officer list, warning list, console --as ...)")
+    logins = simulation.console_logins(rt, directory)
+    where = f"http://127.0.0.1:{port}/console/"
+    out.print(f"The web console{'' if serve else ' (with --serve)'}: {where}\n"
+              f"  an assistant officer: sign in as {logins.officer_id}, password {logins.officer_password}\n"
+              f"  the administrator: sign in as {logins.admin_id}, password {logins.admin_password}, and the code "
+              f"of an authenticator app that scanned {logins.qr} (secret {logins.totp_secret})")
+    if serve:
+        out.print("Serving the console on the demo's database; Ctrl-C stops it.")
+        asyncio.run(_serve_until_interrupted(simulation, rt, port))
+
+
+async def _serve_until_interrupted(simulation, rt, port: int) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await simulation.serve_console(rt, port, stop)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from markupsafe import Markup
 from sqlmodel import Session, col, func, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,9 +22,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from bot.office import auth
+from bot.office.views import Spot, area_map, month_calendar
 from content.catalog import LANGUAGES, text
 from content.formatting import day_and_time, phone_national
-from handlers import case_life, escalation, leave, officer_accounts
+from handlers import case_life, community_service, escalation, formal_warnings, leave, officer_accounts, study
 from handlers.case_life import Actor, CaseError
 from handlers.contract import Context, Reply, Sender, SenderKind
 from handlers.delivery import deliver
@@ -31,13 +33,17 @@ from handlers.officer import can_see, matches, relay, visible_people
 from storage import audit
 from storage.db import session_scope
 from storage.models import (
+    AuditEntry,
     Category,
     EndReason,
     Escalation,
     Leave,
     LeaveState,
     Level,
+    LocationCheck,
     Message,
+    Obligation,
+    ObligationKind,
     Officer,
     Role,
     Status,
@@ -174,7 +180,35 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(auth.COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/console",
                             max_age=int(auth.SESSION_MAX.total_seconds()))
+        return response  # (its audit entry is written with the attempt above)
+
+    def _signed_in_response(db: Session, officer: Officer, now, how: str) -> Response:
+        audit.append(db, actor=f"officer:{officer.id}", now=now, action="web.login", subject=f"officer:{officer.id}",
+                     details={"by": how})
+        token = auth.start_session(db, officer, now)
+        response = RedirectResponse("/console/", status_code=303)
+        response.set_cookie(auth.COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/console",
+                            max_age=int(auth.SESSION_MAX.total_seconds()))
         return response
+
+    async def link(request: Request) -> Response:
+        """A one-time link from the bot's /web: signs in at once; an administrator gives the TOTP code first."""
+        token, now = request.path_params["token"], rt.clock.now()
+        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
+            else rt.settings.language
+        with session_scope(rt.engine) as db:
+            officer = officer_accounts.use_link(db, token, now, consume=False)
+            if officer is None:
+                audit.append(db, actor="web", now=now, action="web.login_failed", details={"reason": "link"})
+                return render(None, "login.html", status=401, request=request, lang=lang, error="link",
+                              next="/console/")
+            if auth.needs_totp(officer):
+                code = (await request.form()).get("code") if request.method == "POST" else None
+                if code is None or not auth.totp_ok(officer, str(code), now):
+                    return render(None, "link_totp.html", status=200 if code is None else 401, request=request,
+                                  lang=lang, error="totp" if code is not None else None, token=token)
+            officer_accounts.use_link(db, token, now)
+            return _signed_in_response(db, officer, now, "link")
 
     async def logout(page: Page) -> Response:
         auth.end_session(page.db, page.request.cookies.get(auth.COOKIE), page.now)
@@ -289,10 +323,34 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                                                  col(Officer.role).in_([Role.assistant, Role.supervisor]))
                            .order_by(Officer.township, Officer.id)).all()
         assigned = db.get(Officer, p.officer_id)
+        month = _month(page.request.query_params.get("month", ""), page.now.astimezone(zone).date())
+        start = datetime(month.year, month.month, 1, tzinfo=zone)
+        end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=zone)
+        due = {ob.due_at.astimezone(zone).day: ob.state for ob in db.exec(select(Obligation).where(
+            Obligation.supervisee_id == p.id, Obligation.kind == ObligationKind.checkin,
+            Obligation.due_at >= start, Obligation.due_at < end))}
+        hours = {"study": study.minutes_credited(db, start, end).get(p.id, 0),
+                 "service": community_service.minutes_credited(db, start, end).get(p.id, 0)}
+        points = db.exec(select(LocationCheck).where(LocationCheck.supervisee_id == p.id)
+                         .order_by(col(LocationCheck.taken_at).desc()).limit(30)).all()
+        spots = [Spot(pt.latitude, pt.longitude, pt.inside, day_and_time(pt.taken_at, zone, page.lang))
+                 for pt in points]
+        township = rt.areas.find(p.township)  # their township drawn darker
+        svg, far = area_map(rt.areas, spots, page.lang, home=township.key if township else None)
+        history = db.exec(select(AuditEntry).where(AuditEntry.supervisee_id == p.id)
+                          .order_by(col(AuditEntry.id).desc()).limit(30)).all()
         return render(page, "person.html", p=p, thread=thread, total=total, number=number,
                       pages=max(1, -(-total // PAGE)), reports=reports, alerts=alerts, officers=officers,
                       assigned=assigned, levels=list(Level), reasons=list(EndReason), flash=flash or [],
-                      senior=page.officer.role in (Role.supervisor, Role.admin), today=page.now.astimezone(zone).date())
+                      senior=page.officer.role in (Role.supervisor, Role.admin), today=page.now.astimezone(zone).date(),
+                      weeks=month_calendar(month.year, month.month, due, page.now.astimezone(zone).date()),
+                      month=month, previous=(start - timedelta(days=1)).strftime("%Y-%m"),
+                      following=end.strftime("%Y-%m"), hours=hours,
+                      targets={"study": rt.policy.study.monthly_minutes, "service": rt.policy.service.monthly_minutes},
+                      warnings=formal_warnings.ledger(db, p.id),
+                      leaves=db.exec(select(Leave).where(Leave.supervisee_id == p.id)
+                                     .order_by(col(Leave.requested_at).desc()).limit(10)).all(),
+                      svg=Markup(svg), far=far, history=history)
 
     async def person_action(page: Page) -> Response:
         p = page.person(page.request.path_params["case"])
@@ -352,6 +410,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         Route("/login", login, methods=["POST"]),
         Route("/logout", signed_in(logout), methods=["POST"]),
         Route("/lang/{lang}", language, methods=["GET"]),
+        Route("/link/{token}", link, methods=["GET", "POST"]),
         Route("/", signed_in(inbox), methods=["GET"]),
         Route("/alerts/{esc_id:int}", signed_in(alert_action), methods=["POST"]),
         Route("/leave/{leave_id:int}", signed_in(leave_decision), methods=["POST"]),
@@ -373,6 +432,15 @@ def _about(m: Message) -> int | None:
 
 def _page_number(value: str) -> int:
     return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 100_000 else 1
+
+
+def _month(value: str, today: date) -> date:
+    """`YYYY-MM` (the calendar's month), else this month."""
+    try:
+        year, month = (int(x) for x in value.split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        return today.replace(day=1)
 
 
 def _date(value) -> date:

@@ -180,6 +180,10 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
     assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
     assert "location check-ins:" in out and "leave:" in out
     assert "Simulated " in out and "the compliance report for " in out
+    # The console on the demo's database: its address, and a sign-in for an officer and for the administrator.
+    assert "The web console (with --serve): http://127.0.0.1:8080/console/" in out
+    assert "an assistant officer: sign in as " in out and "the administrator: sign in as " in out
+    assert list(tmp_path.glob("**/officer-*-totp.png"))
     personas = _persona_rows(out)
     assert len(personas) == 10 and sum(p[0] for p in personas) > 40
     for prompts, meant, achieved in personas:  # answers land inside their window, as the persona meant

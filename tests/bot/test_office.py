@@ -154,6 +154,9 @@ def test_a_persons_page_messages_and_the_life_of_a_case(office):
     client, _ = office.sign_in(c.li)
     page = client.get("/console/people/JZ-S")
     assert page.status_code == 200 and "王伟" in page.text and "今天的报到时间到了" in page.text
+    assert '<td class="missed today" title="未报到">1</td>' in page.text  # Monday's check-in, on the calendar
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page.text and "<title>红果镇</title>" in page.text
+    assert page.text.count('class="spot') == 0 and "学习: 0.0 / 8 h" in page.text.replace("：", ": ")
     said = client.post("/console/people/JZ-S/say", data={"text": "明天上午来一趟司法所。", "csrf": csrf(page.text)})
     assert "已发送给王伟" in said.text
     with session_scope(c.engine) as s:
@@ -267,3 +270,79 @@ def test_console_matrix(office, route, who):
         changed = (fang.level, fang.officer_id) != ("ordinary", c.li.id) or s.get(Escalation, esc.id).acknowledged_at
     if expected[who] == 404:
         assert not changed  # a refusal changes nothing
+
+
+async def test_a_one_time_link_from_the_bot_signs_an_officer_in(office):
+    from content.areas import load_areas
+    from handlers.contract import Inbound
+    from handlers.router import default_router
+    from tests.sim import SH
+
+    c = office.county
+    router = default_router(policy=c.policy, areas=load_areas(), zone=SH, console_url="https://checkin.example/console")
+
+    async def web(chat: str) -> str:
+        handled = await router.handle(c.engine, Inbound("telegram", chat, text="/web"), office.clock.now())
+        return handled.replies[0].text
+
+    said = await web("5001")
+    assert said.startswith("登录工作台（10 分钟内有效，只能用一次，请勿转发）：https://checkin.example/console/link/")
+    path = said.split("https://checkin.example")[1]
+    client = office.client()
+    first = client.get(path)
+    assert first.status_code == 303 and auth.COOKIE in first.headers["set-cookie"]
+    assert "待处理提醒（3）" in client.get("/console/").text
+    assert office.client().get(path).status_code == 401  # once only
+    late = (await web("5001")).split("https://checkin.example")[1]
+    office.clock.advance(timedelta(minutes=11))
+    assert office.client().get(late).status_code == 401  # ten minutes
+    # An administrator's link asks for the TOTP code before it is used.
+    admin_path = (await web("1")).split("https://checkin.example")[1]
+    asked = office.client().get(admin_path)
+    assert asked.status_code == 200 and 'name="code"' in asked.text
+    client = office.client()
+    assert client.post(admin_path, data={"code": "000000"}).status_code == 401
+    done = client.post(admin_path, data={"code": pyotp.TOTP(office.secret).at(office.clock.now())})
+    assert done.status_code == 303
+    with session_scope(c.engine) as s:  # 李娜 by SMS: no link (it could sit on a shared phone's lock screen)
+        s.get(Officer, c.li.id).phone = "+8613700000005"
+    by_sms = await router.handle(c.engine, Inbound("sms", "+8613700000005", text="/web"), office.clock.now())
+    assert by_sms.replies[0].text == "登录链接只通过 Telegram 发送。请在 Telegram 里发 /web。"
+
+
+async def test_shared_points_on_the_map_and_the_ones_beyond_it(office):
+    from handlers.contract import Inbound, Location
+
+    c = office.county
+    for point, at in (((27.10, 106.30), local(2027, 3, 1, 14)), ((23.13, 113.26), local(2027, 3, 1, 15))):
+        await c.router.handle(c.engine, Inbound("telegram", "7002", location=Location(*point, 20)), at)
+    client, _ = office.sign_in(c.li)
+    page = client.get("/console/people/JZ-O").text
+    assert page.count('class="spot inside"') == 1  # in 两河镇, drawn
+    assert "在地图范围以外（23.130, 113.260）" in page  # Guangzhou: listed, not drawn
+    assert client.get("/console/people/JZ-O?month=2027-02").text.count('<td class="missed') == 0  # February: none
+
+
+async def test_the_demo_serves_the_console_on_its_database_until_stopped(office):
+    import asyncio
+
+    import httpx
+
+    from bot.demo import serve_console
+    from bot.sandbox.loopback import free_port
+
+    port, stop = free_port(), asyncio.Event()
+    task = asyncio.create_task(serve_console(office.rt, port, stop))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for _ in range(100):  # the server starting
+            try:
+                page = await client.get("/console/login")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+        assert page.status_code == 200 and "登录" in page.text
+        signed = await client.post("/console/login", data={"login": str(office.county.li.id), "password": PASSWORD,
+                                                           "next": "/console/"})
+        assert signed.status_code == 303
+    stop.set()
+    await asyncio.wait_for(task, 10)

@@ -89,6 +89,7 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
         for words in ("请假", "贵阳", "3月20日到3月22日", "探望母亲"):
             await fake.send_text(7002, words)
         await fake.wait_for(lambda: any("请假申请 #" in m.text for m in fake.messages(5001)))
+        await fake.send_location(7002, 27.10, 106.30, 20)  # in 两河镇: a point on her page's map
         await h.settle()
         h.clock.set(local(2027, 3, 1, 20))
 
@@ -101,7 +102,8 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             await sign_in(page, base, c.li.id)
             await page.wait_for_url(f"{base}/console/")
             body = await page.inner_text("main")
-            assert "待处理提醒（3）" in body and "周一到周五在砖厂上班。" in body  # the report, in full
+            # (her location, shared late, closed her own alert: two are left)
+            assert "待处理提醒（2）" in body and "周一到周五在砖厂上班。" in body  # the report, in full
             await page.screenshot(path=shots / "inbox.png", full_page=True)
             # Act on the alert the sweep raised for 王伟: reached.
             esc = next(e for e in c.escalations() if e.supervisee_id == c.strict.id)
@@ -126,6 +128,7 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             await page.click("text=JZ-O")
             await page.wait_for_url(re.compile(r".*/console/people/JZ-O$"))
             assert "周三参加了学习。" in await page.inner_text("main")
+            assert await page.locator("svg.map circle.spot").count() == 1
             await page.screenshot(path=shots / "person.png", full_page=True)
             # A phone's width.
             await page.set_viewport_size({"width": 390, "height": 844})

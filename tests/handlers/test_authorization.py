@@ -111,6 +111,7 @@ MATRIX: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "verify service (button)": ("", "svc:{att}:ok", officer_only("✅ 已核实：刘芳", "#{att} 不在您的管辖范围内")),
     "/service": ("/service 2027-03-02 09:00-12:00 3 敬老院 JZ-O", None,
                  officer_only("已安排公益劳动", "用法：/service")),
+    "/web": ("/web", None, officer_only("工作台还没有对外地址", scoped=False)),
     "/list": ("/list", None, officer_only("您", scoped=False)),
     "/open": ("/open", None, officer_only("", scoped=False)),
     "/leaves": ("/leaves", None, officer_only("", scoped=False)),
