@@ -18,6 +18,42 @@ REPORT_COLUMNS = (
 )
 
 
+def report_rows(lines, month: str) -> list[list]:
+    """The report as a table: the header (month and REPORT_COLUMNS), then a row per line; rates rounded."""
+    rows: list[list] = [["month", *REPORT_COLUMNS]]
+    for line in lines:
+        row = line.as_row()
+        rows.append([month] + ["" if row[k] is None else (round(row[k], 4) if isinstance(row[k], float) else row[k])
+                               for k in REPORT_COLUMNS])
+    return rows
+
+
+def report_csv(lines, month: str) -> bytes:
+    """CSV in UTF-8 with a BOM, so that Excel on a Chinese Windows opens the township names as written."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(report_rows(lines, month))
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def report_xlsx(lines, month: str) -> bytes:
+    """The same table as an Excel workbook."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = month
+    for row in report_rows(lines, month):
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 def _cell(key: str, value) -> str:
     if value is None:
         return "—"

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from content.catalog import text
 from handlers.contract import Context, Inbound, Reply
-from storage import audit
+from storage import audit, queries
 from storage.models import (
     Escalation,
     EscalationState,
@@ -62,6 +62,41 @@ def edit(session: Session, officer: Officer, changes: dict, now: datetime, *, ac
                      details={"fields": changed})  # which fields, not their values (names and numbers are personal)
         log.info("officer %s edited: %s", officer.id, ", ".join(changed))
     return changed
+
+
+def add(session: Session, *, name: str, township: str, role: str, now: datetime, actor: str, region: str = "CN",
+        supervisor_id: int | None = None, telegram_id: int | None = None, phone: str | None = None,
+        language: str = "zh-CN") -> Officer:
+    """A new officer, checked as the CLI and the console both need: an AccountError names the field and value."""
+    from content.catalog import LANGUAGES
+    from handlers.roster import normalise_phone
+
+    name, township = name.strip(), township.strip()
+    if not name or not township:
+        raise AccountError("name and township are needed")
+    if role not in Role.__members__:
+        raise AccountError(f"role={role!r}: must be one of {', '.join(Role)}")
+    if language not in LANGUAGES:
+        raise AccountError(f"language={language!r}: must be one of {', '.join(LANGUAGES)}")
+    if phone:
+        try:
+            phone = normalise_phone(phone, region)
+        except ValueError as exc:
+            raise AccountError(f"phone={phone!r}: {exc}") from None
+        if queries.officer_by_phone(session, phone):
+            raise AccountError(f"phone={phone}: already used by another officer")
+    if supervisor_id is not None:
+        boss = session.get(Officer, supervisor_id)
+        if boss is None or boss.role not in (Role.supervisor, Role.admin):
+            raise AccountError(f"supervisor={supervisor_id}: no supervisor with this id")
+    if telegram_id is not None and queries.officer_by_telegram(session, telegram_id):
+        raise AccountError(f"telegram_id={telegram_id}: already used by another officer")
+    officer = queries.add_officer(session, name=name, township=township, role=role, now=now,
+                                  supervisor_id=supervisor_id, telegram_id=telegram_id, phone=phone or None,
+                                  language=language)
+    audit.append(session, actor=actor, action="officer.add", now=now, subject=f"officer:{officer.id}",
+                 details={"role": role, "township": township})
+    return officer
 
 
 def deactivate(session: Session, officer: Officer, successor: Officer | None, now: datetime, *,

@@ -104,10 +104,55 @@ def normalise_phone(raw: str, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# The office's spreadsheets: Chinese headers, and Chinese words for the coded values.
+HEADER_ALIASES = {
+    "案号": "case_number", "案件编号": "case_number", "姓名": "name", "电话": "phone", "手机": "phone",
+    "手机号": "phone", "语言": "language", "类别": "category", "矫正类别": "category", "等级": "level",
+    "管理等级": "level", "乡镇": "township", "司法所": "township", "协管员编号": "officer_id",
+    "协管员": "officer_id", "矫正开始": "supervision_start", "开始日期": "supervision_start",
+    "矫正结束": "supervision_end", "结束日期": "supervision_end",
+}
+VALUE_ALIASES = {
+    "level": {"严管": "strict", "普管": "ordinary", "宽管": "lenient"},
+    "category": {"缓刑": "probation", "假释": "parole", "管制": "control", "暂予监外执行": "medical_parole",
+                 "剥夺政治权利": "deprivation"},
+    "language": {"中文": "zh-CN", "英文": "en", "英语": "en"},
+}
+XLSX_MAGIC = b"PK\x03\x04"
+
+
+def xlsx_to_csv(data: bytes) -> str:
+    """The first sheet of an XLSX workbook as CSV text (dates as YYYY-MM-DD, numbers without '.0')."""
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in sheet.iter_rows(values_only=True):
+        cells = []
+        for v in row:
+            if isinstance(v, datetime):
+                v = v.date().isoformat()
+            elif isinstance(v, date):
+                v = v.isoformat()
+            elif isinstance(v, float) and v.is_integer():
+                v = int(v)
+            cells.append("" if v is None else str(v))
+        if any(cells):
+            writer.writerow(cells)
+    return out.getvalue()
+
+
 def _decode(data: bytes | str) -> str:
+    """UTF-8 (with or without a BOM, as Excel saves it), else GBK (as a Chinese Windows saves CSV); XLSX read."""
     if isinstance(data, str):
         return data.removeprefix("\ufeff")
-    return data.decode("utf-8-sig")
+    if data.startswith(XLSX_MAGIC):
+        return xlsx_to_csv(data)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("gbk")
 
 
 def parse_roster(data: bytes | str, region: str, default_language: str,
@@ -120,9 +165,11 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
     try:
         text = _decode(data)
     except UnicodeDecodeError as exc:
-        return [], [RowError(1, "file", "", f"not UTF-8 (bad byte at offset {exc.start})")]
+        return [], [RowError(1, "file", "", f"neither UTF-8 nor GBK (bad byte at offset {exc.start})")]
+    except Exception as exc:  # a damaged XLSX
+        return [], [RowError(1, "file", "", f"not a readable XLSX workbook ({type(exc).__name__})")]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    header = [HEADER_ALIASES.get(h.strip(), h.strip()) for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in COLUMNS if c not in header]
     extra = [c for c in header if c not in COLUMNS]
@@ -142,6 +189,8 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
             errors.append(RowError(line, "row", ",".join(raw[None]), "more fields than the header has"))
             continue
         values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+        for column, words in VALUE_ALIASES.items():
+            values[column] = words.get(values[column], values[column])
         if not any(values.values()):
             continue
         row_errors: list[RowError] = []

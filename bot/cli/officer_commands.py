@@ -32,27 +32,21 @@ def officer_add(
 ) -> None:
     """Add an officer and print its id."""
     rt = runtime()
-    if language not in LANGUAGES:
-        fail(f"--language={language!r}: must be one of {', '.join(LANGUAGES)}", 2)
-    if phone is not None:
-        try:
-            phone = normalise_phone(phone, rt.settings.phone_region)
-        except ValueError as exc:
-            fail(f"--phone={phone!r}: {exc}", 2)
     with session_scope(rt.engine) as session:
-        if supervisor is not None:
-            boss = session.get(Officer, supervisor)
-            if boss is None or boss.role not in (Role.supervisor, Role.admin):
-                fail(f"--supervisor={supervisor}: no supervisor with this id", 2)
-        if telegram_id is not None and queries.officer_by_telegram(session, telegram_id):
-            fail(f"--telegram-id={telegram_id}: already used by another officer", 2)
-        if phone is not None and queries.officer_by_phone(session, phone):
-            fail(f"--phone={phone}: already used by another officer", 2)
-        officer = queries.add_officer(
-            session, name=name.strip(), township=township.strip(), role=role, now=rt.clock.now(),
-            supervisor_id=supervisor, telegram_id=telegram_id, phone=phone, language=language,
-        )
+        try:
+            officer = officer_accounts.add(
+                session, name=name, township=township, role=role, now=rt.clock.now(), actor=operator(),
+                region=rt.settings.phone_region, supervisor_id=supervisor, telegram_id=telegram_id, phone=phone,
+                language=language)
+        except officer_accounts.AccountError as exc:
+            fail(_as_option(exc), 2)
         out.print(officer.id)
+
+
+def _as_option(exc: Exception) -> str:
+    """`phone='1': ...` as the command line says it: `--phone='1': ...`."""
+    field, sep, rest = str(exc).partition("=")
+    return f"--{field.replace('_', '-')}={rest}" if sep and " " not in field else str(exc)
 
 
 @officer_app.command("list")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.base import app, fail, out, runtime
-from bot.report_view import REPORT_COLUMNS, draw_chart, month_status, print_report
+from bot.report_view import draw_chart, month_status, print_report, report_csv
 from handlers import compliance
 from storage.db import session_scope
 
@@ -35,15 +35,7 @@ def report(
     if status == "future":
         return
     if csv_file is not None:
-        import csv as csv_module
-
-        with csv_file.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv_module.writer(fh)
-            writer.writerow(["month", *REPORT_COLUMNS])
-            for line in lines:
-                row = line.as_row()
-                writer.writerow([month] + ["" if row[k] is None else (round(row[k], 4) if isinstance(row[k], float)
-                                                                       else row[k]) for k in REPORT_COLUMNS])
+        csv_file.write_bytes(report_csv(lines, month))
         out.print(f"wrote {csv_file}")
     if chart is not None:
         draw_chart(lines, month, target, chart)

@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from bot.office import auth
+from bot.office.admin import admin_routes
 from bot.office.views import Spot, area_map, month_calendar
 from content.catalog import LANGUAGES, text
 from content.formatting import day_and_time, phone_national
@@ -417,6 +418,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         Route("/people", signed_in(people), methods=["GET"]),
         Route("/people/{case}", signed_in(person), methods=["GET"]),
         Route("/people/{case}/{action}", signed_in(person_action), methods=["POST"]),
+        *admin_routes(rt, signed_in, render),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="office_static"),
     ]
     return [Mount("/console", routes=routes)], {HTTPException: not_found}

@@ -346,3 +346,89 @@ async def test_the_demo_serves_the_console_on_its_database_until_stopped(office)
         assert signed.status_code == 303
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+def _admin(office) -> TestClient:
+    client, signed = office.sign_in(office.county.admin, code=pyotp.TOTP(office.secret).at(office.clock.now()))
+    assert signed.status_code == 303
+    return client
+
+
+def test_administration_is_for_administrators_only(office):
+    for who in (office.county.li, office.county.boss):
+        client, _ = office.sign_in(who)
+        for path in ("/console/admin/officers", "/console/admin/roster", "/console/admin/report",
+                     "/console/admin/audit", "/console/admin/report.csv"):
+            assert client.get(path).status_code == 404, (who.name, path)
+        assert "/console/admin/" not in client.get("/console/").text  # no such links either
+
+
+def test_officers_added_reset_and_deactivated_in_the_page(office):
+    c = office.county
+    client = _admin(office)
+    page = client.get("/console/admin/officers")
+    assert page.status_code == 200 and "李娜" in page.text and "赵强" in page.text
+    token = csrf(page.text)
+    bad = client.post("/console/admin/officers", data={"name": "孙新", "township": "两河镇", "role": "assistant",
+                                                       "phone": "12345", "csrf": token})
+    assert "12345" in bad.text and "not a valid number" in bad.text
+    added = client.post("/console/admin/officers", data={"name": "孙新", "township": "两河镇", "role": "assistant",
+                                                         "phone": "139 0000 7777", "csrf": token})
+    assert "已添加 #" in added.text and "孙新" in added.text
+    newcomer = re.search(r"已添加 #(\d+)", added.text).group(1)
+    reset = client.post(f"/console/admin/officers/{newcomer}/password", data={"csrf": token})
+    temporary = re.search(r"临时密码：(\S+)（", reset.text).group(1)
+    other = office.client()
+    assert other.post("/console/login", data={"login": "139 0000 7777", "password": temporary,
+                                              "next": "/console/"}).status_code == 303
+    gone = client.post(f"/console/admin/officers/{c.li.id}/deactivate", data={"successor": str(c.boss.id),
+                                                                             "csrf": token})
+    assert "已停用李娜：转交 3 人" in gone.text
+    assert [a for _, a in office.audit() if a in ("officer.add", "officer.password", "officer.deactivate")][-3:] == [
+        "officer.add", "officer.password", "officer.deactivate"]
+
+
+def test_roster_upload_checks_every_row_then_imports_all_or_nothing(office):
+    c = office.county
+    client = _admin(office)
+    token = csrf(client.get("/console/admin/roster").text)
+    header = "案号,姓名,手机号,语言,矫正类别,管理等级,司法所,协管员编号,矫正开始,矫正结束"
+    good = [f"JZ-N{i},新{i},1390000100{i},中文,缓刑,普管,红果镇,{c.li.id},2027-03-01,2028-03-01" for i in range(3)]
+    bad = good[:2] + [good[2].replace("2027-03-01", "2027-13-01")]
+
+    def upload(lines, dry):
+        data = {"csrf": token, **({"dry_run": "1"} if dry else {})}
+        files = {"file": ("花名册.csv", ("\r\n".join([header, *lines]) + "\r\n").encode("gbk"), "text/csv")}
+        return client.post("/console/admin/roster", data=data, files=files)
+
+    refused = upload(bad, dry=False)
+    assert "有 1 处问题，整份没有导入" in refused.text and "2027-13-01" in refused.text
+    checked = upload(good, dry=True)
+    assert "检查通过：将新增 3 人" in checked.text
+    with session_scope(c.engine) as s:
+        assert s.exec(select(Supervisee).where(Supervisee.case_number.like("JZ-N%"))).all() == []
+    done = upload(good, dry=False)
+    assert "已导入：新增 3 人" in done.text
+    with session_scope(c.engine) as s:
+        assert len(s.exec(select(Supervisee).where(Supervisee.case_number.like("JZ-N%"))).all()) == 3
+    assert ("officer:4", "roster.import") in office.audit()
+
+
+def test_the_report_page_with_its_chart_and_downloads(office):
+    client = _admin(office)
+    page = client.get("/console/admin/report?month=2027-03")
+    assert page.status_code == 200 and "月度报表 2027-03" in page.text and "本月到目前为止" in page.text
+    assert 'class="bar-row"><span class="bar-label">红果镇</span>' in page.text and "全县" in page.text
+    csv_file = client.get("/console/admin/report.csv?month=2027-03")
+    assert csv_file.content.startswith(b"\xef\xbb\xbfmonth,township,")
+    assert "红果镇" in csv_file.content.decode("utf-8-sig")
+    xlsx = client.get("/console/admin/report.xlsx?month=2027-03")
+    assert xlsx.content[:4] == b"PK\x03\x04" and "attachment" in xlsx.headers["content-disposition"]
+    assert "这个月还没开始" in client.get("/console/admin/report?month=2027-05").text
+
+
+def test_the_audit_page_verifies_the_chain(office):
+    client = _admin(office)
+    page = client.get("/console/admin/audit")
+    assert page.status_code == 200 and "审计链完整" in page.text and "web.login" in page.text
+    assert "case.pause" not in client.get("/console/admin/audit?case=JZ-S").text

@@ -151,6 +151,30 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             assert "需要正确的动态验证码" in await page.inner_text(".error")
             await sign_in(page, base, c.admin.id, pyotp.TOTP(secret).at(h.clock.now()))
             await page.wait_for_url(f"{base}/console/")
+            # The roster: a file with a bad row is refused whole, naming the row; the corrected one imports.
+            await page.set_viewport_size({"width": 1100, "height": 900})
+            header = "案号,姓名,手机号,语言,矫正类别,管理等级,司法所,协管员编号,矫正开始,矫正结束"
+            row = f"JZ-NEW,新人,13900001001,中文,缓刑,普管,红果镇,{c.li.id},2027-03-01,2028-03-01"
+            roster = tmp_path / "花名册.csv"
+            await page.goto(f"{base}/console/admin/roster")
+            roster.write_bytes(f"{header}\r\n{row.replace('普管', '特管')}\r\n".encode("gbk"))
+            await page.set_input_files("input[name=file]", roster)
+            await page.uncheck("input[name=dry_run]")
+            await page.click("form[enctype] button")
+            assert "整份没有导入" in await page.inner_text("#roster-result")
+            assert "特管" in await page.inner_text("#roster-result table")
+            await page.screenshot(path=shots / "roster.png", full_page=True)
+            roster.write_bytes(f"{header}\r\n{row}\r\n".encode("gbk"))
+            await page.set_input_files("input[name=file]", roster)
+            await page.uncheck("input[name=dry_run]")
+            await page.click("form[enctype] button")
+            assert "已导入：新增 1 人" in await page.inner_text("#roster-result")
+            # The month's report with its chart, and the officers.
+            await page.goto(f"{base}/console/admin/report?month=2027-03")
+            assert "红果镇" in await page.inner_text(".chart")
+            await page.screenshot(path=shots / "report.png", full_page=True)
+            await page.goto(f"{base}/console/admin/officers")
+            await page.screenshot(path=shots / "officers.png", full_page=True)
             await browser.close()
         with session_scope(db.engine) as s:
             assert s.get(Leave, leave_id).state == "approved"

@@ -106,7 +106,8 @@ async def test_every_figure_of_a_hand_computed_month(db, tmp_path, monkeypatch):
                         env={"COLUMNS": "250"})
     assert out.exit_code == 0, out.output
     assert "ABOVE the 5‰ target" in out.output and "84.4%" in out.output
-    with (tmp_path / "r.csv").open(encoding="utf-8") as fh:
+    assert (tmp_path / "r.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads it as UTF-8
+    with (tmp_path / "r.csv").open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["township"] for r in rows] == ["两河镇", "红果镇", "*"]
     assert rows[1]["due"] == "40" and rows[1]["response_rate"] == "0.95" and rows[0]["lost_per_mille"] == "1000.0"

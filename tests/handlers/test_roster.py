@@ -130,8 +130,40 @@ def test_header_problems_and_bom(db, officers):
     assert _import(db, ("\ufeff" + data).encode("utf-8")).created == 5
     missing = _import(db, data.replace("township,", ""))
     assert any(e.column == "township" and e.line == 1 for e in missing.errors)
-    not_utf8 = _import(db, data.encode("gbk"))
-    assert not_utf8.errors[0].column == "file"
+    garbage = _import(db, b"case_number,name\n\x81\xff\xfe\x80,x\n")  # neither UTF-8 nor GBK
+    assert garbage.errors[0].column == "file" and "neither UTF-8 nor GBK" in garbage.errors[0].message
+
+
+def test_the_offices_spreadsheets_gbk_csv_xlsx_chinese_headers_and_words(db, officers):
+    """As a county office keeps its roster: CSV saved by Chinese Windows (GBK), or an Excel workbook, with
+    Chinese headers and Chinese words for level, category and language."""
+    import io
+
+    from openpyxl import Workbook
+
+    header = "案号,姓名,手机号,语言,矫正类别,管理等级,司法所,协管员编号,矫正开始,矫正结束"
+    rows = [f"JZ{i:04d},王{i},1380000{i:04d},中文,{'缓刑' if i % 2 else '假释'},{'严管' if i % 3 else '宽管'},红果镇,"
+            f"{officers[i % 3]},2026-01-01,2028-01-01" for i in range(6)]
+    gbk = ("\r\n".join([header, *rows]) + "\r\n").encode("gbk")
+    result = _import(db, gbk)
+    assert result.ok and result.created == 6, result.errors
+    with session_scope(db.engine) as s:
+        first = s.exec(select(Supervisee).where(Supervisee.case_number == "JZ0001")).one()
+        assert (first.name, first.level, first.category, first.language) == ("王1", "strict", "probation", "zh-CN")
+    book = Workbook()
+    sheet = book.active
+    sheet.append(header.split(","))
+    for i in range(6, 9):  # dates as Excel keeps them, numbers as numbers
+        sheet.append([f"JZ{i:04d}", f"王{i}", 13800000000 + i, "中文", "管制", "普管", "红果镇", officers[0],
+                      datetime(2026, 1, 1), datetime(2028, 1, 1)])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = _import(db, buffer.getvalue())
+    assert result.ok and result.created == 3, result.errors
+    broken = _import(db, b"PK\x03\x04 not really a workbook")
+    assert broken.errors[0].column == "file" and "not a readable XLSX workbook" in broken.errors[0].message
+    bad_word = _import(db, (header + "\n" + rows[0].replace("严管", "特管").replace("宽管", "特管")).encode("gbk"))
+    assert any(e.column == "level" and e.value == "特管" for e in bad_word.errors)
 
 
 def test_phone_of_another_person_is_refused(db, officers):
