@@ -174,7 +174,7 @@ RENDER = "render"  # the payload key of a bulk row whose text and address are wr
 def enqueue_bulk(
     session: Session, *, key: str, kind: str, section: str, template: str, now: datetime,
     audience: Audience, holiday: Holiday | None = None, not_before: datetime | None = None,
-    expires_at: datetime | None = None,
+    expires_at: datetime | None = None, texts: dict[str, str] | None = None,
 ) -> BulkResult:
     """Queue one message per person in `audience`, set-based, once per key and person.
 
@@ -194,8 +194,11 @@ def enqueue_bulk(
     # Sealed once per statement: the same ciphertext in every row (it says nothing about anyone).
     empty_address, empty_body = seal("message.address", ""), seal("message.body", "")
     for language in LANGUAGES:
-        spec = {RENDER: {"template": template_key(section, template, language), "language": language,
-                         "extra": {"holiday": holiday.name(language)} if holiday else {}}}
+        if texts is not None:  # an administrator's own words (checked by `free_text_problem`), per language
+            spec = {RENDER: {"text": texts[language], "language": language, "extra": {}}}
+        else:
+            spec = {RENDER: {"template": template_key(section, template, language), "language": language,
+                             "extra": {"holiday": holiday.name(language)} if holiday else {}}}
         rows = (
             select(
                 literal(Direction.outbound.value), channel, literal(empty_address, Text), Supervisee.id,
@@ -256,8 +259,8 @@ def render_claimed(session: Session, rows: list[Outgoing], now: datetime) -> lis
                                  f"{row.channel} address any more", now)
             log.info("bulk message %s: supervisee %s has no %s address", row.id, row.supervisee_id, row.channel)
             continue
-        body = catalogue(spec["language"])[spec["template"]].format(
-            name=person.name, officer=officers.get(person.officer_id, ""), **spec["extra"])
+        template = spec["text"] if "text" in spec else catalogue(spec["language"])[spec["template"]]
+        body = template.format(name=person.name, officer=officers.get(person.officer_id, ""), **spec["extra"])
         updates.append({"mid": row.id, "address": address, "body": body})
         out.append(replace(row, address=address, body=body, payload={}))
     if updates:  # the columns' types encrypt the values
@@ -265,6 +268,27 @@ def render_claimed(session: Session, rows: list[Outgoing], now: datetime) -> lis
         session.connection().execute(update(t).where(t.c.id == bindparam("mid")).values(
             address=bindparam("address"), body=bindparam("body"), payload=None), updates)
     return out
+
+
+FREE_TEXT_PLACEHOLDERS = ("name", "officer")
+MAX_FREE_TEXT = 500
+
+
+def free_text_problem(words: str) -> str | None:
+    """What is wrong with an administrator's announcement, or None: not empty, not too long, and no placeholder
+    but {name} and {officer} (a brace meant literally is written twice: {{ }})."""
+    import string
+
+    if not words.strip():
+        return "empty"
+    if len(words) > MAX_FREE_TEXT:
+        return f"longer than {MAX_FREE_TEXT} characters"
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(words) if f is not None]
+    except ValueError as exc:
+        return f"a brace out of place ({exc})"
+    unknown = sorted({f for f in fields if f not in FREE_TEXT_PLACEHOLDERS})
+    return f"unknown placeholder {{{unknown[0]}}}: use {{name}} or {{officer}}" if unknown else None
 
 
 def sample(section: str, template: str, language: str, holiday: Holiday | None = None,

@@ -3,18 +3,21 @@ the compliance report with its chart and downloads, the audit trail. The same fu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 
 from sqlmodel import col, select
-from starlette.responses import Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bot.report_view import REPORT_COLUMNS, month_status, report_csv, report_xlsx
 from content.catalog import LANGUAGES
-from handlers import compliance, officer_accounts
+from content.sms import segments
+from handlers import compliance, greetings, officer_accounts
 from handlers.roster import import_roster
 from storage import audit
-from storage.models import AuditEntry, Officer, Role
+from storage.models import AuditEntry, Category, Level, Officer, Role, Supervisee
 
 MAX_UPLOAD = 5 * 1024 * 1024  # a county's roster is a few hundred kB
 
@@ -122,6 +125,54 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
         return Response(report_csv(lines, month), media_type="text/csv; charset=utf-8",
                         headers={"content-disposition": f'attachment; filename="checkin-report-{month}.csv"'})
 
+    # ---- broadcasts ----------------------------------------------------------------------------
+
+    def _audience(page) -> greetings.Audience:
+        f = page.form if hasattr(page, "form") else page.request.query_params
+        return greetings.Audience(*(str(f.get(k, "")).strip() or None for k in ("township", "level", "category")))
+
+    async def broadcast_form(page, flash: list[str] | None = None, **values) -> Response:
+        townships = sorted({t for t in page.db.exec(select(Supervisee.township).distinct()).all()})
+        return render(page, "admin_broadcast.html", townships=townships, levels=list(Level),
+                      categories=list(Category), languages=LANGUAGES, flash=flash or [],
+                      texts=values.pop("texts", {}), chosen=values.pop("chosen", {}), **values)
+
+    async def broadcast(page) -> Response:
+        texts = {lang: str(page.form.get(f"text_{lang}", "")).strip() for lang in LANGUAGES}
+        first = texts[LANGUAGES[0]]
+        texts = {lang: t or first for lang, t in texts.items()}  # a language left empty gets the first one's text
+        audience = _audience(page)
+        chosen = audience.as_dict()
+        problems = [f"{lang}: {p}" for lang, p in ((lang, greetings.free_text_problem(t)) for lang, t in texts.items())
+                    if p]
+        if problems:
+            return await broadcast_form(page, problems, texts=texts, chosen=chosen)
+        by_channel = greetings.audience_by_channel(page.db, audience)
+        previews = {lang: (t.format(name="王伟" if lang.startswith("zh") else "Wang Wei", officer="李娜"),
+                           segments(t.format(name="欧阳明华", officer="李娜娜")))
+                    for lang, t in texts.items()}
+        if page.form.get("action") != "send":
+            return await broadcast_form(page, texts=texts, chosen=chosen, previews=previews, by_channel=by_channel,
+                                        audience_total=sum(by_channel.values()))
+        digest = hashlib.sha256(json.dumps([texts, chosen], ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+        key = f"broadcast:web:{page.now.astimezone(zone):%Y-%m-%d}:{digest[:16]}"
+        result = greetings.enqueue_bulk(page.db, key=key, kind="broadcast", section="broadcast", template="web",
+                                        now=page.now, audience=audience, texts=texts)
+        audit.append(page.db, actor=f"officer:{page.officer.id}", action="broadcast.send", now=page.now,
+                     details={"key": key, "queued": result.queued, "audience": chosen})
+        return RedirectResponse(f"/console/admin/broadcast/progress?key={key}", status_code=303)
+
+    async def broadcast_progress(page) -> Response:
+        key = page.request.query_params.get("key", "")
+        if not key.startswith("broadcast:"):
+            return await broadcast_form(page)
+        counts = greetings.progress(page.db, key)
+        if page.request.query_params.get("format") == "json":
+            return JSONResponse({"counts": counts, "total": sum(counts.values()),
+                                 "done": sum(n for s, n in counts.items() if s not in ("queued", "sending"))})
+        return render(page, "admin_broadcast_progress.html", key=key, counts=counts, total=sum(counts.values()),
+                      done=sum(n for s, n in counts.items() if s not in ("queued", "sending")))
+
     # ---- the audit trail -----------------------------------------------------------------------
 
     async def audit_trail(page) -> Response:
@@ -149,6 +200,9 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
         Route("/admin/report", signed_in(report, **admin), methods=["GET"]),
         Route("/admin/report.{kind:str}", signed_in(report_download, **admin), methods=["GET"]),
         Route("/admin/audit", signed_in(audit_trail, **admin), methods=["GET"]),
+        Route("/admin/broadcast", signed_in(broadcast_form, **admin), methods=["GET"]),
+        Route("/admin/broadcast", signed_in(broadcast, **admin), methods=["POST"]),
+        Route("/admin/broadcast/progress", signed_in(broadcast_progress, **admin), methods=["GET"]),
     ]
 
 

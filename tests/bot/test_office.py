@@ -432,3 +432,46 @@ def test_the_audit_page_verifies_the_chain(office):
     page = client.get("/console/admin/audit")
     assert page.status_code == 200 and "审计链完整" in page.text and "web.login" in page.text
     assert "case.pause" not in client.get("/console/admin/audit?case=JZ-S").text
+
+
+def test_an_announcement_written_in_the_page_previewed_then_sent_once(office):
+    from handlers import greetings
+
+    c = office.county
+    client = _admin(office)
+    token = csrf(client.get("/console/admin/broadcast").text)
+    bad = client.post("/console/admin/broadcast", data={"text_zh-CN": "{姓名}，明天停电。", "csrf": token})
+    assert "unknown placeholder {姓名}" in bad.text
+    words = {"text_zh-CN": "{name}，您好：3月8日司法所停电，报到照常用短信。{officer}", "text_en": "", "csrf": token,
+             "township": "红果镇"}
+    preview = client.post("/console/admin/broadcast", data={**words, "action": "preview"})
+    assert "共 3 人" in preview.text and "王伟，您好：3月8日司法所停电" in preview.text and "短信约 1 条" in preview.text
+    assert "发送给 3 人" in preview.text
+    sent = client.post("/console/admin/broadcast", data={**words, "action": "send"})
+    assert sent.status_code == 303 and "/console/admin/broadcast/progress?key=broadcast:web:" in sent.headers["location"]
+    key = sent.headers["location"].split("key=")[1]
+    progress = client.get(f"/console/admin/broadcast/progress?key={key}&format=json").json()
+    assert progress == {"counts": {"queued": 3}, "total": 3, "done": 0}
+    again = client.post("/console/admin/broadcast", data={**words, "action": "send"})  # the same words, same day
+    assert client.get(again.headers["location"] + "&format=json").json()["total"] == 3  # nothing twice
+    with session_scope(c.engine) as s:  # as the drain claims them: each person's own name, the English-speaker's too
+        rows = s.exec(select(Message).where(Message.dedupe_key.like(f"{key}:%"))).all()
+        import json
+
+        from storage.outbox import Outgoing
+
+        claimed = greetings.render_claimed(s, [Outgoing(r.id, r.channel, r.address, r.body, json.loads(r.payload),
+                                                        r.attempts, r.kind, r.supervisee_id) for r in rows],
+                                           office.clock.now())
+    bodies = sorted(r.body for r in claimed)
+    assert bodies[0].startswith("Tom Lee，您好：3月8日") and bodies[1].startswith("刘芳，您好") and "李娜" in bodies[2]
+    assert ("officer:4", "broadcast.send") in office.audit()
+
+
+def test_free_text_placeholders():
+    from handlers.greetings import free_text_problem
+
+    assert free_text_problem("{name}，{officer} 找您。") is None
+    assert free_text_problem("价格 {{10}} 元") is None  # doubled braces are literal
+    assert free_text_problem("{name").startswith("a brace out of place")
+    assert free_text_problem("   ") == "empty" and free_text_problem("x" * 501).startswith("longer than")

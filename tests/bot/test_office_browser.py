@@ -154,10 +154,10 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             # The roster: a file with a bad row is refused whole, naming the row; the corrected one imports.
             await page.set_viewport_size({"width": 1100, "height": 900})
             header = "案号,姓名,手机号,语言,矫正类别,管理等级,司法所,协管员编号,矫正开始,矫正结束"
-            row = f"JZ-NEW,新人,13900001001,中文,缓刑,普管,红果镇,{c.li.id},2027-03-01,2028-03-01"
+            row = f"JZ-NEW,新人,13900001001,中文,缓刑,宽管,红果镇,{c.li.id},2027-03-01,2028-03-01"
             roster = tmp_path / "花名册.csv"
             await page.goto(f"{base}/console/admin/roster")
-            roster.write_bytes(f"{header}\r\n{row.replace('普管', '特管')}\r\n".encode("gbk"))
+            roster.write_bytes(f"{header}\r\n{row.replace('宽管', '特管')}\r\n".encode("gbk"))
             await page.set_input_files("input[name=file]", roster)
             await page.uncheck("input[name=dry_run]")
             await page.click("form[enctype] button")
@@ -175,6 +175,18 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             await page.screenshot(path=shots / "report.png", full_page=True)
             await page.goto(f"{base}/console/admin/officers")
             await page.screenshot(path=shots / "officers.png", full_page=True)
+            # An announcement to the ordinary level (刘芳, on Telegram): previewed, sent, watched as it goes.
+            await page.goto(f"{base}/console/admin/broadcast")
+            await page.fill("textarea[name='text_zh-CN']", "{name}，您好：下周一司法所集中学习，请准时参加。")
+            await page.select_option("select[name=level]", "ordinary")
+            await page.click("button[value=preview]")
+            assert "共 1 人" in await page.inner_text("#preview")
+            await page.screenshot(path=shots / "broadcast.png", full_page=True)
+            await page.click("button[value=send]")
+            await page.wait_for_url(re.compile(r".*/console/admin/broadcast/progress\?key=.*"))
+            await page.wait_for_function("document.getElementById('done').textContent === '1'", timeout=15000)
+            await fake.wait_for(lambda: any("下周一司法所集中学习" in m.text for m in fake.messages(7002)))
+            assert any(m.text.startswith("刘芳，您好：下周一") for m in fake.messages(7002))
             await browser.close()
         with session_scope(db.engine) as s:
             assert s.get(Leave, leave_id).state == "approved"
