@@ -49,8 +49,49 @@ class Handover:
     officers: int = 0  # assistants whose supervisor it was
 
 
+def checked_changes(session: Session, officer: Officer, raw: dict, region: str = "CN") -> dict:
+    """The changes to make, from values as typed (None: leave as it is); an AccountError names the field and
+    value. The CLI's `officer edit` and the console's officer page both use it."""
+    from content.catalog import LANGUAGES
+    from handlers.roster import normalise_phone
+
+    changes: dict = {}
+    for field in ("name", "township"):
+        if raw.get(field) is not None:
+            if not str(raw[field]).strip():
+                raise AccountError(f"{field}: must not be empty")
+            changes[field] = str(raw[field]).strip()
+    if raw.get("role") is not None:
+        if raw["role"] not in Role.__members__:
+            raise AccountError(f"role={raw['role']!r}: must be one of {', '.join(Role)}")
+        changes["role"] = raw["role"]
+    if raw.get("language") is not None:
+        if raw["language"] not in LANGUAGES:
+            raise AccountError(f"language={raw['language']!r}: must be one of {', '.join(LANGUAGES)}")
+        changes["language"] = raw["language"]
+    if raw.get("phone") is not None:
+        try:
+            changes["phone"] = normalise_phone(str(raw["phone"]), region)
+        except ValueError as exc:
+            raise AccountError(f"phone={raw['phone']!r}: {exc}") from None
+        other = queries.officer_by_phone(session, changes["phone"])
+        if other is not None and other.id != officer.id:
+            raise AccountError(f"phone={raw['phone']!r}: already used by officer {other.id}")
+    if raw.get("supervisor_id") is not None:
+        boss = session.get(Officer, int(raw["supervisor_id"]))
+        if boss is None or boss.role not in (Role.supervisor, Role.admin) or not boss.active:
+            raise AccountError(f"supervisor={raw['supervisor_id']}: no active supervisor with this id")
+        changes["supervisor_id"] = boss.id
+    if raw.get("telegram_id") is not None:
+        other = queries.officer_by_telegram(session, int(raw["telegram_id"]))
+        if other is not None and other.id != officer.id:
+            raise AccountError(f"telegram_id={raw['telegram_id']}: already used by officer {other.id}")
+        changes["telegram_id"] = int(raw["telegram_id"])
+    return changes
+
+
 def edit(session: Session, officer: Officer, changes: dict, now: datetime, *, actor: str) -> list[str]:
-    """Change the given fields (validated by the caller's parsing); the names of the fields that changed."""
+    """Change the given fields (as `checked_changes` gives them); the names of the fields that changed."""
     changed = [f for f in EDITABLE if f in changes and getattr(officer, f) != changes[f]]
     if "supervisor_id" in changed and changes["supervisor_id"] == officer.id:
         raise AccountError(f"--supervisor={officer.id}: an officer cannot be their own supervisor")

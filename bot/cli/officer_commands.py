@@ -11,10 +11,8 @@ from sqlmodel import select
 
 from bot.cli.base import fail, officer_app, operator, out, runtime
 from bot.office import auth
-from bot.settings import LANGUAGES
 from bot.tables import Column, fitted
 from handlers import officer_accounts
-from handlers.roster import normalise_phone
 from storage import queries
 from storage.db import session_scope
 from storage.models import Officer, Role
@@ -45,8 +43,11 @@ def officer_add(
 
 def _as_option(exc: Exception) -> str:
     """`phone='1': ...` as the command line says it: `--phone='1': ...`."""
-    field, sep, rest = str(exc).partition("=")
-    return f"--{field.replace('_', '-')}={rest}" if sep and " " not in field else str(exc)
+    for mark in ("=", ":"):
+        field, sep, rest = str(exc).partition(mark)
+        if sep and " " not in field:
+            return f"--{field.replace('_', '-')}{mark}{rest}"
+    return str(exc)
 
 
 @officer_app.command("list")
@@ -78,48 +79,17 @@ def officer_edit(
 ) -> None:
     """Change an officer: only the options given; every change is audited (which fields, not their values)."""
     rt = runtime()
-    changes: dict = {}
-    if name is not None:
-        if not name.strip():
-            fail("--name: must not be empty", 2)
-        changes["name"] = name.strip()
-    if township is not None:
-        if not township.strip():
-            fail("--township: must not be empty", 2)
-        changes["township"] = township.strip()
-    if role is not None:
-        changes["role"] = role
-    if language is not None:
-        if language not in LANGUAGES:
-            fail(f"--language={language!r}: must be one of {', '.join(LANGUAGES)}", 2)
-        changes["language"] = language
-    if phone is not None:
-        try:
-            changes["phone"] = normalise_phone(phone, rt.settings.phone_region)
-        except ValueError as exc:
-            fail(f"--phone={phone!r}: {exc}", 2)
     with session_scope(rt.engine) as session:
         officer = session.get(Officer, officer_id)
         if officer is None:
             fail(f"no officer with id {officer_id}", 2)
-        if supervisor is not None:
-            boss = session.get(Officer, supervisor)
-            if boss is None or boss.role not in (Role.supervisor, Role.admin) or not boss.active:
-                fail(f"--supervisor={supervisor}: no active supervisor with this id", 2)
-            changes["supervisor_id"] = supervisor
-        if telegram_id is not None:
-            other = queries.officer_by_telegram(session, telegram_id)
-            if other is not None and other.id != officer_id:
-                fail(f"--telegram-id={telegram_id}: already used by officer {other.id}", 2)
-            changes["telegram_id"] = telegram_id
-        if "phone" in changes:
-            other = queries.officer_by_phone(session, changes["phone"])
-            if other is not None and other.id != officer_id:
-                fail(f"--phone={phone!r}: already used by officer {other.id}", 2)
+        raw = dict(name=name, township=township, role=role, language=language, phone=phone,
+                   supervisor_id=supervisor, telegram_id=telegram_id)
         try:
+            changes = officer_accounts.checked_changes(session, officer, raw, rt.settings.phone_region)
             changed = officer_accounts.edit(session, officer, changes, rt.clock.now(), actor=operator())
         except officer_accounts.AccountError as exc:
-            fail(str(exc), 2)
+            fail(_as_option(exc).replace("--supervisor-id", "--supervisor"), 2)
     out.print(f"officer {officer_id}: " + (f"changed {', '.join(changed)}" if changed else "nothing to change"))
 
 

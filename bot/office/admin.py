@@ -46,6 +46,20 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
             return await officers(page, [str(exc)])
         return await officers(page, [page.t("officer_added", id=officer.id, name=officer.name)])
 
+    async def officer_edit(page) -> Response:
+        officer = page.db.get(Officer, int(page.request.path_params["officer_id"]))
+        if officer is None:
+            return await officers(page, [page.t("no_such_officer")])
+        f = page.form
+        raw = {k: (str(f.get(k, "")).strip() or None) for k in ("name", "township", "role", "language", "phone",
+                                                               "supervisor_id", "telegram_id")}
+        try:
+            changes = officer_accounts.checked_changes(page.db, officer, raw, rt.settings.phone_region)
+            changed = officer_accounts.edit(page.db, officer, changes, page.now, actor=f"officer:{page.officer.id}")
+        except (officer_accounts.AccountError, ValueError) as exc:
+            return await officers(page, [str(exc)])
+        return await officers(page, [page.t("officer_edited", name=officer.name, fields=", ".join(changed) or "-")])
+
     async def officer_deactivate(page) -> Response:
         officer = page.db.get(Officer, int(page.request.path_params["officer_id"]))
         successor = page.db.get(Officer, int(page.form["successor"])) \
@@ -192,6 +206,7 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
     return [
         Route("/admin/officers", signed_in(officers, **admin), methods=["GET"]),
         Route("/admin/officers", signed_in(officer_add, **admin), methods=["POST"]),
+        Route("/admin/officers/{officer_id:int}", signed_in(officer_edit, **admin), methods=["POST"]),
         Route("/admin/officers/{officer_id:int}/deactivate", signed_in(officer_deactivate, **admin),
               methods=["POST"]),
         Route("/admin/officers/{officer_id:int}/password", signed_in(officer_password, **admin), methods=["POST"]),

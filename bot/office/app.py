@@ -47,8 +47,11 @@ from storage.models import (
     ObligationKind,
     Officer,
     Role,
+    ServiceAttendance,
+    ServiceSession,
     Status,
     Supervisee,
+    Warning_,
     WrittenReport,
 )
 
@@ -376,6 +379,17 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                                               now=page.now)
                 replies = [Reply(text(page.lang, "case.done_level", name=p.name, case_number=p.case_number,
                                       level=text(page.lang, f"level.{p.level}"))), *replies]
+            elif action == "warn":
+                formal_warnings.record(page.db, page.officer, p, str(form.get("reason", "")), page.now, zone)
+                replies = [Reply(text(page.lang, "console.warning_recorded", name=p.name))]
+            elif action in ("correct", "withdraw"):
+                entry = page.db.get(Warning_, int(form.get("warning") or 0))
+                if entry is None or entry.supervisee_id != p.id:
+                    raise HTTPException(404)
+                formal_warnings.amend(page.db, page.officer, entry.id, str(form.get("reason", "")), page.now, zone,
+                                      withdraw=action == "withdraw")
+                key = "console.warning_withdrawn" if action == "withdraw" else "console.warning_corrected"
+                replies = [Reply(text(page.lang, key, id=entry.id))]
             elif action in ("transfer", "end"):
                 if page.officer.role not in (Role.supervisor, Role.admin):
                     raise HTTPException(404)
@@ -396,10 +410,56 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                 raise HTTPException(404)
         except CaseError as exc:
             return await person(page, [exc.render(page.lang)])
+        except formal_warnings.WarningError as exc:
+            return await person(page, [str(exc)])
         said = page.deliver(replies, f"{action}{p.id}")
         if not can_see(page.db, page.officer, p):  # transferred out of this officer's scope
             return await inbox(page, said)
         return await person(page, said)
+
+    # ---- community service ------------------------------------------------------------------
+
+    async def service(page: Page, flash: list[str] | None = None) -> Response:
+        db, officer = page.db, page.officer
+        since = page.now - timedelta(days=30)
+        query = select(ServiceSession).where(ServiceSession.ends_at >= since).order_by(ServiceSession.starts_at)
+        if officer.role != Role.admin:
+            query = query.where(ServiceSession.township == officer.township)
+        sessions = db.exec(query.limit(100)).all()
+        rows = {}
+        for svc in sessions:
+            rows[svc.id] = [(a, p) for a, p in db.exec(
+                select(ServiceAttendance, Supervisee).join(Supervisee, Supervisee.id == ServiceAttendance.supervisee_id)
+                .where(ServiceAttendance.session_id == svc.id).order_by(Supervisee.case_number)).all()
+                if can_see(db, officer, p)]
+        return render(page, "service.html", sessions=sessions, rows=rows, flash=flash or [],
+                      tomorrow=(page.now.astimezone(zone) + timedelta(days=1)).date())
+
+    async def service_create(page: Page) -> Response:
+        f = page.form
+        try:
+            day = date.fromisoformat(str(f.get("day", "")))
+            starts = datetime.combine(day, datetime.strptime(str(f.get("start", "")), "%H:%M").time(), tzinfo=zone)
+            ends = datetime.combine(day, datetime.strptime(str(f.get("end", "")), "%H:%M").time(), tzinfo=zone)
+            cases = [c.strip() for c in str(f.get("cases", "")).replace("，", ",").split(",") if c.strip()]
+            svc = community_service.create(page.db, page.officer, rt.policy, place=str(f.get("place", "")),
+                                           starts_at=starts, ends_at=ends, hours=float(f.get("hours") or 0),
+                                           case_numbers=cases, now=page.now)
+        except (ValueError, community_service.ServiceError) as exc:
+            return await service(page, [page.t("service_refused", reason=str(exc))])
+        return await service(page, [page.t("service_created", id=svc.id, code=svc.code, count=len(cases))])
+
+    async def service_verify(page: Page) -> Response:
+        attendance_id = int(page.request.path_params["attendance_id"])
+        hours = str(page.form.get("hours", "")).strip()
+        try:
+            done = community_service.verify(page.db, page.officer, attendance_id, page.now,
+                                            absent=page.form.get("result") == "absent",
+                                            hours=float(hours) if hours else None)
+        except (ValueError, community_service.ServiceError):
+            raise HTTPException(404) from None
+        who = page.db.get(Supervisee, done.supervisee_id)
+        return await service(page, [page.t("service_" + done.state, name=who.name, hours=f"{done.hours:g}")])
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
         lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
@@ -416,6 +476,9 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         Route("/alerts/{esc_id:int}", signed_in(alert_action), methods=["POST"]),
         Route("/leave/{leave_id:int}", signed_in(leave_decision), methods=["POST"]),
         Route("/people", signed_in(people), methods=["GET"]),
+        Route("/service", signed_in(service), methods=["GET"]),
+        Route("/service", signed_in(service_create), methods=["POST"]),
+        Route("/service/attendance/{attendance_id:int}", signed_in(service_verify), methods=["POST"]),
         Route("/people/{case}", signed_in(person), methods=["GET"]),
         Route("/people/{case}/{action}", signed_in(person_action), methods=["POST"]),
         *admin_routes(rt, signed_in, render),

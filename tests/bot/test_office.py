@@ -19,7 +19,7 @@ from bot.web import make_app
 from handlers import officer_accounts
 from scheduler.clock import FixedClock
 from storage.db import session_scope
-from storage.models import AuditEntry, Escalation, Message, Officer, Supervisee
+from storage.models import AuditEntry, Escalation, Message, Officer, Supervisee, Warning_
 from tests.conftest import clear_env
 from tests.sim import County, local, steps
 
@@ -245,6 +245,7 @@ CONSOLE_MATRIX = [  # (method, route, form, expected status for: assistant, othe
     ("POST", "/console/people/JZ-O/level", {"level": "strict"}, (200, 404, 200, 200)),
     ("POST", "/console/people/JZ-O/transfer", {"officer": "other"}, (404, 404, 200, 200)),
     ("POST", "/console/alerts/{esc}", {"action": "ack"}, (200, 404, 200, 200)),
+    ("POST", "/console/people/JZ-O/warn", {"reason": "未按时报到"}, (200, 404, 200, 200)),
 ]
 WHO = ("li", "other", "boss", "admin")
 
@@ -267,7 +268,8 @@ def test_console_matrix(office, route, who):
     assert response.status_code == expected[who], (WHO[who], path, response.text[:200])
     with session_scope(c.engine) as s:
         fang = s.get(Supervisee, c.ordinary.id)
-        changed = (fang.level, fang.officer_id) != ("ordinary", c.li.id) or s.get(Escalation, esc.id).acknowledged_at
+        changed = ((fang.level, fang.officer_id) != ("ordinary", c.li.id) or s.get(Escalation, esc.id).acknowledged_at
+                   or s.exec(select(Warning_)).first() is not None)
     if expected[who] == 404:
         assert not changed  # a refusal changes nothing
 
@@ -475,3 +477,57 @@ def test_free_text_placeholders():
     assert free_text_problem("价格 {{10}} 元") is None  # doubled braces are literal
     assert free_text_problem("{name").startswith("a brace out of place")
     assert free_text_problem("   ") == "empty" and free_text_problem("x" * 501).startswith("longer than")
+
+
+def test_community_service_and_warnings_from_the_console(office):
+    c = office.county
+    client, _ = office.sign_in(c.li)
+    token = csrf(client.get("/console/service").text)
+    refused = client.post("/console/service", data={"day": "2027-03-05", "start": "09:00", "end": "12:00",
+                                                    "hours": "3", "place": "敬老院", "cases": "JZ-O,JZ-X",
+                                                    "csrf": token})
+    assert "没有安排：no person with case number" in refused.text and "JZ-X" in refused.text
+    made = client.post("/console/service", data={"day": "2027-03-05", "start": "09:00", "end": "12:00", "hours": "3",
+                                                 "place": "敬老院", "cases": "JZ-O，JZ-S", "csrf": token})
+    assert "已安排 #1" in made.text and "2 人会收到通知" in made.text and "待参加" in made.text
+    with session_scope(c.engine) as s:
+        from storage.models import ServiceAttendance
+
+        first = s.exec(select(ServiceAttendance).order_by(ServiceAttendance.id)).first().id
+    verified = client.post(f"/console/service/attendance/{first}", data={"result": "ok", "hours": "2.5",
+                                                                         "csrf": token})
+    assert "已核实：刘芳，2.5 小时。" in verified.text
+    zhao, _ = office.sign_in(c.other)  # another township: not theirs
+    assert zhao.post(f"/console/service/attendance/{first}", data={"result": "absent", "csrf": token}
+                     ).status_code in (403, 404)
+    page = client.get("/console/people/JZ-S").text
+    warned = client.post("/console/people/JZ-S/warn", data={"reason": "三次未报到", "csrf": csrf(page)})
+    assert "已记录对王伟的警告" in warned.text and "三次未报到" in warned.text
+    with session_scope(c.engine) as s:
+        wid = s.exec(select(Warning_)).one().id
+    withdrawn = client.post("/console/people/JZ-S/withdraw", data={"warning": str(wid), "reason": "已核实住院",
+                                                                  "csrf": csrf(page)})
+    assert f"已撤销警告 #{wid}" in withdrawn.text and "已撤销" in withdrawn.text
+    assert [a for _, a in office.audit() if a.startswith(("service.", "warning."))] == [
+        "service.verified", "warning.add", "warning.withdrawal"]
+    told = [m.body for m in c.out(kind="warning")]
+    assert any("三次未报到" in b for b in told) and len(told) == 2
+
+
+def test_an_officer_edited_in_the_page_as_the_cli_checks(office):
+    c = office.county
+    client = _admin(office)
+    token = csrf(client.get("/console/admin/officers").text)
+    bad = client.post(f"/console/admin/officers/{c.other.id}", data={"phone": "12345", "csrf": token})
+    assert "not a valid number" in bad.text
+    taken = client.post(f"/console/admin/officers/{c.other.id}", data={"telegram_id": "5001", "csrf": token})
+    assert "already used by officer 2" in taken.text
+    ok = client.post(f"/console/admin/officers/{c.other.id}", data={
+        "name": "赵强", "township": "红果镇", "role": "assistant", "phone": "139 0000 8888", "supervisor_id": str(c.boss.id),
+        "telegram_id": "5002", "language": "en", "csrf": token})
+    assert "已修改赵强：township, supervisor_id, phone, language。" in ok.text
+    with session_scope(c.engine) as s:
+        zhao = s.get(Officer, c.other.id)
+        assert (zhao.township, zhao.supervisor_id, zhao.language, zhao.phone) == ("红果镇", c.boss.id, "en",
+                                                                                 "+8613900008888")
+    assert ("officer:4", "officer.edit") in office.audit()

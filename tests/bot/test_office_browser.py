@@ -145,6 +145,13 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             response = await page.goto(f"{base}/console/people/JZ-S")
             assert response.status == 404
             await page.context.clear_cookies()
+            # 张主任, the township's supervisor: everyone in 红果镇.
+            await sign_in(page, base, c.boss.id)
+            await page.wait_for_url(f"{base}/console/")
+            await page.goto(f"{base}/console/people")
+            listed = await page.inner_text("table.list")
+            assert all(case in listed for case in ("JZ-S", "JZ-O", "JZ-L"))
+            await page.context.clear_cookies()
 
             # An administrator without the TOTP code cannot get in; with it, can.
             await sign_in(page, base, c.admin.id)
