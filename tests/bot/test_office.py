@@ -531,3 +531,18 @@ def test_an_officer_edited_in_the_page_as_the_cli_checks(office):
         assert (zhao.township, zhao.supervisor_id, zhao.language, zhao.phone) == ("红果镇", c.boss.id, "en",
                                                                                  "+8613900008888")
     assert ("officer:4", "officer.edit") in office.audit()
+
+
+def test_sign_in_is_throttled_per_address_too(office):
+    client = office.client()
+    for n in range(auth.MAX_FAILURES_ADDRESS):  # unknown accounts, all from one address
+        wrong = client.post("/console/login", data={"login": f"13900000{n:03d}", "password": "guess",
+                                                    "next": "/console/"})
+        assert wrong.status_code == 401
+    _, blocked = office.sign_in(office.county.li, client=client)  # a real account, from that address: not now
+    assert blocked.status_code == 429
+    with session_scope(office.county.engine) as s:  # the address is kept only as a keyed hash
+        from storage.models import LoginAttempt
+
+        keys = {a.key for a in s.exec(select(LoginAttempt))}
+    assert all("testclient" not in k for k in keys) and any(k.startswith("addr:") for k in keys)
