@@ -73,7 +73,7 @@ def test_other_tables_fit_80_columns(county, args):
 def test_the_report_is_transposed_and_names_its_figures_as_the_csv_does(county, tmp_path):
     out = run("report", "--month", "2027-3", "--csv", str(tmp_path / "r.csv"))
     assert "compliance 2027-03 so far" in out and "2027-3 " not in out  # --month normalised
-    with (tmp_path / "r.csv").open(encoding="utf-8") as fh:
+    with (tmp_path / "r.csv").open(encoding="utf-8-sig") as fh:  # written with a BOM, for Excel
         header = next(csv.reader(fh))
     assert header == ["month", *REPORT_COLUMNS]
     rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
