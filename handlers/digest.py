@@ -37,9 +37,24 @@ class Waiting:
         return not (self.alerts or self.leave or self.notes or self.reports or any((self.behind or {}).values()))
 
 
-def waiting_for(session: Session, officer: Officer, now: datetime, since: datetime, zone: tzinfo, policy: Policy,
-                monthly: dict) -> Waiting:
-    """`monthly`: per monthly target (study, service), its rule in the scheduled table (minutes, target)."""
+def behind_pace(session: Session, now: datetime, zone: tzinfo, policy: Policy, monthly: dict) -> dict[str, set[int]]:
+    """Per monthly target (study, service: its rule in the scheduled table), the people under supervision below
+    the month's pace so far: less than the target times the share of the month gone by. Once for every digest."""
+    start = month_start(now, zone)
+    local = now.astimezone(zone)
+    share = (local.day - 1) / calendar.monthrange(local.year, local.month)[1]  # the days gone by, today not yet
+    supervised = set(session.exec(select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))).all())
+    behind = {}
+    for kind, rule in monthly.items():
+        pace = rule.target(policy).monthly_minutes * share
+        minutes = rule.minutes(session, start, now)
+        behind[kind] = {pid for pid in supervised if minutes.get(pid, 0) < pace}
+    return behind
+
+
+def waiting_for(session: Session, officer: Officer, now: datetime, since: datetime,
+                behind: dict[str, set[int]]) -> Waiting:
+    """`behind`: per monthly target, the county's people behind the month's pace (`behind_pace`)."""
     w = Waiting()
     alerts = open_alerts(officer).subquery()
     w.alerts, w.oldest = session.exec(select(func.count(), func.min(alerts.c.opened_at))).one()
@@ -54,19 +69,7 @@ def waiting_for(session: Session, officer: Officer, now: datetime, since: dateti
                                                  Message.created_at >= since, Message.created_at < now)
         .group_by(Message.kind)).all())
     w.notes, w.reports = counts.get("contact", 0), counts.get("report_notice", 0)
-    # Behind the month's pace: less than the target times the share of the month gone by.
-    start = month_start(now, zone)
-    local = now.astimezone(zone)
-    share = (local.day - 1) / calendar.monthrange(local.year, local.month)[1]  # the days gone by, today not yet
-    people = select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))
-    if ids is not None:
-        people = people.where(col(Supervisee.id).in_(ids or [0]))
-    scope = set(session.exec(people).all())
-    w.behind = {}
-    for kind, rule in monthly.items():
-        pace = rule.target(policy).monthly_minutes * share
-        minutes = rule.minutes(session, start, now)
-        w.behind[kind] = sum(1 for pid in scope if minutes.get(pid, 0) < pace)
+    w.behind = {kind: len(people if ids is None else people.intersection(ids)) for kind, people in behind.items()}
     return w
 
 
@@ -89,10 +92,11 @@ def send_digests(session: Session, now: datetime, since: datetime, zone: tzinfo,
                  monthly: dict) -> int:
     """One digest to every active officer who can be reached and has something waiting; how many went."""
     sent = 0
+    behind = behind_pace(session, now, zone, policy, monthly)
     for officer in session.exec(select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)).all():
         if not reachable(officer):
             continue
-        w = waiting_for(session, officer, now, since, zone, policy, monthly)
+        w = waiting_for(session, officer, now, since, behind)
         if w.empty():
             continue
         deliver(session, Reply(render(officer, w, zone), to=Recipient(SenderKind.officer, officer.id),
