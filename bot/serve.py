@@ -9,7 +9,6 @@ from datetime import datetime
 
 import uvicorn
 
-from bot.office.app import office_routes
 from bot.runtime import Runtime
 from bot.stack import Stack
 from bot.web import make_app
@@ -36,6 +35,8 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
             stop.set()
 
     clock_job = make_scheduler(job, rt.clock)
+    from bot.office.app import office_routes  # the console's templates and libraries: for the service only
+
     console, console_errors = office_routes(rt, stack.kick)  # the office's web console under /console
     server = uvicorn.Server(uvicorn.Config(
         make_app(rt.clock, status, stack.routes() + console, console_errors), host=rt.settings.http_host,

@@ -84,14 +84,14 @@ def action_buttons(esc_id: int, language: str, actions: tuple[str, ...] = ACTION
 
 def _alert(session: Session, esc: Escalation, reader: Officer, zone: tzinfo,
            passed_over: list[Officer] | None = None) -> Reply:
-    rule = ALERTS[esc.kind]
-    buttons = (rule.buttons(note_facts(esc.note), reader.language) if rule.buttons
-               else action_buttons(esc.id, reader.language))
-    hint = (("leave.sms_hint", note_facts(esc.note).get("leave", "?")) if rule.buttons
-            else ("escalation.sms_hint", esc.id))
+    rule, lang = ALERTS[esc.kind], reader.language
+    if rule.buttons:  # the alert decides something else (a leave request): its own buttons and SMS words
+        facts = note_facts(esc.note)
+        buttons, hint = rule.buttons(facts, lang), text(lang, "leave.sms_hint", id=facts.get("leave", "?"))
+    else:
+        buttons, hint = action_buttons(esc.id, lang), text(lang, "escalation.sms_hint", id=esc.id)
     return Reply(alert_text(session, esc, reader, zone, passed_over), buttons=buttons,
-                 to=Recipient(SenderKind.officer, reader.id), kind="escalation",
-                 sms_hint=text(reader.language, hint[0], id=hint[1]))
+                 to=Recipient(SenderKind.officer, reader.id), kind="escalation", sms_hint=hint)
 
 
 def reachable(officer: Officer | None) -> bool:

@@ -17,17 +17,16 @@ from sqlmodel import Session, col, func, select
 from content.catalog import text
 from handlers.contract import Context, Inbound, Reply
 from storage import audit, queries
+from storage.console_models import LoginLink, WebSession
 from storage.models import (
     Escalation,
     EscalationState,
     Leave,
     LeaveState,
-    LoginLink,
     Officer,
     Role,
     Status,
     Supervisee,
-    WebSession,
 )
 
 log = logging.getLogger(__name__)

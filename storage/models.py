@@ -165,46 +165,6 @@ class Officer(SQLModel, table=True):
     totp_secret: str | None = _secret("officer.totp_secret", nullable=True)
 
 
-class WebSession(SQLModel, table=True):
-    """A signed-in officer in the web console: the cookie carries a random token, the row its hash."""
-
-    __tablename__ = "web_session"
-
-    id: int | None = Field(default=None, primary_key=True)
-    token_hash: str = Field(max_length=64, unique=True)
-    officer_id: int = Field(foreign_key="officer.id", index=True)
-    csrf: str = Field(max_length=64)  # every form carries it
-    created_at: datetime | None = _ts(nullable=False)
-    last_seen_at: datetime | None = _ts(nullable=False)
-    expires_at: datetime | None = _ts(nullable=False)
-    revoked_at: datetime | None = _ts()
-
-
-class LoginAttempt(SQLModel, table=True):
-    """A try at signing in, kept for throttling: per account and per address (an HMAC of it, never the address)."""
-
-    __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_key_at", "key", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=80)  # officer:ID or addr:HMAC
-    at: datetime | None = _ts(nullable=False)
-    ok: bool = False
-
-
-class LoginLink(SQLModel, table=True):
-    """A one-time sign-in link an officer asked the bot for (`/web`): single use, minutes long."""
-
-    __tablename__ = "login_link"
-
-    id: int | None = Field(default=None, primary_key=True)
-    token_hash: str = Field(max_length=64, unique=True)
-    officer_id: int = Field(foreign_key="officer.id")
-    created_at: datetime | None = _ts(nullable=False)
-    expires_at: datetime | None = _ts(nullable=False)
-    used_at: datetime | None = _ts()
-
-
 class Supervisee(SQLModel, table=True):
     """A person under supervision."""
 
@@ -537,3 +497,8 @@ class AuditEntry(SQLModel, table=True):
 def _index_phone(_mapper, connection, target) -> None:
     """Keep the blind index of the phone number in step with the (encrypted) number."""
     target.phone_index = keyring_for(connection).blind(target.phone)
+
+
+# The web console's tables live in their own module; imported here so that the schema is whole wherever the
+# models are (Alembic's comparison, create_all in tests).
+from storage.console_models import LoginAttempt, LoginLink, WebSession  # noqa: E402, F401

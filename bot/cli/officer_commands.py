@@ -10,7 +10,6 @@ import typer
 from sqlmodel import select
 
 from bot.cli.base import fail, officer_app, operator, out, runtime
-from bot.office import auth
 from bot.tables import Column, fitted
 from handlers import officer_accounts
 from storage import queries
@@ -39,6 +38,13 @@ def officer_add(
         except officer_accounts.AccountError as exc:
             fail(_as_option(exc), 2)
         out.print(officer.id)
+
+
+def _officer(session, officer_id: int) -> Officer:
+    officer = session.get(Officer, officer_id)
+    if officer is None:
+        fail(f"no officer with id {officer_id}", 2)
+    return officer
 
 
 def _as_option(exc: Exception) -> str:
@@ -80,9 +86,7 @@ def officer_edit(
     """Change an officer: only the options given; every change is audited (which fields, not their values)."""
     rt = runtime()
     with session_scope(rt.engine) as session:
-        officer = session.get(Officer, officer_id)
-        if officer is None:
-            fail(f"no officer with id {officer_id}", 2)
+        officer = _officer(session, officer_id)
         raw = dict(name=name, township=township, role=role, language=language, phone=phone,
                    supervisor_id=supervisor, telegram_id=telegram_id)
         try:
@@ -101,9 +105,7 @@ def officer_deactivate(
     """End an officer's access at once; their people, open alerts and leave move to --reassign-to."""
     rt = runtime()
     with session_scope(rt.engine) as session:
-        officer = session.get(Officer, officer_id)
-        if officer is None:
-            fail(f"no officer with id {officer_id}", 2)
+        officer = _officer(session, officer_id)
         successor = session.get(Officer, reassign_to) if reassign_to is not None else None
         if reassign_to is not None and successor is None:
             fail(f"--reassign-to={reassign_to}: no officer with this id", 2)
@@ -127,14 +129,13 @@ def officer_passwd(
                                                               "is set (a lost phone)")] = False,
 ) -> None:
     """Set an officer's password for the web console; administrators also get a TOTP secret and its QR code."""
+    from bot.office import auth  # pyotp and segno: loaded by this command only
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
         "New password", hide_input=True, confirmation_prompt=True)
     rt = runtime()
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        officer = session.get(Officer, officer_id)
-        if officer is None:
-            fail(f"no officer with id {officer_id}", 2)
+        officer = _officer(session, officer_id)
         secret = None
         if auth.needs_totp(officer) and (new_totp or not officer.totp_secret):
             secret = auth.new_totp_secret()

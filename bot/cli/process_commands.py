@@ -117,7 +117,9 @@ def demo(
     out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
               f"CHECKIN_DATABASE_URL={url} checkin report --month {months[0]} "
               "(or roster list, officer list, warning list, console --as ...)")
-    logins = simulation.console_logins(rt, directory)
+    from bot.office.demo import console_logins  # the web console's libraries only for the demo that uses them
+
+    logins = console_logins(rt, directory)
     where = f"http://127.0.0.1:{port}/console/"
     out.print(f"The web console{'' if serve else ' (with --serve)'}: {where}\n"
               f"  an assistant officer: sign in as {logins.officer_id}, password {logins.officer_password}\n"
@@ -125,14 +127,16 @@ def demo(
               f"of an authenticator app that scanned {logins.qr} (secret {logins.totp_secret})")
     if serve:
         out.print("Serving the console on the demo's database; Ctrl-C stops it.")
-        asyncio.run(_serve_until_interrupted(simulation, rt, port))
+        asyncio.run(_serve_until_interrupted(rt, port))
 
 
-async def _serve_until_interrupted(simulation, rt, port: int) -> None:
+async def _serve_until_interrupted(rt, port: int) -> None:
     import signal
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await simulation.serve_console(rt, port, stop)
+    from bot.office.demo import serve_console
+
+    await serve_console(rt, port, stop)

@@ -23,13 +23,13 @@ from starlette.templating import Jinja2Templates
 
 from bot.office import auth
 from bot.office.admin import admin_routes
+from bot.office.page import LANG_COOKIE, PAGE, Page, about, cookie_language, month_of, page_number, parse_date
 from bot.office.views import Spot, area_map, month_calendar
 from content.catalog import LANGUAGES, text
 from content.formatting import day_and_time, phone_national
 from handlers import case_life, community_service, escalation, formal_warnings, leave, officer_accounts, study
-from handlers.case_life import Actor, CaseError
-from handlers.contract import Context, Reply, Sender, SenderKind
-from handlers.delivery import deliver
+from handlers.case_life import CaseError
+from handlers.contract import Reply
 from handlers.officer import can_see, matches, relay, visible_people
 from storage import audit
 from storage.db import session_scope
@@ -58,50 +58,6 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-PAGE = 50  # rows on a page of the caseload and of a thread
-LANG_COOKIE = "checkin_lang"
-
-
-class Page:
-    """What a handler of the console gets: the request, a session, the signed-in officer and their session row."""
-
-    def __init__(self, request: Request, db: Session, officer: Officer, web, rt) -> None:
-        self.request, self.db, self.officer, self.web, self.rt = request, db, officer, web, rt
-        self.now = rt.clock.now()
-        wanted = request.cookies.get(LANG_COOKIE)
-        self.lang = wanted if wanted in LANGUAGES else officer.language
-
-    def t(self, key: str, **params) -> str:
-        return text(self.lang, f"console.{key}", **params)
-
-    def context(self) -> Context:
-        """A handler's context for an action of this officer (the same functions as the chat's)."""
-        return Context(session=self.db, now=self.now, sender=Sender(SenderKind.officer, officer=self.officer,
-                                                                    language=self.lang),
-                       policy=self.rt.policy, zone=self.rt.settings.zone, areas=self.rt.areas,
-                       default_language=self.rt.settings.language)
-
-    def actor(self) -> Actor:
-        return Actor(f"officer:{self.officer.id}", self.officer)
-
-    def deliver(self, replies: list[Reply], what: str) -> list[str]:
-        """Queue the messages an action owes others; return what it says to the officer (shown on the page)."""
-        said = []
-        for i, reply in enumerate(replies):
-            if reply.to is None:
-                said.append(reply.text)
-            else:
-                deliver(self.db, reply, now=self.now, dedupe_key=f"web:{self.web.id}:{what}:{self.now.isoformat()}:{i}")
-        return said
-
-    def person(self, case_number: str) -> Supervisee:
-        """A person in the officer's scope, else 404 (the same answer whether or not the case exists)."""
-        from storage import queries
-
-        person = queries.supervisee_by_case(self.db, case_number)
-        if person is None or not can_see(self.db, self.officer, person):
-            raise HTTPException(404)
-        return person
 
 
 def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dict]:
@@ -145,8 +101,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
     # ---- signing in -------------------------------------------------------------------------
 
     async def login_form(request: Request) -> Response:
-        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
-            else rt.settings.language
+        lang = cookie_language(request, rt.settings.language)
         return render(None, "login.html", request=request, lang=lang, error=None,
                       next=request.query_params.get("next", "/console/"))
 
@@ -154,8 +109,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         form = await request.form()
         now = rt.clock.now()
         address = request.client.host if request.client else "-"
-        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
-            else rt.settings.language
+        lang = cookie_language(request, rt.settings.language)
         target = str(form.get("next") or "/console/")
         if not target.startswith("/console/"):
             target = "/console/"
@@ -198,8 +152,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
     async def link(request: Request) -> Response:
         """A one-time link from the bot's /web: signs in at once; an administrator gives the TOTP code first."""
         token, now = request.path_params["token"], rt.clock.now()
-        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
-            else rt.settings.language
+        lang = cookie_language(request, rt.settings.language)
         with session_scope(rt.engine) as db:
             officer = officer_accounts.use_link(db, token, now, consume=False)
             if officer is None:
@@ -245,18 +198,13 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         if ids is not None:
             reports_q = reports_q.where(col(WrittenReport.supervisee_id).in_(ids or [0]))
         reports = db.exec(reports_q.order_by(col(WrittenReport.submitted_at).desc()).limit(PAGE)).all()
-        people = {p.id: p for p in db.exec(select(Supervisee).where(col(Supervisee.id).in_(
-            [e.supervisee_id for e, _ in alerts] + [m.supervisee_id or 0 for m in notes] or [0])))}
-        note_people = {}
-        for m in notes:
-            about = _about(m)
-            note_people[m.id] = db.get(Supervisee, about) if about else None
+        note_people = {m.id: db.get(Supervisee, pid) if (pid := about(m)) else None for m in notes}
         waiting = [(lv, p) for lv, p in db.exec(
             select(Leave, Supervisee).join(Supervisee, Supervisee.id == Leave.supervisee_id)
             .where(Leave.state == LeaveState.requested).order_by(Leave.requested_at).limit(200)).all()
             if can_see(db, officer, p)][:PAGE]  # the same scope as the chat's /leaves
         return render(page, "inbox.html", alerts=alerts, total=total, notes=notes, note_people=note_people,
-                      reports=reports, people=people, waiting=waiting, flash=flash or [])
+                      reports=reports, waiting=waiting, flash=flash or [])
 
     async def leave_decision(page: Page) -> Response:
         lv = page.db.get(Leave, int(page.request.path_params["leave_id"]))
@@ -304,7 +252,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
             rows = [p for p in rows if matches(p, words)]
         far_past = page.now - timedelta(days=365 * 50)
         rows.sort(key=lambda p: (p.last_contact_at or far_past, p.case_number))  # longest unheard first
-        number = _page_number(q.get("page", "1"))
+        number = page_number(q.get("page", "1"))
         return render(page, "people.html", rows=rows[(number - 1) * PAGE:number * PAGE], total=len(rows),
                       number=number, pages=max(1, -(-len(rows) // PAGE)), words=words, filters=filters,
                       townships=townships, levels=list(Level), categories=list(Category), statuses=list(Status))
@@ -314,7 +262,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
     async def person(page: Page, flash: list[str] | None = None) -> Response:
         db = page.db
         p = page.person(page.request.path_params["case"])
-        number = _page_number(page.request.query_params.get("page", "1"))
+        number = page_number(page.request.query_params.get("page", "1"))
         total = db.exec(select(func.count()).select_from(Message).where(Message.supervisee_id == p.id)).one()
         thread = db.exec(select(Message).where(Message.supervisee_id == p.id)
                          .order_by(col(Message.created_at).desc(), col(Message.id).desc())
@@ -323,11 +271,12 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                           .order_by(col(WrittenReport.submitted_at).desc()).limit(12)).all()
         alerts = db.exec(select(Escalation).where(Escalation.supervisee_id == p.id)
                          .order_by(col(Escalation.opened_at).desc()).limit(20)).all()
-        officers = db.exec(select(Officer).where(Officer.active.is_(True),
+        senior = page.officer.role in (Role.supervisor, Role.admin)
+        officers = db.exec(select(Officer).where(Officer.active.is_(True),  # whom a transfer may go to
                                                  col(Officer.role).in_([Role.assistant, Role.supervisor]))
-                           .order_by(Officer.township, Officer.id)).all()
+                           .order_by(Officer.township, Officer.id)).all() if senior else []
         assigned = db.get(Officer, p.officer_id)
-        month = _month(page.request.query_params.get("month", ""), page.now.astimezone(zone).date())
+        month = month_of(page.request.query_params.get("month", ""), page.now.astimezone(zone).date())
         start = datetime(month.year, month.month, 1, tzinfo=zone)
         end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=zone)
         due = {ob.due_at.astimezone(zone).day: ob.state for ob in db.exec(select(Obligation).where(
@@ -346,7 +295,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         return render(page, "person.html", p=p, thread=thread, total=total, number=number,
                       pages=max(1, -(-total // PAGE)), reports=reports, alerts=alerts, officers=officers,
                       assigned=assigned, levels=list(Level), reasons=list(EndReason), flash=flash or [],
-                      senior=page.officer.role in (Role.supervisor, Role.admin), today=page.now.astimezone(zone).date(),
+                      senior=senior, today=page.now.astimezone(zone).date(),
                       weeks=month_calendar(month.year, month.month, due, page.now.astimezone(zone).date()),
                       month=month, previous=(start - timedelta(days=1)).strftime("%Y-%m"),
                       following=end.strftime("%Y-%m"), hours=hours,
@@ -366,7 +315,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                     return await person(page, [page.t("text_needed")])
                 replies = relay(ctx, p, body)
             elif action == "pause":
-                replies = case_life.pause(page.db, p, _date(form.get("start")), _date(form.get("end")),
+                replies = case_life.pause(page.db, p, parse_date(form.get("start")), parse_date(form.get("end")),
                                           str(form.get("reason", "")), actor=page.actor(), now=page.now, zone=zone)
                 replies = [Reply(text(page.lang, "case.done_pause", name=p.name, case_number=p.case_number,
                                       start=p.paused_from.isoformat(), end=p.paused_until.isoformat())), *replies]
@@ -462,8 +411,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         return await service(page, [page.t("service_" + done.state, name=who.name, hours=f"{done.hours:g}")])
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
-        lang = request.cookies.get(LANG_COOKIE) if request.cookies.get(LANG_COOKIE) in LANGUAGES \
-            else rt.settings.language
+        lang = cookie_language(request, rt.settings.language)
         return HTMLResponse(text(lang, "console.not_found"), status_code=exc.status_code)
 
     routes = [
@@ -485,31 +433,3 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         Mount("/static", StaticFiles(directory=HERE / "static"), name="office_static"),
     ]
     return [Mount("/console", routes=routes)], {HTTPException: not_found}
-
-
-def _about(m: Message) -> int | None:
-    import json
-
-    from handlers.contract import row_id
-
-    return row_id(str(json.loads(m.payload or "{}").get("about", "")))
-
-
-def _page_number(value: str) -> int:
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 100_000 else 1
-
-
-def _month(value: str, today: date) -> date:
-    """`YYYY-MM` (the calendar's month), else this month."""
-    try:
-        year, month = (int(x) for x in value.split("-"))
-        return date(year, month, 1)
-    except ValueError:
-        return today.replace(day=1)
-
-
-def _date(value) -> date:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise CaseError("pause_dates", value=str(value or "-")) from None

@@ -13,8 +13,9 @@ import segno
 from sqlmodel import Session, func, select
 
 from storage import queries
+from storage.console_models import LoginAttempt, WebSession
 from storage.crypto import keyring_for
-from storage.models import LoginAttempt, Officer, Role, WebSession
+from storage.models import Officer, Role
 
 COOKIE = "checkin_office"
 SESSION_IDLE = timedelta(hours=8)  # an evening's work on a phone without signing in again

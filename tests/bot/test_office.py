@@ -339,18 +339,14 @@ async def test_the_demo_serves_the_console_on_its_database_until_stopped(office)
 
     import httpx
 
-    from bot.demo import serve_console
+    from bot.office.demo import serve_console
     from bot.sandbox.loopback import free_port
 
-    port, stop = free_port(), asyncio.Event()
-    task = asyncio.create_task(serve_console(office.rt, port, stop))
+    port, stop, listening = free_port(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve_console(office.rt, port, stop, listening))
+    await asyncio.wait_for(listening.wait(), 10)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(100):  # the server starting
-            try:
-                page = await client.get("/console/login")
-                break
-            except httpx.ConnectError:
-                await asyncio.sleep(0.05)
+        page = await client.get("/console/login")
         assert page.status_code == 200 and "登录" in page.text
         signed = await client.post("/console/login", data={"login": str(office.county.li.id), "password": PASSWORD,
                                                            "next": "/console/"})
@@ -551,7 +547,7 @@ def test_sign_in_is_throttled_per_address_too(office):
     _, blocked = office.sign_in(office.county.li, client=client)  # a real account, from that address: not now
     assert blocked.status_code == 429
     with session_scope(office.county.engine) as s:  # the address is kept only as a keyed hash
-        from storage.models import LoginAttempt
+        from storage.console_models import LoginAttempt
 
         keys = {a.key for a in s.exec(select(LoginAttempt))}
     assert all("testclient" not in k for k in keys) and any(k.startswith("addr:") for k in keys)
