@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 
@@ -45,7 +46,7 @@ from handlers.contract import (
 )
 from handlers.delivery import deliver
 from storage import outbox, queries
-from storage.db import session_scope
+from storage.db import insert_ignoring, session_scope
 from storage.models import (
     ChannelName,
     ConversationState,
@@ -93,6 +94,23 @@ def stored_text(raw: str) -> str:
     return raw[:MAX_STORED_TEXT] + f"\n[truncated: {len(raw)} characters received]"
 
 
+def _stored_row(inbound: Inbound, now: datetime) -> dict:
+    """The message table's row of an inbound message as received (the sender is filled in when handled)."""
+    row = dict(
+        direction=Direction.inbound, channel=inbound.channel, address=inbound.address,
+        supervisee_id=None, officer_id=None,
+        kind="button" if inbound.button else ("location" if inbound.location else "text"),
+        body=stored_text(inbound.text), payload=None, status=MessageStatus.received,
+        provider_id=inbound.provider_id, attempts=0, created_at=inbound.received_at or now, updated_at=now,
+    )
+    if inbound.button:
+        row["payload"] = json.dumps({"button": inbound.button[:200]}, ensure_ascii=False)
+    elif inbound.location is not None:  # kept only until handled (recovery needs it), then cleared
+        loc = inbound.location
+        row["payload"] = json.dumps({"location": [loc.latitude, loc.longitude, loc.accuracy]})
+    return row
+
+
 def resolve_sender(session: Session, channel: str, address: str, default_language: str) -> Sender:
     """Officer, supervisee or unknown, by channel and address."""
     officer: Officer | None = None
@@ -118,14 +136,11 @@ def resolve_sender(session: Session, channel: str, address: str, default_languag
     return Sender(SenderKind.unknown, language=default_language)
 
 
-def _again(session: Session, sender: Sender) -> Sender:
-    """The sender resolved while storing, loaded again by primary key in this session."""
-    if sender.officer is not None:
-        return Sender(SenderKind.officer, officer=session.get(Officer, sender.officer.id), language=sender.language)
-    if sender.supervisee is not None:
-        return Sender(SenderKind.supervisee, supervisee=session.get(Supervisee, sender.supervisee.id),
-                      language=sender.language)
-    return sender
+def cleaned(inbound: Inbound) -> Inbound:
+    """The message without NUL characters (no database stores them in text)."""
+    if "\x00" in inbound.text or (inbound.button and "\x00" in inbound.button):
+        return replace(inbound, text=clean(inbound.text), button=clean(inbound.button or "") or None)
+    return inbound
 
 
 class Router:
@@ -206,57 +221,52 @@ class Router:
                     return route.handler, kw, body[len(kw):].strip()
         return None
 
-    async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
-        """Store the message, then handle it; it is stored and answered even when a handler fails."""
-        if "\x00" in inbound.text or (inbound.button and "\x00" in inbound.button):
-            inbound = replace(inbound, text=clean(inbound.text), button=clean(inbound.button or "") or None)
-        received = inbound.received_at or now
-        with session_scope(engine) as session:
-            sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
-            row = dict(
-                direction=Direction.inbound, channel=inbound.channel, address=inbound.address,
-                supervisee_id=sender.supervisee.id if sender.supervisee else None,
-                officer_id=sender.officer.id if sender.officer else None,
-                kind="button" if inbound.button else ("location" if inbound.location else "text"),
-                body=stored_text(inbound.text), payload=None, status=MessageStatus.received,
-                provider_id=inbound.provider_id, attempts=0, created_at=received, updated_at=now,
-            )
-            if inbound.button:
-                row["payload"] = json.dumps({"button": inbound.button[:200]}, ensure_ascii=False)
-            elif inbound.location is not None:  # kept only until handled (recovery needs it), then cleared
-                loc = inbound.location
-                row["payload"] = json.dumps({"location": [loc.latitude, loc.longitude, loc.accuracy]})
-            if inbound.provider_id is None:
-                msg = Message(**row)
-                session.add(msg)
-                session.flush()
-                message_id = msg.id
-            else:
-                message_id = outbox.insert_ignore(session, row, ["channel", "provider_id", "direction"])
-        if message_id is None:
-            log.info("duplicate inbound %s/%s ignored", inbound.channel, inbound.provider_id)
-            return Handled(None, duplicate=True)
-        try:
-            with session_scope(engine) as session:
-                replies = await self._dispatch(session, inbound, message_id, now, _again(session, sender))
-            return Handled(message_id, replies=replies)
-        except Exception:
-            log.exception("handler failed on message %s", message_id)
-            with session_scope(engine) as session:
-                sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
-                reply = Reply(text(sender.language, "fallback.error"), kind="error")
-                self._enqueue(session, inbound, message_id, [reply], now)
-                self._mark(session, message_id, now, error="handler_error")
-            return Handled(message_id, replies=[reply], error=True)
+    def store(self, session: Session, inbound: Inbound, now: datetime) -> int | None:
+        """Store first: one INSERT of the message as received; its id, or None for a provider's repeat.
 
-    async def _dispatch(self, session: Session, inbound: Inbound, message_id: int, now: datetime,
-                        sender: Sender) -> list[Reply]:
-        # Lock the stored row and check it is still unhandled: a recovery pass never handles it twice.
-        pending = session.execute(
-            select(Message.id).where(Message.id == message_id, Message.status == MessageStatus.received)
-            .with_for_update()).first()
-        if pending is None:
-            return []
+        Who sent it is resolved when it is handled (`process`), and recorded on
+        the row then: storing stays one statement, so a burst is acknowledged fast.
+        """
+        # A NULL provider id never conflicts: a message without one is always new.
+        return outbox.insert_ignore(session, _stored_row(inbound, now), ["channel", "provider_id", "direction"])
+
+    def store_many(self, session: Session, inbounds: list[Inbound], now: datetime) -> list[int | None]:
+        """Store a group in one multi-row INSERT: each message's id, or None for a provider's repeat.
+
+        A repeat within the group (a provider retrying before its first try was
+        answered) is stored once: the second gets None, as it would a moment later.
+        """
+        rows = [_stored_row(inbound, now) for inbound in inbounds]
+        keyed = [row for row in rows if row["provider_id"] is not None]
+        ids: dict[tuple[str, str], int] = {}
+        if keyed:
+            table = Message.__table__
+            stmt = (insert_ignoring(session, table).values(keyed)
+                    .on_conflict_do_nothing(index_elements=["channel", "provider_id", "direction"])
+                    .returning(table.c.id, table.c.channel, table.c.provider_id))
+            ids = {(r.channel, r.provider_id): r.id for r in session.execute(stmt)}
+        return [ids.pop((row["channel"], row["provider_id"]), None) if row["provider_id"] is not None
+                else outbox.insert_ignore(session, row, ["channel", "provider_id", "direction"]) for row in rows]
+
+    async def process(self, session: Session, inbound: Inbound, message_id: int, now: datetime) -> list[Reply] | None:
+        """Handle a stored message in the caller's transaction: its replies, or None if it was handled already.
+
+        The first write claims the row (received -> handled, with its sender): a
+        recovery pass or another process never handles it twice, on PostgreSQL
+        because the UPDATE waits for the row's lock and then finds it handled.
+        """
+        sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+        claimed = session.execute(
+            update(Message).where(Message.id == message_id, Message.status == MessageStatus.received)
+            .values(status=MessageStatus.handled, error_code=None, updated_at=now,
+                    supervisee_id=sender.supervisee.id if sender.supervisee else None,
+                    officer_id=sender.officer.id if sender.officer else None,
+                    # a shared point lives in location_check, not in the message log
+                    payload=case((Message.kind == "location", None), else_=Message.payload))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            return None
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
         ctx = Context(session=session, now=now, sender=sender, conversation=conv, message_id=message_id,
@@ -268,8 +278,71 @@ class Router:
             session.add(sender.supervisee)
         replies = await handler(inbound, ctx)
         self._enqueue(session, inbound, message_id, replies, now, ctx.sender)
-        self._mark(session, message_id, now)
         return replies
+
+    def failed(self, session: Session, inbound: Inbound, message_id: int, now: datetime) -> Reply:
+        """A handler failed on a stored message: mark it, and tell the sender (a fresh transaction)."""
+        sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
+        reply = Reply(text(sender.language, "fallback.error"), kind="error")
+        self._enqueue(session, inbound, message_id, [reply], now)
+        session.execute(
+            update(Message).where(Message.id == message_id)
+            .values(status=MessageStatus.handled, error_code="handler_error", updated_at=now,
+                    supervisee_id=sender.supervisee.id if sender.supervisee else None,
+                    officer_id=sender.officer.id if sender.officer else None,
+                    payload=case((Message.kind == "location", None), else_=Message.payload))
+            .execution_options(synchronize_session=False)
+        )
+        return reply
+
+    async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
+        """Store the message, then handle it; it is stored and answered even when a handler fails."""
+        inbound = cleaned(inbound)
+        with session_scope(engine) as session:
+            message_id = self.store(session, inbound, now)
+        if message_id is None:
+            log.info("duplicate inbound %s/%s ignored", inbound.channel, inbound.provider_id)
+            return Handled(None, duplicate=True)
+        return await self.handle_stored(engine, inbound, message_id, now)
+
+    async def handle_stored(self, engine: Engine, inbound: Inbound, message_id: int, now: datetime) -> Handled:
+        """Handle one stored message in a transaction of its own; a failing handler still gets an answer out."""
+        try:
+            with session_scope(engine) as session:
+                replies = await self.process(session, inbound, message_id, now)
+            return Handled(message_id, replies=replies or [])
+        except Exception:
+            log.exception("handler failed on message %s", message_id)
+            with session_scope(engine) as session:
+                reply = self.failed(session, inbound, message_id, now)
+            return Handled(message_id, replies=[reply], error=True)
+
+    async def handle_batch(self, engine: Engine, stored: list[tuple[Inbound, int]], now: datetime,
+                           timing: dict | None = None) -> list[Handled]:
+        """Handle stored messages in one transaction (one commit for all); on any failure, one by one.
+
+        A failure rolls the whole batch back and each message is handled again in
+        a transaction of its own, so one bad message costs only itself. `timing`,
+        when given, gets the commit's seconds ("commit").
+        """
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                try:
+                    done = [Handled(mid, replies=await self.process(session, inbound, mid, now) or [])
+                            for inbound, mid in stored]
+                    started = time.perf_counter()
+                    session.commit()
+                    if timing is not None:
+                        timing["commit"] = time.perf_counter() - started
+                except BaseException:
+                    session.rollback()
+                    raise
+            return done
+        except Exception:
+            if len(stored) == 1:
+                return [await self.handle_stored(engine, *stored[0], now)]
+            log.warning("a batch of %s inbound messages failed; handling each alone", len(stored))
+            return [await self.handle_stored(engine, inbound, mid, now) for inbound, mid in stored]
 
     @staticmethod
     def _enqueue(session: Session, inbound: Inbound, message_id: int, replies: list[Reply], now: datetime,
@@ -285,15 +358,6 @@ class Router:
                     channel=inbound.channel, address=inbound.address, extra_payload=extra,
                     supervisee_id=sender.supervisee.id if sender and sender.supervisee else None,
                     officer_id=sender.officer.id if sender and sender.officer else None)
-
-    @staticmethod
-    def _mark(session: Session, message_id: int, now: datetime, error: str | None = None) -> None:
-        session.execute(
-            update(Message).where(Message.id == message_id)
-            .values(status=MessageStatus.handled, error_code=error, updated_at=now,
-                    # a shared point lives in location_check, not in the message log
-                    payload=case((Message.kind == "location", None), else_=Message.payload))
-        )
 
     async def recover(self, engine: Engine, now: datetime, limit: int = 10_000) -> int:
         """Handle messages stored but never handled (the process died in between); run at start-up.
@@ -314,15 +378,7 @@ class Router:
             inbound = Inbound(r.channel, r.address, text=r.body, button=extra.get("button"),
                               location=Location(*point) if point else None, provider_id=r.provider_id,
                               received_at=r.created_at)
-            try:
-                with session_scope(engine) as session:
-                    sender = resolve_sender(session, r.channel, r.address, self.default_language)
-                    await self._dispatch(session, inbound, r.id, now, sender)
-                done += 1
-            except Exception:
-                log.exception("recovery failed on message %s", r.id)
-                with session_scope(engine) as session:
-                    self._mark(session, r.id, now, error="handler_error")
+            done += not (await self.handle_stored(engine, inbound, r.id, now)).error
         if rows:
             log.info("recovered %s of %s unhandled inbound messages", done, len(rows))
         return done

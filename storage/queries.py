@@ -38,19 +38,17 @@ def enrolment_code(session: Session, code: str) -> EnrolmentCode | None:
 
 
 def conversation_for(session: Session, channel: str, address: str, now: datetime) -> Conversation:
-    """The conversation row of (channel, address), created idle when new.
+    """The conversation row of (channel, address); a new idle one, not yet added, when there is none.
 
-    The row holds the blind index of the address (a phone number on SMS), not the address.
+    The row holds the blind index of the address (a phone number on SMS), not the
+    address. An idle conversation is stored only when it moves to another state
+    (`Context.set_state` adds it): most messages never leave idle.
     """
     address = keyring_for(session).blind(address)
     conv = session.exec(
         select(Conversation).where(Conversation.channel == channel, Conversation.address == address)
     ).first()
-    if conv is None:
-        conv = Conversation(channel=channel, address=address, state="idle", data="{}", updated_at=now)
-        session.add(conv)
-        session.flush()
-    return conv
+    return conv or Conversation(channel=channel, address=address, state="idle", data="{}", updated_at=now)
 
 
 def caseload(session: Session, officer_id: int) -> list[Supervisee]:
