@@ -5,34 +5,46 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from starlette.routing import Route
 
-from bot.channels.sms import INBOUND_PATH, STATUS_PATH, SmsChannel
-from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
+from bot.inbox import Inbox
 from bot.runtime import Runtime
 from handlers.contract import Inbound
 from handlers.failures import delivery_failed
 from handlers.menus import Menus, menus
+from handlers.router import Handled
 from scheduler.channels import Channel, SendError
 from scheduler.drain import Outbox
 from scheduler.ticker import Ticker
 from storage import outbox as outbox_rows
 from storage.db import session_scope
 
+if TYPE_CHECKING:
+    from bot.channels.sms import SmsChannel
+    from bot.channels.telegram import TelegramChannel
+
 log = logging.getLogger(__name__)
 
 
 class Stack:
-    """Inbound goes through the router, then the outbox is drained at once; the clock job does the rest."""
+    """Inbound is stored and handled by the inbox's workers, the outbox drained at once; the clock job does the rest.
+
+    Nothing here touches the database on the event loop: the inbox and the
+    outbox's drain work in threads, status callbacks and menus too.
+    """
 
     def __init__(self, rt: Runtime, *, sweeps: bool = True, poll_timeout: float = 10.0) -> None:
         self.rt = rt
-        self.inflight = 0  # inbound messages being handled now
+        self.inbox = Inbox(rt.engine, rt.router, rt.clock.now, self._handled)
+        self._menus: set[asyncio.Task] = set()  # officers' menus being set after a /start
         s = rt.settings
         self.channels: dict[str, Channel] = {}
         self.telegram: TelegramChannel | None = None
-        if s.telegram_enabled:
+        if s.telegram_enabled:  # a channel's library (16 MB for Telegram's) is imported only when it is configured
+            from bot.channels.telegram import TelegramChannel
+
             self.telegram = TelegramChannel(
                 s.telegram_bot_token, s.telegram_base_url, self.handle_inbound, now=rt.clock.now,
                 public_url=s.public_url, webhook_secret=s.telegram_webhook_secret,
@@ -43,6 +55,8 @@ class Stack:
             self.channels["telegram"] = self.telegram
         self.sms: SmsChannel | None = None
         if s.sms_enabled:
+            from bot.channels.sms import SmsChannel
+
             self.sms = SmsChannel(
                 s.twilio_account_sid, s.twilio_auth_token, on_inbound=self.handle_inbound, on_status=self.sms_status,
                 now=rt.clock.now,
@@ -67,13 +81,17 @@ class Stack:
         get to handle (it died in between), before new messages come in.
         """
         if receive:
-            await self.rt.router.recover(self.rt.engine, self.rt.clock.now())
+            await asyncio.to_thread(self._recover)
         for channel in self.channels.values():
             await channel.start(receive=receive)
+
+    def _recover(self) -> None:
+        asyncio.run(self.rt.router.recover(self.rt.engine, self.rt.clock.now()))
 
     async def stop(self) -> None:
         for channel in self.channels.values():
             await channel.stop()
+        await self.inbox.stop()
         if self._drainer is not None:
             await self._drainer
 
@@ -81,14 +99,21 @@ class Stack:
         """Web routes the channels need on the service's Starlette app."""
         out = []
         if self.telegram is not None and self.rt.settings.public_url:
+            from bot.channels.telegram import WEBHOOK_PATH
+
             out.append(Route(WEBHOOK_PATH, self.telegram.webhook, methods=["POST"]))
         if self.sms is not None:
+            from bot.channels.sms import INBOUND_PATH, STATUS_PATH
+
             out.append(Route(INBOUND_PATH, self.sms.inbound, methods=["POST"]))
             out.append(Route(STATUS_PATH, self.sms.status, methods=["POST"]))
         return out
 
     async def sms_status(self, sid: str, status: str, error_code: str | None) -> None:
         """A Twilio status callback: update the row; an undelivered SMS may mean lost contact."""
+        await asyncio.to_thread(self._record_status, sid, status, error_code)
+
+    def _record_status(self, sid: str, status: str, error_code: str | None) -> None:
         now = self.rt.clock.now()
         with session_scope(self.rt.engine) as session:
             msg = outbox_rows.record_status(session, "sms", sid, status, error_code, now)
@@ -100,19 +125,26 @@ class Stack:
             return menus(session)
 
     async def handle_inbound(self, inbound: Inbound) -> None:
-        """One message from any channel: through the router, then send the replies now."""
-        self.inflight += 1
-        try:
-            await self.rt.router.handle(self.rt.engine, inbound, self.rt.clock.now())
-        finally:
-            self.inflight -= 1
+        """One message from any channel: returns once it is stored (the channel may acknowledge it then).
+
+        The inbox's worker handles it next; `_handled` drains the replies out.
+        """
+        await self.inbox.submit(inbound)
+
+    def _handled(self, handled: list[tuple[Inbound, Handled]]) -> None:
+        """A batch was handled (on the event loop): send the replies now; an officer's /start gets their menu."""
         self.kick()
-        if inbound.channel == "telegram" and inbound.text.startswith("/start") and self.telegram is not None:
-            await self._menu_after_start(int(inbound.address))
+        if self.telegram is None:
+            return
+        for inbound, _ in handled:
+            if inbound.channel == "telegram" and inbound.text.startswith("/start"):
+                task = asyncio.create_task(self._menu_after_start(int(inbound.address)))
+                self._menus.add(task)
+                task.add_done_callback(self._menus.discard)
 
     async def _menu_after_start(self, chat_id: int) -> None:
         """An officer who just bound their chat gets the officers' menu at once (not at the next restart)."""
-        commands = self.menus().officers.get(chat_id)
+        commands = (await asyncio.to_thread(self.menus)).officers.get(chat_id)
         if commands is None:
             return
         try:
@@ -123,7 +155,7 @@ class Stack:
     def busy(self) -> bool:
         """Messages being handled, or received by Telegram's adapter and not yet handed to the router."""
         waiting = self.telegram.application.update_queue.qsize() if self.telegram is not None else 0
-        return self.inflight > 0 or waiting > 0
+        return self.inbox.pending > 0 or waiting > 0
 
     def kick(self) -> None:
         """Drain the outbox soon; kicks that arrive during a drain make one more pass."""
@@ -140,6 +172,11 @@ class Stack:
                 log.exception("drain after inbound failed")
 
     async def idle(self) -> None:
-        """Wait until no drain is running (tests)."""
+        """Wait until every message received is handled and no drain is running (tests)."""
+        if self.telegram is not None:  # updates fetched and not yet through the adapter
+            await self.telegram.application.update_queue.join()
+        await self.inbox.join()
+        while self._menus:
+            await asyncio.wait(set(self._menus))
         while self._drainer is not None and not self._drainer.done():
             await asyncio.wait([self._drainer])

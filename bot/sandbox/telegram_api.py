@@ -89,6 +89,8 @@ class FakeTelegram(LoopbackServer):
         self.commands: list = []  # the default menu
         self.menus: dict[tuple, list] = {}  # (scope type, chat id, language code) -> commands
         self._update_ids = itertools.count(1)
+        self.pushed = 0  # the last update_id the users made
+        self.confirmed = 0  # the last update_id the bot confirmed (a getUpdates with a higher offset)
         self._message_ids = itertools.count(1)
         self._queries = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -167,6 +169,11 @@ class FakeTelegram(LoopbackServer):
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
 
+    async def wait_for_confirmed(self, timeout: float = 10.0) -> None:
+        """Wait until a polling bot has taken (and confirmed) every update made so far; a webhook's are at once."""
+        if self.webhook is None:
+            await self.wait_for(lambda: self.confirmed >= self.pushed, timeout)
+
     async def wait_for_messages(self, chat_id: int, count: int, timeout: float = 10.0) -> list[SentMessage]:
         """Wait until the bot has sent at least `count` messages to `chat_id`."""
         await self.wait_for(lambda: len(self.sent.get(chat_id, [])) >= count, timeout)
@@ -189,6 +196,7 @@ class FakeTelegram(LoopbackServer):
 
     async def _push(self, body: dict) -> dict:
         update = {"update_id": next(self._update_ids), **body}
+        self.pushed = update["update_id"]
         if self.webhook is not None:
             headers = {}
             if self.webhook.get("secret_token"):
@@ -265,6 +273,9 @@ class FakeTelegram(LoopbackServer):
         offset = int(p.get("offset") or 0)
         if offset:
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            if offset - 1 > self.confirmed:  # as Telegram: asking from `offset` confirms everything before it
+                self.confirmed = offset - 1
+                await self._notify()
         timeout = min(float(p.get("timeout") or 0), 5.0)  # bounded long poll
         if not self.updates and timeout > 0:
             try:

@@ -48,6 +48,7 @@ class Harness:
         return msgs[count - 1]
 
     async def settle(self) -> None:
+        await self.fake.wait_for_confirmed()  # the bot has every update (polling); then all is handled and sent
         await self.stack.idle()
 
 
