@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, validation_alias=_env("CHECKIN_PUBLIC_URL"))
     http_host: str = Field("127.0.0.1", validation_alias=_env("CHECKIN_HTTP_HOST"))
     http_port: int = Field(8080, ge=1, le=65535, validation_alias=_env("CHECKIN_HTTP_PORT"))
+    # Several `checkin run --no-scheduler` processes on one port (SO_REUSEPORT: the kernel spreads connections).
+    http_reuse_port: bool = Field(False, validation_alias=_env("CHECKIN_HTTP_REUSE_PORT"))
     enrol_code_days: int = Field(7, ge=1, le=365, validation_alias=_env("CHECKIN_ENROL_CODE_DAYS"))
     telegram_bot_token: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_bot_username: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_USERNAME"))
@@ -97,7 +99,7 @@ class Settings(BaseSettings):
     def _areas(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return None
-        load_areas(v)  # AreaError (a ValueError) names the feature, field and value
+        load_areas(v, geometry=False)  # AreaError (a ValueError) names the feature, field and value
         return v
 
     @field_validator("timezone")

@@ -16,7 +16,7 @@ from bot.cli.base import app, fail, instant, out, runtime
 from bot.cli.console_commands import console_as
 from bot.report_view import month_status, print_report
 from bot.runtime import Runtime, build
-from bot.serve import serve
+from bot.serve import PortInUse, serve
 from bot.settings import SettingsError, load_settings, own_keys
 from bot.stack import Stack
 from handlers import compliance
@@ -66,7 +66,10 @@ def run(
     until = instant(stop_at, "--stop-at")
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))
+    try:
+        ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))
+    except PortInUse as exc:
+        fail(str(exc), code=2)
     out.print(f"stopped after {ticker.ticks} ticks at {rt.clock.now().isoformat()}")
 
 
