@@ -40,7 +40,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.policy = load_policy(self.settings.policy_file)
-        self.areas = load_areas(self.settings.areas_file)
+        self.areas = load_areas(self.settings.areas_file, geometry=False)  # shapes (shapely) on first use
         public = self.settings.public_url
         self.router = default_router(policy=self.policy, areas=self.areas, zone=self.settings.zone,
                                      default_language=self.settings.language,

@@ -6,6 +6,12 @@ administrator's file of the same shape. Each feature's properties: `id`,
 `kind` (county | township | destination), `name_zh`, `name_en`, optional
 `aliases`. Geometry is checked in metres on a local projection centred on each
 area (equirectangular: well under 1% error at county and province scale).
+
+Shapely (with numpy, 16 MB) is imported when a geometry is first used, not
+when the file is read: a service that never receives a shared point (SMS, voice)
+never loads it. Reading checks the properties and the coordinates; whether a
+polygon is valid (does not cross itself) is checked when its geometry is built,
+which `parse_areas(..., geometry=True)` and `checkin areas check` do at once.
 """
 
 from __future__ import annotations
@@ -14,13 +20,12 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shapely import Point, affinity, covers, distance, prepare
-from shapely.geometry import shape
-from shapely.geometry.base import BaseGeometry
-from shapely.validation import explain_validity
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 DEFAULT_AREAS = Path(__file__).with_name("areas.geojson")
 KINDS = ("county", "township", "destination")
@@ -43,20 +48,36 @@ class Fix:
 
 @dataclass(frozen=True, eq=False)
 class Area:
-    """One named area, held in local metres around `origin` (lon, lat)."""
+    """One named area; its geometry is held in local metres around `origin` (lon, lat), built on first use."""
 
     key: str
     kind: str
     name_zh: str
     name_en: str
     aliases: tuple[str, ...]
-    geometry: BaseGeometry = field(repr=False)  # in local metres
-    origin: tuple[float, float] = (0.0, 0.0)
+    feature: dict = field(repr=False)  # the GeoJSON geometry as read (structure checked)
+    radius_m: float | None = field(default=None, repr=False)  # a Point area's radius
+    where: str = field(default="", repr=False)  # how errors name the feature
 
     def name(self, language: str) -> str:
         return self.name_en if language == "en" else self.name_zh
 
-    def _local(self, lat: float, lon: float) -> Point:
+    @cached_property
+    def _shape(self) -> tuple[BaseGeometry, tuple[float, float]]:
+        return _build(self.feature, self.radius_m, self.where)
+
+    @property
+    def geometry(self) -> BaseGeometry:
+        """In local metres (AreaError if the polygon crosses itself)."""
+        return self._shape[0]
+
+    @property
+    def origin(self) -> tuple[float, float]:
+        return self._shape[1]
+
+    def _local(self, lat: float, lon: float):
+        from shapely import Point
+
         lon0, lat0 = self.origin
         return Point((lon - lon0) * METRES_PER_DEGREE * math.cos(math.radians(lat0)),
                      (lat - lat0) * METRES_PER_DEGREE)
@@ -64,6 +85,8 @@ class Area:
     def check(self, lat: float, lon: float, accuracy_m: float | None = None, credit_m: float = 0.0) -> Fix:
         """Inside (the edge counts as inside), or how far outside; a point outside by less than
         its accuracy (capped at `credit_m`) gets the benefit of the doubt."""
+        from shapely import covers, distance
+
         point = self._local(lat, lon)
         if covers(self.geometry, point):
             return Fix(True, 0.0)
@@ -77,9 +100,52 @@ class Area:
 
 
 def _to_local(geom: BaseGeometry, origin: tuple[float, float]) -> BaseGeometry:
+    from shapely import affinity
+
     lon0, lat0 = origin
     kx = METRES_PER_DEGREE * math.cos(math.radians(lat0))
     return affinity.affine_transform(geom, [kx, 0, 0, METRES_PER_DEGREE, -lon0 * kx, -lat0 * METRES_PER_DEGREE])
+
+
+def _build(feature: dict, radius_m: float | None, where: str) -> tuple[BaseGeometry, tuple[float, float]]:
+    """The geometry in local metres, and its origin; AreaError for a polygon that is not valid."""
+    from shapely import prepare
+    from shapely.geometry import shape
+    from shapely.validation import explain_validity
+
+    geom = shape(feature)
+    if geom.geom_type == "Point":
+        origin = (geom.x, geom.y)
+        local = _to_local(geom, origin).buffer(float(radius_m), 64)
+    else:
+        if not geom.is_valid:
+            raise AreaError(f"{where}: geometry is not a valid polygon: {explain_validity(geom)}")
+        c = geom.centroid
+        origin = (c.x, c.y)
+        local = _to_local(geom, origin)
+    prepare(local)
+    return local, origin
+
+
+def _position(value: object, where: str) -> tuple[float, float]:
+    if not (isinstance(value, (list, tuple)) and len(value) >= 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2])):
+        raise AreaError(f"{where}: geometry: {value!r} is not a [longitude, latitude] position")
+    lon, lat = float(value[0]), float(value[1])
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise AreaError(f"{where}: geometry: coordinate [{lon}, {lat}] is not [longitude, latitude]")
+    return lon, lat
+
+
+def _polygon(rings: object, where: str) -> None:
+    if not isinstance(rings, list) or not rings:
+        raise AreaError(f"{where}: geometry: a polygon needs a list of rings")
+    for ring in rings:
+        if not isinstance(ring, list) or len(ring) < 4:
+            raise AreaError(f"{where}: geometry: a ring needs at least 4 positions")
+        points = [_position(v, where) for v in ring]
+        if points[0] != points[-1]:
+            raise AreaError(f"{where}: geometry: a ring must end where it starts")
 
 
 def _area(index: int, feature: object) -> Area:
@@ -100,40 +166,26 @@ def _area(index: int, feature: object) -> Area:
     aliases = props.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise AreaError(f"{where}: properties.aliases={aliases!r}: expected a list of names")
-    try:
-        geom = shape(feature.get("geometry") or {})
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise AreaError(f"{where}: geometry: {exc or 'not valid GeoJSON'}") from None
-    for lon, lat in _points(geom):
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            raise AreaError(f"{where}: geometry: coordinate [{lon}, {lat}] is not [longitude, latitude]")
-    if geom.geom_type == "Point":
+    geometry = feature.get("geometry")
+    kind_of = geometry.get("type") if isinstance(geometry, dict) else None
+    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    radius = None
+    if kind_of == "Point":
+        _position(coordinates, where)
         radius = props.get("radius_m")
         if not isinstance(radius, (int, float)) or radius <= 0:
             raise AreaError(f"{where}: properties.radius_m={radius!r}: a Point area needs a radius in metres")
-        origin = (geom.x, geom.y)
-        local = _to_local(geom, origin).buffer(float(radius), 64)
-    elif geom.geom_type in ("Polygon", "MultiPolygon"):
-        if not geom.is_valid:
-            raise AreaError(f"{where}: geometry is not a valid polygon: {explain_validity(geom)}")
-        c = geom.centroid
-        origin = (c.x, c.y)
-        local = _to_local(geom, origin)
+    elif kind_of == "Polygon":
+        _polygon(coordinates, where)
+    elif kind_of == "MultiPolygon":
+        if not isinstance(coordinates, list) or not coordinates:
+            raise AreaError(f"{where}: geometry: a MultiPolygon needs a list of polygons")
+        for part in coordinates:
+            _polygon(part, where)
     else:
-        raise AreaError(f"{where}: geometry.type={geom.geom_type!r}: expected Polygon, MultiPolygon or Point")
-    prepare(local)
+        raise AreaError(f"{where}: geometry.type={kind_of!r}: expected Polygon, MultiPolygon or Point")
     return Area(key.strip(), kind, props["name_zh"].strip(), props["name_en"].strip(),
-                tuple(a.strip() for a in aliases if a.strip()), local, origin)
-
-
-def _points(geom: BaseGeometry):
-    if geom.geom_type == "Point":
-        yield geom.x, geom.y
-    elif geom.geom_type == "Polygon":
-        yield from geom.exterior.coords
-    elif geom.geom_type == "MultiPolygon":
-        for part in geom.geoms:
-            yield from part.exterior.coords
+                tuple(a.strip() for a in aliases if a.strip()), geometry, radius, where)
 
 
 class Areas:
@@ -184,7 +236,8 @@ class Areas:
         return min(holding, key=lambda a: a.geometry.area, default=None)
 
 
-def parse_areas(data: object, source: str = "areas") -> Areas:
+def parse_areas(data: object, source: str = "areas", geometry: bool = True) -> Areas:
+    """The areas of a GeoJSON FeatureCollection; `geometry` builds (and so checks) every polygon now."""
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
         raise AreaError(f"{source}: expected a GeoJSON FeatureCollection")
     features = data.get("features")
@@ -192,14 +245,17 @@ def parse_areas(data: object, source: str = "areas") -> Areas:
         raise AreaError(f"{source}: no features")
     try:
         areas = [_area(i, f) for i, f in enumerate(features)]
+        if geometry:
+            for a in areas:
+                a.geometry  # noqa: B018 - built for its check
     except AreaError as exc:
         raise AreaError(f"{source}: {exc}") from None
     return Areas(areas, source)
 
 
 @lru_cache(maxsize=8)
-def load_areas(path: str | Path | None = None) -> Areas:
-    """The built-in areas, or those of the file at `path`."""
+def load_areas(path: str | Path | None = None, geometry: bool = True) -> Areas:
+    """The built-in areas, or those of the file at `path`; `geometry=False` leaves the shapes to first use."""
     source = Path(path) if path else DEFAULT_AREAS
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
@@ -207,7 +263,7 @@ def load_areas(path: str | Path | None = None) -> Areas:
         raise AreaError(f"area file {source}: {exc.strerror}") from None
     except ValueError as exc:
         raise AreaError(f"area file {source}: not valid JSON ({exc})") from None
-    return parse_areas(data, f"area file {source}")
+    return parse_areas(data, f"area file {source}", geometry)
 
 
 def map_link(template: str, lat: float, lon: float) -> str:

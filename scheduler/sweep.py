@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 PLANNED_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 ADVISORY_LOCK = 0x636B696E  # "ckin": one sweeper at a time on PostgreSQL
 MAX_ROUNDS = 1000
+PLAN_AT_ONCE = 250  # people planned in one transaction: what planning holds in memory at a time
 
 
 @dataclass
@@ -161,15 +162,22 @@ def _end_supervisions(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRep
 
 
 def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
-    """Plan obligations up to the horizon for people whose plan runs short (bounded per sweep)."""
+    """Plan obligations up to the horizon for people whose plan runs short (bounded per sweep).
+
+    PLAN_AT_ONCE people per transaction, and True while the sweep may plan more:
+    the memory planning takes is that of one small group, whatever the roster.
+    """
     policy = cfg.policy
     horizon = now + timedelta(days=policy.planning.horizon_days)
     refill = horizon - timedelta(days=1)
+    budget = min(PLAN_AT_ONCE, policy.planning.people_per_sweep - rep.planned_people)
+    if budget <= 0:
+        return False
     # Never planned first, then those whose plan runs out soonest; two queries so that
     # each walks the planned_until index instead of the whole roster.
     people: list[Supervisee] = []
     for when in (col(Supervisee.planned_until).is_(None), col(Supervisee.planned_until) < refill):
-        room = policy.planning.people_per_sweep - len(people)
+        room = budget - len(people)
         if room <= 0:
             break
         people += s.exec(
@@ -205,7 +213,7 @@ def _plan(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool
             index_elements=["supervisee_id", "kind", "period_key"])
         rep.planned += s.execute(stmt).rowcount or 0
     rep.planned_people += len(people)
-    return False
+    return len(people) == budget
 
 
 def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:

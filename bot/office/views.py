@@ -8,10 +8,12 @@ import math
 from dataclasses import dataclass
 from datetime import date
 from html import escape
-
-from shapely.geometry.base import BaseGeometry
+from typing import TYPE_CHECKING
 
 from content.areas import METRES_PER_DEGREE, Area, Areas
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 MAP_WIDTH, MAP_HEIGHT = 640, 420
 
