@@ -10,14 +10,22 @@ The service plans everyone's obligations, sends Monday's 09:00 check-in
 prompts (three quarters of the roster) and then the holiday greeting to
 everyone, all through the adapters; the figure is the process's peak resident
 set (ru_maxrss), after each stage.
+
+The service runs in a child process that imports only what the service
+imports (not this harness's test helpers, not pytest): the "imports" stage is
+the service's own. `--before REV` also measures REV's code (a git worktree) in
+the same run, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,14 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sqlalchemy import func, select, update  # noqa: E402
-
-from bench.sweep import enrol  # noqa: E402
-from storage.db import migrate, session_scope  # noqa: E402
-from storage.models import Message, Supervisee  # noqa: E402
-from tests.conftest import make_engine, pg_schema  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+TREE = sys.argv[sys.argv.index("--tree") + 1] if "--tree" in sys.argv else str(ROOT)
+sys.path.insert(0, TREE)
 
 SH = ZoneInfo("Asia/Shanghai")
 MONDAY = datetime(2027, 3, 1, 8, 0, tzinfo=SH).astimezone(UTC)
@@ -43,6 +46,13 @@ def peak_mb() -> float:
 
 
 def _load_roster(url: str, n: int) -> None:
+    from sqlalchemy import update
+
+    from bench.sweep import enrol
+    from storage.db import migrate, session_scope
+    from storage.models import Supervisee
+    from tests.conftest import make_engine
+
     engine = make_engine(url)
     migrate(engine)
     enrol(engine, n, MONDAY - timedelta(days=1))
@@ -68,12 +78,23 @@ def _stand_ins(tg_port: int, tw_port: int, ready) -> None:
 
 
 async def service(url: str, n: int) -> list[tuple[str, float, float, int]]:
+    try:
+        from bot.serve import fewer_malloc_arenas
+    except ImportError:  # a tree from before it
+        pass
+    else:
+        fewer_malloc_arenas()  # as `checkin run` does first
+    from sqlalchemy import func, select
+
     from bot.runtime import Runtime
     from bot.sandbox.loopback import free_port
     from bot.settings import load_settings
     from bot.stack import Stack
     from handlers import greetings
     from scheduler.clock import FixedClock
+    from storage.crypto import Keyring
+    from storage.db import make_engine, session_scope
+    from storage.models import Message
 
     stages = [("imports", 0.0, peak_mb(), 0)]
     t0 = time.perf_counter()
@@ -81,7 +102,7 @@ async def service(url: str, n: int) -> list[tuple[str, float, float, int]]:
     loader = multiprocessing.Process(target=_load_roster, args=(url, n))
     loader.start()
     loader.join()
-    engine = make_engine(url)
+    engine = make_engine(url, Keyring.parse(os.environ["CHECKIN_DATA_KEYS"], os.environ["CHECKIN_INDEX_KEY"]))
     stages.append(("enrolled (elsewhere)", time.perf_counter() - t0, peak_mb(), 0))
     tg_port, tw_port = free_port(), free_port()
     ready = multiprocessing.Event()
@@ -126,25 +147,57 @@ async def service(url: str, n: int) -> list[tuple[str, float, float, int]]:
     return stages
 
 
+def measure(tree: str, url: str, n: int) -> list:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure", "--tree", tree, "--db", url,
+                          "--people", str(n)], cwd=tree, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=tree))
+    if out.returncode != 0:
+        raise RuntimeError(f"the service on {tree} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=100_000)
     ap.add_argument("--postgres")
+    ap.add_argument("--before", help="a git revision to measure too, side by side")
+    ap.add_argument("--measure", action="store_true")
+    ap.add_argument("--tree")
+    ap.add_argument("--db")
     args = ap.parse_args()
-    if args.postgres:
-        admin = make_engine(args.postgres)
-        with pg_schema(admin, "checkin_bench") as url:
-            stages = asyncio.run(service(url, args.people))
-        admin.dispose()
-        label = "PostgreSQL"
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            stages = asyncio.run(service(f"sqlite:///{tmp}/bench.db", args.people))
-        label = "SQLite"
-    for stage, seconds, mb, count in stages:
-        print(f"{label:10} {args.people:,} people | {stage:22} {seconds:6.1f} s | peak RSS {mb:6.1f} MB"
-              f"{f' | {count:,} messages' if count else ''}", flush=True)
+    if args.measure:  # the child: the service itself
+        print(json.dumps(asyncio.run(service(args.db, args.people))))
+        return
+    from storage.crypto import new_key
 
+    os.environ.setdefault("CHECKIN_DATA_KEYS", new_key())  # one set of keys for the loader and the service
+    os.environ.setdefault("CHECKIN_INDEX_KEY", new_key())
+    from tests.conftest import make_engine, pg_schema
+
+    trees = [("after", str(ROOT))]
+    worktree = None
+    if args.before:
+        worktree = tempfile.mkdtemp(prefix="checkin-before-")
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", worktree, args.before], cwd=ROOT, check=True)
+        trees.insert(0, ("before", worktree))
+    try:
+        for name, tree in trees:
+            if args.postgres:
+                admin = make_engine(args.postgres)
+                with pg_schema(admin, "checkin_bench") as url:
+                    stages = measure(tree, url, args.people)
+                admin.dispose()
+                label = "PostgreSQL"
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    stages = measure(tree, f"sqlite:///{tmp}/bench.db", args.people)
+                label = "SQLite"
+            for stage, seconds, mb, count in stages:
+                print(f"{label:10} {name:6} {args.people:,} people | {stage:22} {seconds:6.1f} s | "
+                      f"peak RSS {mb:6.1f} MB{f' | {count:,} messages' if count else ''}", flush=True)
+    finally:
+        if worktree:
+            subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False)
 
 if __name__ == "__main__":
     main()
