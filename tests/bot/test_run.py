@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -128,3 +129,18 @@ async def test_a_channels_only_worker_drains_without_sweeping(db):
     report = await ticker.tick(local(2027, 3, 1, 14))
     assert report.sweep is None and report.drain.sent == 2  # the two SMS prompts, nothing swept at 14:00
     assert c.escalations() == []
+
+
+def test_run_on_a_port_in_use_says_so_and_stops(env, monkeypatch):
+    """A second service on a taken port stops at once with the reason (it did go on, without a web server)."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("CHECKIN_HTTP_PORT", str(port))
+    try:
+        result = CliRunner().invoke(app, ["run", "--no-scheduler"])
+    finally:
+        taken.close()
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "CHECKIN_HTTP_REUSE_PORT" in result.output
