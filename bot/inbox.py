@@ -13,9 +13,11 @@ only hands each message to the inbox and awaits its row id:
    of one transaction (`Router.handle_batch`), each sized to take about
    BATCH_SECONDS at the pace measured so far. Handlers are coroutines: this
    thread runs them on an event loop of its own. While a burst arrives
-   (messages closer together than QUIET_SECONDS) handling waits, at most
-   DEFER_SECONDS at a time: a process has one interpreter lock, and during a
-   burst it goes to acknowledging; the backlog is handled as the burst thins.
+   (messages closer together than QUIET_SECONDS) handling waits, as long as
+   the oldest message stored has waited less than DEFER_SECONDS: a process has
+   one interpreter lock, and during a short burst it goes to acknowledging; the
+   backlog is handled as the burst thins, and under a long one handling takes
+   its share once messages wait that long (so it never starves).
 3. *Notify*: after each batch the service's loop is told (`on_handled`), which
    drains the outbox at once.
 
@@ -49,7 +51,7 @@ STORE_AT_ONCE = 256  # messages stored in one transaction at most
 BATCH_SECONDS = 0.03  # a handling batch is sized to take about this long
 BATCH_MESSAGES = 64  # and holds at most this many messages
 QUIET_SECONDS = 0.02  # handling waits while messages arrive closer together than this ...
-DEFER_SECONDS = 0.5  # ... but never longer than this since the last batch
+DEFER_SECONDS = 1.0  # ... unless the oldest message stored has waited this long
 _STOP = object()
 
 
@@ -60,11 +62,11 @@ class Inbox:
                  on_handled: Callable[[list[tuple[Inbound, Handled]]], None]) -> None:
         self.engine, self.router, self.now, self.on_handled = engine, router, now, on_handled
         self._arrivals: queue.SimpleQueue = queue.SimpleQueue()  # (inbound, future) or _STOP
-        self._stored: queue.SimpleQueue = queue.SimpleQueue()  # (inbound, id) or _STOP
+        self._stored: queue.SimpleQueue = queue.SimpleQueue()  # (inbound, id, when stored) or _STOP
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the service's loop (callers and on_handled)
         self._idle: asyncio.Event | None = None
-        self._last_arrival = self._last_batch = 0.0  # time.monotonic() of the last store and the last batch
+        self._last_arrival = 0.0  # time.monotonic() of the last store
         self._pace = BATCH_SECONDS  # seconds per message handled, a moving average (starts at one per batch)
         self._commit = 0.0  # seconds per commit, a moving average
         self.pending = 0  # submitted and not yet handled (read on the service's loop)
@@ -160,7 +162,7 @@ class Inbox:
                 log.info("duplicate inbound %s/%s ignored", inbound.channel, inbound.provider_id)
                 repeats += 1
             else:
-                self._stored.put((inbound, mid))
+                self._stored.put((inbound, mid, time.monotonic()))
         if repeats:
             self._loop.call_soon_threadsafe(self._done, repeats, [])
 
@@ -173,8 +175,8 @@ class Inbox:
                 first = self._stored.get()
                 if first is _STOP:
                     return
-                self._defer()
-                batch, stop = [first], False
+                self._defer(stored_at=first[2])
+                batch, stop = [first[:2]], False
                 size = max(1, min(BATCH_MESSAGES, int(max(0.0, BATCH_SECONDS - self._commit) / self._pace)))
                 try:
                     while len(batch) < size:
@@ -182,24 +184,23 @@ class Inbox:
                         if item is _STOP:
                             stop = True
                             break
-                        batch.append(item)
+                        batch.append(item[:2])
                 except queue.Empty:
                     pass
                 loop.run_until_complete(self._handle(batch))
                 if stop:
-                    while not self._stored.empty():  # nothing comes after _STOP; kept for safety
-                        loop.run_until_complete(self._handle([self._stored.get()]))
-                    return
+                    return  # the storing thread puts _STOP last: nothing is stored after it
         finally:
             loop.close()
 
-    def _defer(self) -> None:
-        """While a burst arrives, let the storing have the interpreter (at most DEFER_SECONDS since the last batch)."""
+    def _defer(self, stored_at: float) -> None:
+        """While a burst arrives, let the storing have the interpreter, until the oldest stored has waited too long."""
         while True:
-            quiet = time.monotonic() - self._last_arrival
-            if quiet >= QUIET_SECONDS or time.monotonic() - self._last_batch >= DEFER_SECONDS:
+            now = time.monotonic()
+            quiet = now - self._last_arrival
+            if quiet >= QUIET_SECONDS or now - stored_at >= DEFER_SECONDS:
                 return
-            time.sleep(QUIET_SECONDS - quiet)
+            time.sleep(min(QUIET_SECONDS - quiet, DEFER_SECONDS - (now - stored_at)))
 
     async def _handle(self, batch: list[tuple[Inbound, int]]) -> None:
         """One handling transaction; the pace is measured for the next batch's size."""
@@ -213,7 +214,6 @@ class Inbox:
             spent = time.perf_counter() - started
             self._commit = 0.8 * self._commit + 0.2 * timing["commit"]
             self._pace = max(1e-4, 0.8 * self._pace + 0.2 * (spent - timing["commit"]) / len(batch))
-        self._last_batch = time.monotonic()
         self.batches += 1
         results = [(inbound, h) for (inbound, _), h in zip(batch, handled, strict=False)]
         self._loop.call_soon_threadsafe(self._done, len(batch), results)

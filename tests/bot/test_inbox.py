@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
+from bot import inbox as inbox_module
 from bot.inbox import Inbox
 from bot.sandbox.loopback import free_port
 from bot.sandbox.twilio_api import FakeTwilio
@@ -56,7 +57,8 @@ def router_with(handler=None):
     return router
 
 
-async def test_a_burst_is_stored_in_groups_and_each_answer_handled_once(db):
+async def test_a_burst_is_stored_in_groups_and_each_answer_handled_once(db, monkeypatch):
+    monkeypatch.setattr(inbox_module, "BATCH_SECONDS", 60.0)  # batches sized by count, not by this machine's pace
     folk = people(db, 40)
     inbox = Inbox(db.engine, router_with(), lambda: NOW, lambda handled: None)
     answers = [Inbound("sms", p.phone, text="1", provider_id=f"SM{i:032d}") for i, p in enumerate(folk)]
