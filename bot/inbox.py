@@ -13,11 +13,11 @@ only hands each message to the inbox and awaits its row id:
    of one transaction (`Router.handle_batch`), each sized to take about
    BATCH_SECONDS at the pace measured so far. Handlers are coroutines: this
    thread runs them on an event loop of its own. While a burst arrives
-   (messages closer together than QUIET_SECONDS) handling waits, as long as
-   the oldest message stored has waited less than DEFER_SECONDS: a process has
-   one interpreter lock, and during a short burst it goes to acknowledging; the
-   backlog is handled as the burst thins, and under a long one handling takes
-   its share once messages wait that long (so it never starves).
+   (messages closer together than QUIET_SECONDS) handling does one batch each
+   DEFER_SECONDS: a process has one interpreter lock (and SQLite one writer),
+   and during a burst they go to acknowledging; the backlog is handled as the
+   burst thins. A burst so long that a stored message has waited
+   STARVE_SECONDS is handled without waiting (handling never starves).
 3. *Notify*: after each batch the service's loop is told (`on_handled`), which
    drains the outbox at once.
 
@@ -37,6 +37,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -51,7 +52,8 @@ STORE_AT_ONCE = 256  # messages stored in one transaction at most
 BATCH_SECONDS = 0.03  # a handling batch is sized to take about this long
 BATCH_MESSAGES = 64  # and holds at most this many messages
 QUIET_SECONDS = 0.02  # handling waits while messages arrive closer together than this ...
-DEFER_SECONDS = 1.0  # ... unless the oldest message stored has waited this long
+DEFER_SECONDS = 0.5  # ... but one batch at least this often
+STARVE_SECONDS = 5.0  # ... and no waiting at all once a stored message has waited this long
 _STOP = object()
 
 
@@ -64,9 +66,12 @@ class Inbox:
         self._arrivals: queue.SimpleQueue = queue.SimpleQueue()  # (inbound, future) or _STOP
         self._stored: queue.SimpleQueue = queue.SimpleQueue()  # (inbound, id, when stored) or _STOP
         self._threads: list[threading.Thread] = []
+        # SQLite has one writer: the two threads take turns here rather than in SQLite's busy handler,
+        # which sleeps in steps of milliseconds and left acknowledgements waiting a second and more.
+        self._writing = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         self._loop: asyncio.AbstractEventLoop | None = None  # the service's loop (callers and on_handled)
         self._idle: asyncio.Event | None = None
-        self._last_arrival = 0.0  # time.monotonic() of the last store
+        self._last_arrival = self._last_batch = 0.0  # time.monotonic() of the last store and the last batch
         self._pace = BATCH_SECONDS  # seconds per message handled, a moving average (starts at one per batch)
         self._commit = 0.0  # seconds per commit, a moving average
         self.pending = 0  # submitted and not yet handled (read on the service's loop)
@@ -140,13 +145,13 @@ class Inbox:
     def _store_group(self, waiting: list) -> None:
         now = self.now()
         try:
-            with session_scope(self.engine) as session:
+            with self._writing, session_scope(self.engine) as session:
                 ids = self.router.store_many(session, [inbound for inbound, _ in waiting], now)
         except Exception:  # one bad message must not fail the others: each alone
             ids = []
             for inbound, _ in waiting:
                 try:
-                    with session_scope(self.engine) as session:
+                    with self._writing, session_scope(self.engine) as session:
                         ids.append(self.router.store(session, inbound, now))
                 except Exception as error:
                     log.exception("could not store an inbound %s message", inbound.channel)
@@ -194,19 +199,20 @@ class Inbox:
             loop.close()
 
     def _defer(self, stored_at: float) -> None:
-        """While a burst arrives, let the storing have the interpreter, until the oldest stored has waited too long."""
+        """While a burst arrives, let the storing have the interpreter (see the module's notes)."""
         while True:
             now = time.monotonic()
             quiet = now - self._last_arrival
-            if quiet >= QUIET_SECONDS or now - stored_at >= DEFER_SECONDS:
+            if quiet >= QUIET_SECONDS or now - self._last_batch >= DEFER_SECONDS or now - stored_at >= STARVE_SECONDS:
                 return
-            time.sleep(min(QUIET_SECONDS - quiet, DEFER_SECONDS - (now - stored_at)))
+            time.sleep(min(QUIET_SECONDS - quiet, DEFER_SECONDS - (now - self._last_batch)))
 
     async def _handle(self, batch: list[tuple[Inbound, int]]) -> None:
         """One handling transaction; the pace is measured for the next batch's size."""
         started, timing = time.perf_counter(), {}
         try:
-            handled = await self.router.handle_batch(self.engine, batch, self.now(), timing)
+            with self._writing:
+                handled = await self.router.handle_batch(self.engine, batch, self.now(), timing)
         except Exception:  # the database itself failed: the rows stay received, the next start recovers them
             log.exception("could not handle %s stored inbound messages", len(batch))
             handled = []
@@ -214,6 +220,7 @@ class Inbox:
             spent = time.perf_counter() - started
             self._commit = 0.8 * self._commit + 0.2 * timing["commit"]
             self._pace = max(1e-4, 0.8 * self._pace + 0.2 * (spent - timing["commit"]) / len(batch))
+        self._last_batch = time.monotonic()
         self.batches += 1
         results = [(inbound, h) for (inbound, _), h in zip(batch, handled, strict=False)]
         self._loop.call_soon_threadsafe(self._done, len(batch), results)
