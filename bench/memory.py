@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -172,15 +173,13 @@ def main() -> None:
 
     os.environ.setdefault("CHECKIN_DATA_KEYS", new_key())  # one set of keys for the loader and the service
     os.environ.setdefault("CHECKIN_INDEX_KEY", new_key())
+    from bench.inbound import worktree
     from tests.conftest import make_engine, pg_schema
 
-    trees = [("after", str(ROOT))]
-    worktree = None
-    if args.before:
-        worktree = tempfile.mkdtemp(prefix="checkin-before-")
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", worktree, args.before], cwd=ROOT, check=True)
-        trees.insert(0, ("before", worktree))
-    try:
+    with ExitStack() as stack:
+        trees = [("after", str(ROOT))]
+        if args.before:
+            trees.insert(0, ("before", stack.enter_context(worktree(args.before))))
         for name, tree in trees:
             if args.postgres:
                 admin = make_engine(args.postgres)
@@ -195,9 +194,7 @@ def main() -> None:
             for stage, seconds, mb, count in stages:
                 print(f"{label:10} {name:6} {args.people:,} people | {stage:22} {seconds:6.1f} s | "
                       f"peak RSS {mb:6.1f} MB{f' | {count:,} messages' if count else ''}", flush=True)
-    finally:
-        if worktree:
-            subprocess.run(["git", "worktree", "remove", "--force", worktree], cwd=ROOT, check=False)
+
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
-import os
 import signal
 import socket
 from datetime import datetime
@@ -29,7 +28,7 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
 
     The port is bound first: a port in use stops the start with PortInUse, before anything runs.
     """
-    fewer_malloc_arenas()
+    fewer_malloc_arenas(rt.settings.malloc_arena_max)
     listening = listen(rt.settings.http_host, rt.settings.http_port, shared=rt.settings.http_reuse_port)
     stack = Stack(rt, sweeps=scheduler)
     ticker = stack.ticker
@@ -75,8 +74,8 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
     return ticker
 
 
-def fewer_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX=2 would, unless the environment sets it; True if capped.
+def fewer_malloc_arenas(configured: int | None = None, arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX=2 would, unless `configured` (MALLOC_ARENA_MAX); True if capped.
 
     glibc gives threads that allocate their own arenas (up to eight per core)
     and keeps what is freed in each: with the database work in worker threads
@@ -84,7 +83,7 @@ def fewer_malloc_arenas(arenas: int = 2) -> bool:
     (docs/benchmarks.md, "Memory"). Called before the service starts threads.
     Elsewhere than glibc (musl, macOS) it does nothing.
     """
-    if "MALLOC_ARENA_MAX" in os.environ:
+    if configured is not None:  # glibc read it at start: the operator's choice stands
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

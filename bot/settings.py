@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=1, le=65535, validation_alias=_env("CHECKIN_HTTP_PORT"))
     # Several `checkin run --no-scheduler` processes on one port (SO_REUSEPORT: the kernel spreads connections).
     http_reuse_port: bool = Field(False, validation_alias=_env("CHECKIN_HTTP_REUSE_PORT"))
+    # glibc's own variable: when the environment sets it, the service leaves the malloc arenas to it.
+    malloc_arena_max: int | None = Field(None, ge=1, validation_alias=_env("MALLOC_ARENA_MAX"))
     enrol_code_days: int = Field(7, ge=1, le=365, validation_alias=_env("CHECKIN_ENROL_CODE_DAYS"))
     telegram_bot_token: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_bot_username: str | None = Field(None, validation_alias=_env("TELEGRAM_BOT_USERNAME"))

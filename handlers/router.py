@@ -111,6 +111,21 @@ def _stored_row(inbound: Inbound, now: datetime) -> dict:
     return row
 
 
+def _mark_handled(session: Session, message_id: int, sender: Sender, now: datetime, *, only_received: bool = False,
+                  error: str | None = None) -> bool:
+    """Mark a stored message handled, with its sender; `only_received` makes it a claim. True if the row changed."""
+    where = [Message.id == message_id] + ([Message.status == MessageStatus.received] if only_received else [])
+    return bool(session.execute(
+        update(Message).where(*where)
+        .values(status=MessageStatus.handled, error_code=error, updated_at=now,
+                supervisee_id=sender.supervisee.id if sender.supervisee else None,
+                officer_id=sender.officer.id if sender.officer else None,
+                # a shared point lives in location_check, not in the message log
+                payload=case((Message.kind == "location", None), else_=Message.payload))
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def resolve_sender(session: Session, channel: str, address: str, default_language: str) -> Sender:
     """Officer, supervisee or unknown, by channel and address."""
     officer: Officer | None = None
@@ -227,8 +242,7 @@ class Router:
         Who sent it is resolved when it is handled (`process`), and recorded on
         the row then: storing stays one statement, so a burst is acknowledged fast.
         """
-        # A NULL provider id never conflicts: a message without one is always new.
-        return outbox.insert_ignore(session, _stored_row(inbound, now), ["channel", "provider_id", "direction"])
+        return self.store_many(session, [inbound], now)[0]
 
     def store_many(self, session: Session, inbounds: list[Inbound], now: datetime) -> list[int | None]:
         """Store a group in one multi-row INSERT: each message's id, or None for a provider's repeat.
@@ -245,6 +259,7 @@ class Router:
                     .on_conflict_do_nothing(index_elements=["channel", "provider_id", "direction"])
                     .returning(table.c.id, table.c.channel, table.c.provider_id))
             ids = {(r.channel, r.provider_id): r.id for r in session.execute(stmt)}
+        # A NULL provider id never conflicts: a message without one is always new.
         return [ids.pop((row["channel"], row["provider_id"]), None) if row["provider_id"] is not None
                 else outbox.insert_ignore(session, row, ["channel", "provider_id", "direction"]) for row in rows]
 
@@ -256,16 +271,7 @@ class Router:
         because the UPDATE waits for the row's lock and then finds it handled.
         """
         sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
-        claimed = session.execute(
-            update(Message).where(Message.id == message_id, Message.status == MessageStatus.received)
-            .values(status=MessageStatus.handled, error_code=None, updated_at=now,
-                    supervisee_id=sender.supervisee.id if sender.supervisee else None,
-                    officer_id=sender.officer.id if sender.officer else None,
-                    # a shared point lives in location_check, not in the message log
-                    payload=case((Message.kind == "location", None), else_=Message.payload))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+        if not _mark_handled(session, message_id, sender, now, only_received=True):
             return None
         conv = queries.conversation_for(session, inbound.channel, inbound.address, now)
         handler, keyword, args = self.match(inbound, sender, conv.state)
@@ -285,14 +291,7 @@ class Router:
         sender = resolve_sender(session, inbound.channel, inbound.address, self.default_language)
         reply = Reply(text(sender.language, "fallback.error"), kind="error")
         self._enqueue(session, inbound, message_id, [reply], now)
-        session.execute(
-            update(Message).where(Message.id == message_id)
-            .values(status=MessageStatus.handled, error_code="handler_error", updated_at=now,
-                    supervisee_id=sender.supervisee.id if sender.supervisee else None,
-                    officer_id=sender.officer.id if sender.officer else None,
-                    payload=case((Message.kind == "location", None), else_=Message.payload))
-            .execution_options(synchronize_session=False)
-        )
+        _mark_handled(session, message_id, sender, now, error="handler_error")
         return reply
 
     async def handle(self, engine: Engine, inbound: Inbound, now: datetime) -> Handled:
