@@ -41,6 +41,7 @@ from storage.models import (
     Role,
     Status,
     Supervisee,
+    written_in,
 )
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,8 @@ def clear_lost_contact(session: Session, now: datetime) -> int:
     """People in lost contact who answered since, or whom an officer reached: active again, alerts closed, their
     officer told."""
     cleared = 0
-    for person in session.exec(select(Supervisee).where(Supervisee.status == Status.lost_contact)).all():
+    lost = written_in(col(Supervisee.status), [Status.lost_contact])  # its partial index, on SQLite too
+    for person in session.exec(select(Supervisee).where(lost)).all():
         since = person.lost_contact_since or person.updated_at
         answered = session.exec(select(func.max(Obligation.answered_at))
                                 .where(Obligation.supervisee_id == person.id)).one()

@@ -7,8 +7,8 @@ import re
 import secrets
 from datetime import datetime, timedelta, tzinfo
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, select
 
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
@@ -17,7 +17,6 @@ from handlers.contract import Button, Context, Inbound, Recipient, Reply, Sender
 from handlers.officer import can_see
 from storage import audit, queries
 from storage.models import (
-    SUPERVISED,
     Obligation,
     ObligationKind,
     ObligationState,
@@ -216,11 +215,20 @@ def verified_hours(session: Session, start: datetime, end: datetime,
     return {pid: float(h or 0) for pid, h in session.exec(query).all()}
 
 
-def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[int, int]:
-    """Service minutes verified for sessions that started in [start, end), for every active person (0 when none)."""
-    credited = verified_hours(session, start, end)
-    active = session.exec(select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))).all()
-    return {pid: round(credited.get(pid, 0.0) * 60) for pid in active}
+def credited(start: datetime, end: datetime) -> ColumnElement:
+    """Service minutes verified for sessions that started in [start, end), of the `Supervisee` row of the
+    enclosing query (0 when none): an expression, counted by the database."""
+    hours = (select(func.sum(ServiceAttendance.hours))
+             .join(ServiceSession, ServiceSession.id == ServiceAttendance.session_id)
+             .where(ServiceAttendance.supervisee_id == Supervisee.id, ServiceAttendance.state == "verified",
+                    ServiceSession.starts_at >= start, ServiceSession.starts_at < end)
+             .correlate(Supervisee).scalar_subquery())
+    return func.round(func.coalesce(hours, 0) * 60)
+
+
+def minutes_credited(session: Session, start: datetime, end: datetime, ids: list[int] | None = None) -> dict[int, int]:
+    """Service minutes verified in [start, end) per person under supervision (optionally only `ids`)."""
+    return queries.supervised_tally(session, credited(start, end), ids)
 
 
 def shortfall_reminder(person: Supervisee, minutes: int, required: int) -> Reply:

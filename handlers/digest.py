@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from content.catalog import text
@@ -15,7 +16,7 @@ from content.policy import Policy
 from handlers.contract import Recipient, Reply, SenderKind
 from handlers.delivery import deliver
 from handlers.escalation import open_alerts, reachable
-from handlers.officer import visible_people
+from handlers.officer import visible_clause
 from handlers.study import month_start
 from storage.models import SUPERVISED, Broadcast, Leave, LeaveState, Message, Officer, Supervisee
 
@@ -37,31 +38,27 @@ class Waiting:
         return not (self.alerts or self.leave or self.notes or self.reports or any((self.behind or {}).values()))
 
 
-def behind_pace(session: Session, now: datetime, zone: tzinfo, policy: Policy, monthly: dict) -> dict[str, set[int]]:
-    """Per monthly target (study, service: its rule in the scheduled table), the people under supervision below
-    the month's pace so far: less than the target times the share of the month gone by. Once for every digest."""
+def behind_pace(now: datetime, zone: tzinfo, policy: Policy, monthly: dict) -> dict[str, ColumnElement]:
+    """Per monthly target (study, service: its rule in the scheduled table), the condition on a `Supervisee` row
+    of being below the month's pace so far: less than the target times the share of the month gone by. The
+    database counts them per officer; nothing per person is held."""
     start = month_start(now, zone)
     local = now.astimezone(zone)
     share = (local.day - 1) / calendar.monthrange(local.year, local.month)[1]  # the days gone by, today not yet
-    supervised = set(session.exec(select(Supervisee.id).where(col(Supervisee.status).in_(SUPERVISED))).all())
-    behind = {}
-    for kind, rule in monthly.items():
-        pace = rule.target(policy).monthly_minutes * share
-        minutes = rule.minutes(session, start, now)
-        behind[kind] = {pid for pid in supervised if minutes.get(pid, 0) < pace}
-    return behind
+    return {kind: rule.credited(start, now) < rule.target(policy).monthly_minutes * share
+            for kind, rule in monthly.items()}
 
 
 def waiting_for(session: Session, officer: Officer, now: datetime, since: datetime,
-                behind: dict[str, set[int]]) -> Waiting:
-    """`behind`: per monthly target, the county's people behind the month's pace (`behind_pace`)."""
+                behind: dict[str, ColumnElement]) -> Waiting:
+    """`behind`: per monthly target, the condition of being behind the month's pace (`behind_pace`)."""
     w = Waiting()
     alerts = open_alerts(officer).subquery()
     w.alerts, w.oldest = session.exec(select(func.count(), func.min(alerts.c.opened_at))).one()
-    ids = visible_people(session, officer)
+    visible = visible_clause(officer)
     leave = select(func.count()).select_from(Leave).where(Leave.state == LeaveState.requested)
-    if ids is not None:
-        leave = leave.where(col(Leave.supervisee_id).in_(ids or [0]))
+    if visible is not None:
+        leave = leave.join(Supervisee, Supervisee.id == Leave.supervisee_id).where(visible)
     w.leave = session.exec(leave).one()
     counts = dict(session.exec(
         select(Message.kind, func.count()).where(Message.officer_id == officer.id, Message.direction == "out",
@@ -69,7 +66,10 @@ def waiting_for(session: Session, officer: Officer, now: datetime, since: dateti
                                                  Message.created_at >= since, Message.created_at < now)
         .group_by(Message.kind)).all())
     w.notes, w.reports = counts.get("contact", 0), counts.get("report_notice", 0)
-    w.behind = {kind: len(people if ids is None else people.intersection(ids)) for kind, people in behind.items()}
+    w.behind = {}
+    for kind, is_behind in behind.items():
+        people = select(func.count()).select_from(Supervisee).where(col(Supervisee.status).in_(SUPERVISED), is_behind)
+        w.behind[kind] = session.exec(people if visible is None else people.where(visible)).one()
     return w
 
 
@@ -92,7 +92,7 @@ def send_digests(session: Session, now: datetime, since: datetime, zone: tzinfo,
                  monthly: dict) -> int:
     """One digest to every active officer who can be reached and has something waiting; how many went."""
     sent = 0
-    behind = behind_pace(session, now, zone, policy, monthly)
+    behind = behind_pace(now, zone, policy, monthly)
     for officer in session.exec(select(Officer).where(Officer.active.is_(True)).order_by(Officer.id)).all():
         if not reachable(officer):
             continue

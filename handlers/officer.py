@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from content.catalog import text
@@ -253,17 +254,22 @@ def _pages(body: str, size: int) -> list[str]:
     return pages + [rest]
 
 
-def visible_people(session: Session, officer: Officer) -> list[int] | None:
-    """Ids of the people `officer` may see; None for an administrator (everyone)."""
+def visible_clause(officer: Officer) -> ColumnElement | None:
+    """Which `Supervisee` rows `officer` may see, as a condition; None for an administrator (everyone)."""
     if officer.role == Role.admin:
         return None
-    q = select(Supervisee.id)
     if officer.role == Role.supervisor:
         under = select(Officer.id).where(Officer.supervisor_id == officer.id)
-        q = q.where((Supervisee.township == officer.township) | col(Supervisee.officer_id).in_(under))
-    else:
-        q = q.where(Supervisee.officer_id == officer.id)
-    return list(session.exec(q).all())
+        return (Supervisee.township == officer.township) | col(Supervisee.officer_id).in_(under)
+    return Supervisee.officer_id == officer.id
+
+
+def visible_people(session: Session, officer: Officer) -> list[int] | None:
+    """Ids of the people `officer` may see; None for an administrator (everyone)."""
+    visible = visible_clause(officer)
+    if visible is None:
+        return None
+    return list(session.exec(select(Supervisee.id).where(visible)).all())
 
 
 async def reports(inbound: Inbound, ctx: Context) -> list[Reply]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session
 
 from content.policy import MonthlyTarget, Policy
@@ -67,7 +68,7 @@ class MonthlyRule:
     """A monthly target in minutes: tally, remind on the policy's day, escalate on the later one."""
 
     target: Callable[[Policy], MonthlyTarget]
-    minutes: Callable[[Session, datetime, datetime], dict[int, int]]  # credited in [start, end), per active person
+    credited: Callable[[datetime, datetime], ColumnElement]  # minutes in [start, end) of the query's Supervisee row
     reminder: Callable[[Supervisee, int, int], Reply]  # (person, minutes so far, minutes required)
     alert: EscalationKind
 
@@ -148,9 +149,9 @@ OBLIGATIONS: dict[ObligationKind, ObligationRule] = {
 PLANNED_KINDS = tuple(kind for kind, rule in OBLIGATIONS.items() if rule.plan is not None)
 
 MONTHLY: dict[ObligationKind, MonthlyRule] = {
-    K.study: MonthlyRule(lambda p: p.study, study.minutes_credited, study.shortfall_reminder,
+    K.study: MonthlyRule(lambda p: p.study, study.credited, study.shortfall_reminder,
                          EscalationKind.study_shortfall),
-    K.service: MonthlyRule(lambda p: p.service, community_service.minutes_credited,
+    K.service: MonthlyRule(lambda p: p.service, community_service.credited,
                            community_service.shortfall_reminder, EscalationKind.service_shortfall),
 }
 

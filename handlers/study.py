@@ -6,7 +6,7 @@ import logging
 import string
 from datetime import datetime, tzinfo
 
-from sqlalchemy import case, func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from content.catalog import text
@@ -14,7 +14,8 @@ from content.formatting import day_and_time, duration
 from content.study import Module, module, order
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target, zone_of
 from handlers.delivery import deliver
-from storage.models import SUPERVISED, Obligation, ObligationState, StudyProgress, Supervisee
+from storage import queries
+from storage.models import Obligation, ObligationState, StudyProgress, Supervisee
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,19 @@ def month_minutes(session: Session, person_id: int, now: datetime, zone: tzinfo)
     return int(total)
 
 
-def minutes_credited(session: Session, start: datetime, end: datetime) -> dict[int, int]:
-    """Study minutes credited in [start, end) for every active person (0 when none), by supervisee id."""
-    in_range = (StudyProgress.passed_at >= start) & (StudyProgress.passed_at < end)
-    credited = func.coalesce(func.sum(case((in_range, StudyProgress.minutes), else_=0)), 0)
-    rows = session.exec(
-        select(Supervisee.id, credited)
-        .join(StudyProgress, (StudyProgress.supervisee_id == Supervisee.id) & (StudyProgress.state == "passed"),
-              isouter=True)
-        .where(col(Supervisee.status).in_(SUPERVISED))
-        .group_by(Supervisee.id)
-    ).all()
-    return {pid: int(m) for pid, m in rows}
+def credited(start: datetime, end: datetime) -> ColumnElement:
+    """Study minutes credited in [start, end) to the `Supervisee` row of the enclosing query (0 when none): an
+    expression, so that a tally over the roster is counted by the database, not held in memory."""
+    return func.coalesce(
+        select(func.sum(StudyProgress.minutes))
+        .where(StudyProgress.supervisee_id == Supervisee.id, StudyProgress.state == "passed",
+               StudyProgress.passed_at >= start, StudyProgress.passed_at < end)
+        .correlate(Supervisee).scalar_subquery(), 0)
+
+
+def minutes_credited(session: Session, start: datetime, end: datetime, ids: list[int] | None = None) -> dict[int, int]:
+    """Study minutes credited in [start, end) per person under supervision (optionally only `ids`)."""
+    return queries.supervised_tally(session, credited(start, end), ids)
 
 
 def _next_module_id(session: Session, person_id: int) -> str:

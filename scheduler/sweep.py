@@ -39,6 +39,7 @@ from storage.models import (
     ObligationState,
     Status,
     Supervisee,
+    written_in,
 )
 from storage.outbox import enqueue_many
 
@@ -49,6 +50,7 @@ PLANNED_FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
 ADVISORY_LOCK = 0x636B696E  # "ckin": one sweeper at a time on PostgreSQL
 MAX_ROUNDS = 1000
 PLAN_AT_ONCE = 250  # people planned in one transaction: what planning holds in memory at a time
+SHORTFALL_AT_ONCE = 1000  # people reminded or escalated for a monthly target in one transaction (MAX_ROUNDS times)
 
 
 @dataclass
@@ -82,9 +84,11 @@ class SweepReport:
     expired: int = 0  # bulk messages dropped unsent at their expiry
     purge_notices_scrubbed: int = 0  # last messages of `checkin purge`, deleted once gone
     skipped: bool = False  # another worker held the sweep lock
+    # Where a step done in several transactions got to (its key -> last id, count so far); not a figure.
+    progress: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "progress"}
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,7 @@ def _advance_obligations(s: Session, now: datetime, cfg: SweepConfig, rep: Sweep
     due = s.exec(
         select(Obligation, Supervisee)
         .join(Supervisee, Supervisee.id == Obligation.supervisee_id)
-        .where(col(Obligation.state).in_(OPEN_OBLIGATION), col(Obligation.next_check_at) <= now)
+        .where(written_in(col(Obligation.state), OPEN_OBLIGATION), col(Obligation.next_check_at) <= now)
         .order_by(Obligation.next_check_at, Obligation.id)
         .limit(cfg.batch)
         .with_for_update(of=Obligation, skip_locked=True)
@@ -329,7 +333,10 @@ def _holiday_today(country: str, day: date) -> greetings.Holiday | None:
 
 
 def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepReport) -> bool:
-    """On the policy's days, remind those behind on each monthly target, then escalate (once each)."""
+    """On the policy's days, remind those behind on each monthly target, then escalate (once each).
+
+    SHORTFALL_AT_ONCE people per transaction, in id order (the report carries where it got to), and True while
+    there are more: on the 20th most of a large roster may be behind, and none of it is held at once."""
     local = now.astimezone(cfg.zone)
     if local.time() < cfg.policy.greetings.time:
         return False
@@ -343,22 +350,27 @@ def _monthly_shortfall(s: Session, now: datetime, cfg: SweepConfig, rep: SweepRe
         key = f"{kind}-{step}:{local:%Y-%m}"
         if greetings.already_run(s, key):
             continue
-        behind = {pid: m for pid, m in monthly.minutes(s, month, month_end).items() if m < target.monthly_minutes}
-        for pid in list(behind):  # a pause this month (hospital, detention) excuses the month's target
-            person = s.get(Supervisee, pid)
-            if person.paused_until is not None and person.paused_until >= month.astimezone(cfg.zone).date():
-                del behind[pid]
-        for person in (s.get(Supervisee, pid) for pid in behind):
+        after, behind = rep.progress.get(key, (0, 0))
+        credited = monthly.credited(month, month_end)
+        rows = s.exec(  # a pause this month (hospital, detention) excuses the month's target
+            select(Supervisee, credited)
+            .where(col(Supervisee.status).in_(SUPERVISED), credited < target.monthly_minutes, Supervisee.id > after,
+                   col(Supervisee.paused_until).is_(None) | (Supervisee.paused_until < month.date()))
+            .order_by(Supervisee.id).limit(SHORTFALL_AT_ONCE)).all()
+        for person, minutes in rows:
             if step == "remind":
-                deliver(s, monthly.reminder(person, behind[person.id], target.monthly_minutes), now=now,
+                deliver(s, monthly.reminder(person, int(minutes), target.monthly_minutes), now=now,
                         dedupe_key=f"{key}:{person.id}")
                 setattr(rep, f"{kind}_reminded", getattr(rep, f"{kind}_reminded") + 1)
             elif escalation.open_escalation(s, person, monthly.alert, now, cfg.policy, cfg.zone,
-                                            facts={"minutes": behind[person.id], "day": target.remind_day,
+                                            facts={"minutes": int(minutes), "day": target.remind_day,
                                                    "required": target.monthly_minutes},
                                             country=cfg.holiday_country):
                 setattr(rep, f"{kind}_escalated", getattr(rep, f"{kind}_escalated") + 1)
-        s.add(Broadcast(key=key, kind=kind, template=step, queued=len(behind), created_at=now))
+        if len(rows) == SHORTFALL_AT_ONCE:
+            rep.progress[key] = (rows[-1][0].id, behind + len(rows))
+            return True
+        s.add(Broadcast(key=key, kind=kind, template=step, queued=behind + len(rows), created_at=now))
     return False
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from storage.columns import UTCDateTime, _blind, _kind, _secret, _ts, one_of  # noqa: F401
+from storage.columns import UTCDateTime, _blind, _kind, _secret, _ts, one_of, partial_index, written_in  # noqa: F401
 from storage.crypto import keyring_for
 
 
@@ -168,7 +168,9 @@ class Officer(SQLModel, table=True):
 class Supervisee(SQLModel, table=True):
     """A person under supervision."""
 
-    __table_args__ = (Index("ix_supervisee_status_end", "status", "supervision_end"),)
+    __table_args__ = (Index("ix_supervisee_status_end", "status", "supervision_end"),
+                      partial_index("ix_supervisee_unplanned", "id", where="planned_until IS NULL"),
+                      partial_index("ix_supervisee_lost_contact", "id", where="status = 'lost_contact'"))
 
     id: int | None = Field(default=None, primary_key=True)
     case_number: str = Field(max_length=40, unique=True)
@@ -241,6 +243,8 @@ class Obligation(SQLModel, table=True):
         UniqueConstraint("supervisee_id", "kind", "period_key", name="uq_obligation_period"),
         Index("ix_obligation_state_due", "state", "due_at"),
         Index("ix_obligation_state_next", "state", "next_check_at"),
+        partial_index("ix_obligation_open_next", "next_check_at", "id",
+                      where=f"state IN ({', '.join(repr(str(v)) for v in OPEN_OBLIGATION)})"),
         one_of("kind", ObligationKind, "ck_obligation_kind"),
     )
 

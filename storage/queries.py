@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
 
 from storage.crypto import keyring_for
-from storage.models import Conversation, EnrolmentCode, Officer, Supervisee
+from storage.models import SUPERVISED, Conversation, EnrolmentCode, Officer, Supervisee
 
 
 def officer_by_telegram(session: Session, telegram_id: int) -> Officer | None:
@@ -90,3 +90,12 @@ def caseload_counts(session: Session) -> dict[int, int]:
         select(Supervisee.officer_id, func.count()).where(Supervisee.status != "ended").group_by(Supervisee.officer_id)
     ).all()
     return dict(rows)
+
+
+def supervised_tally(session: Session, value: ColumnElement, ids: list[int] | None = None) -> dict[int, int]:
+    """`value`, an expression over a `Supervisee` row (minutes credited, say), per person under supervision
+    (optionally only `ids`)."""
+    query = select(Supervisee.id, value).where(col(Supervisee.status).in_(SUPERVISED))
+    if ids is not None:
+        query = query.where(col(Supervisee.id).in_(ids))
+    return {pid: int(v) for pid, v in session.exec(query).all()}

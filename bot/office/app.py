@@ -282,8 +282,8 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         due = {ob.due_at.astimezone(zone).day: ob.state for ob in db.exec(select(Obligation).where(
             Obligation.supervisee_id == p.id, Obligation.kind == ObligationKind.checkin,
             Obligation.due_at >= start, Obligation.due_at < end))}
-        hours = {"study": study.minutes_credited(db, start, end).get(p.id, 0),
-                 "service": community_service.minutes_credited(db, start, end).get(p.id, 0)}
+        hours = {"study": study.minutes_credited(db, start, end, [p.id]).get(p.id, 0),
+                 "service": community_service.minutes_credited(db, start, end, [p.id]).get(p.id, 0)}
         points = db.exec(select(LocationCheck).where(LocationCheck.supervisee_id == p.id)
                          .order_by(col(LocationCheck.taken_at).desc()).limit(30)).all()
         spots = [Spot(pt.latitude, pt.longitude, pt.inside, day_and_time(pt.taken_at, zone, page.lang))
