@@ -42,7 +42,7 @@ SMS = {"twilio_account_sid": "AC" + "0" * 32, "twilio_auth_token": "t", "twilio_
 
 @pytest.mark.parametrize("channels, present, absent", [
     (SMS, {"twilio"}, {"telegram", "shapely", "numpy", "alembic", "openpyxl", "pytest"}),
-    ({"telegram_bot_token": "123:ABC"}, {"telegram"}, {"twilio", "shapely", "numpy", "alembic"}),
+    ({"telegram_bot_token": "123:ABC"}, {"telegram", "httpx"}, {"twilio", "shapely", "numpy", "alembic", "pygments"}),
 ])
 def test_the_service_loads_only_the_libraries_it_uses(tmp_path, channels, present, absent):
     modules = loaded(tmp_path, **channels)
