@@ -86,26 +86,27 @@ class Outbox:
         """Send every row due at `now` until none is left (optionally only to `recipient`: (kind, id))."""
         report = DrainReport()
         batches = 0
-        # Database work runs in a worker thread, and the next batch is claimed while this one is being
-        # sent: the event loop keeps sending (and taking inbound messages) instead of waiting on queries.
-        upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, recipient))
-        while True:
-            rows = await upcoming
-            if not rows and batches:  # claimed before the last batch was recorded, which may have queued more
-                rows = await asyncio.to_thread(self._claim, now, recipient)
-            if not rows:
-                break
+        # Database work runs in a worker thread, and when a batch was full the next is claimed while it is being
+        # sent: the event loop keeps sending (and taking inbound messages) instead of waiting on queries. A batch
+        # that was not full was all there was: no claim beside it (during a burst of answers each handled batch
+        # kicks a drain, and the claims that found nothing kept PostgreSQL busy beside the handling).
+        rows = await asyncio.to_thread(self._claim, now, recipient)
+        while rows:
             batches += 1
             more = max_batches is None or batches < max_batches
-            upcoming = asyncio.create_task(asyncio.to_thread(self._claim, now, recipient)) if more else None
+            upcoming = (asyncio.create_task(asyncio.to_thread(self._claim, now, recipient))
+                        if more and len(rows) == self.batch else None)
             by_channel: dict[str, list[outbox.Outgoing]] = defaultdict(list)
             for row in rows:
                 by_channel[row.channel].append(row)
             await asyncio.gather(
                 *(self._send_all(name, items, now, report) for name, items in by_channel.items())
             )
-            if upcoming is None:
+            if not more:
                 break
+            rows = await upcoming if upcoming is not None else []
+            if not rows:  # what recording this batch queued (an alert after a failure), or what came meanwhile
+                rows = await asyncio.to_thread(self._claim, now, recipient)
         return report
 
     def _claim(self, now: datetime, recipient: tuple[str, int] | None) -> list[outbox.Outgoing]:
