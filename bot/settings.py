@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
+    # Calls (bot/channels/voice.py): from this number, else the SMS number; placed at most this many a second.
+    twilio_voice_from: str | None = Field(None, validation_alias=_env("TWILIO_VOICE_FROM"))
+    voice_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_VOICE_RATE"))
     # Encryption at rest (storage.crypto): data keys newest first, the blind-index key; or a key file holding both.
     data_keys: str | None = Field(None, validation_alias=_env("CHECKIN_DATA_KEYS"), repr=False)
     index_key: str | None = Field(None, validation_alias=_env("CHECKIN_INDEX_KEY"), repr=False)
@@ -188,6 +191,13 @@ class Settings(BaseSettings):
     def telegram_enabled(self) -> bool:
         """Telegram is on when a bot token is set."""
         return bool(self.telegram_bot_token)
+
+    @property
+    def voice_enabled(self) -> bool:
+        """Calls are on with Twilio's credentials, a number to call from, and a public URL for Twilio to fetch the
+        call's words from."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.public_url
+                    and (self.twilio_voice_from or self.twilio_from_number))
 
     @property
     def sms_enabled(self) -> bool:

@@ -22,8 +22,10 @@ from storage import outbox as outbox_rows
 from storage.db import session_scope
 
 if TYPE_CHECKING:
+    from bot.calls import CallDesk
     from bot.channels.sms import SmsChannel
     from bot.channels.telegram import TelegramChannel
+    from bot.channels.voice import VoiceChannel
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,19 @@ class Stack:
                 api_base_url=s.twilio_api_base_url, public_url=s.public_url, rate=s.sms_rate,
             )
             self.channels["sms"] = self.sms
+        self.voice: VoiceChannel | None = None
+        self.calls: CallDesk | None = None
+        if s.voice_enabled:
+            from bot.calls import CallDesk
+            from bot.channels.voice import VoiceChannel
+
+            self.calls = CallDesk(rt.engine, self.inbox, rt.clock.now, s.language)
+            self.voice = VoiceChannel(
+                s.twilio_account_sid, s.twilio_auth_token, from_number=s.twilio_voice_from or s.twilio_from_number,
+                public_url=s.public_url, on_key=self.calls.key, on_status=self.call_status, script=self.calls.script,
+                caller=self.calls.caller, now=rt.clock.now, api_base_url=s.twilio_api_base_url, rate=s.voice_rate,
+            )
+            self.channels["voice"] = self.voice
         self.outbox = Outbox(rt.engine, self.channels, on_failure=self._failed,
                              lease=timedelta(seconds=rt.settings.claim_lease_seconds))
         self.ticker = Ticker(rt.engine, self.outbox, rt.sweep_config, rt.clock, sweeps=sweeps)
@@ -107,11 +122,27 @@ class Stack:
 
             out.append(Route(INBOUND_PATH, self.sms.inbound, methods=["POST"]))
             out.append(Route(STATUS_PATH, self.sms.status, methods=["POST"]))
+        if self.voice is not None:
+            from bot.channels import voice
+
+            out += [Route(voice.ANSWER_PATH, self.voice.answer, methods=["POST"]),
+                    Route(voice.GATHER_PATH, self.voice.gather, methods=["POST"]),
+                    Route(voice.INCOMING_PATH, self.voice.incoming, methods=["POST"]),
+                    Route(voice.STATUS_PATH, self.voice.status, methods=["POST"])]
         return out
 
     async def sms_status(self, sid: str, status: str, error_code: str | None) -> None:
         """A Twilio status callback: update the row; an undelivered SMS may mean lost contact."""
         await asyncio.to_thread(self._record_status, sid, status, error_code)
+
+    async def call_status(self, sid: str, status: str, error_code: str | None) -> None:
+        """A Twilio call status callback: how the call ended."""
+        await asyncio.to_thread(self._record_call_status, sid, status, error_code)
+
+    def _record_call_status(self, sid: str, status: str, error_code: str | None) -> None:
+        now = self.rt.clock.now()
+        with session_scope(self.rt.engine) as session:
+            outbox_rows.record_call_status(session, sid, status, error_code, now)
 
     def _record_status(self, sid: str, status: str, error_code: str | None) -> None:
         now = self.rt.clock.now()
@@ -133,6 +164,8 @@ class Stack:
 
     def _handled(self, handled: list[tuple[Inbound, Handled]]) -> None:
         """A batch was handled (on the event loop): send the replies now; an officer's /start gets their menu."""
+        if self.calls is not None:  # a key pressed in a call: its reply is said in the call
+            self.calls.handled(handled)
         self.kick()
         if self.telegram is None:
             return

@@ -15,8 +15,9 @@ def console_address(who: Officer | Supervisee) -> str:
 def route_for(who: Officer | Supervisee) -> tuple[str, str]:
     """The (channel, address) proactive messages to `who` use.
 
-    Telegram when bound (and preferred, for supervisees), else SMS when a phone
-    is known, else the console mailbox.
+    A call for a supervisee who prefers voice and has a phone; Telegram when
+    bound (and preferred, for supervisees), else SMS when a phone is known,
+    else the console mailbox.
     """
     if isinstance(who, Officer):
         if who.telegram_id is not None:
@@ -24,6 +25,8 @@ def route_for(who: Officer | Supervisee) -> tuple[str, str]:
         if who.phone:
             return ChannelName.sms, who.phone
         return ChannelName.console, console_address(who)
+    if who.preferred_channel == ChannelName.voice and who.phone:  # they hear everything by phone call
+        return ChannelName.voice, who.phone
     telegram_ok = who.telegram_chat_id is not None and who.telegram_blocked_at is None
     sms_ok = bool(who.phone) and who.sms_blocked_at is None
     if telegram_ok and (who.preferred_channel == ChannelName.telegram or not sms_ok):

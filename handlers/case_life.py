@@ -197,12 +197,13 @@ def set_timezone(session: Session, person: Supervisee, name: str | None, *, acto
 
 
 def set_channel(session: Session, person: Supervisee, channel: str, *, actor: Actor, now: datetime) -> list[Reply]:
-    """The channel proactive messages prefer: Telegram (a linked chat that has not blocked the bot) or SMS."""
+    """The channel proactive messages prefer: Telegram (a linked chat that has not blocked the bot), SMS, or voice
+    (phone calls)."""
     _open(person)
     if channel == ChannelName.telegram:
         if person.telegram_chat_id is None or person.telegram_blocked_at is not None:
             raise CaseError("no_telegram", case=person.case_number)
-    elif channel == ChannelName.sms:
+    elif channel in (ChannelName.sms, ChannelName.voice):
         if not person.phone:
             raise CaseError("no_phone", case=person.case_number)
     else:

@@ -136,7 +136,8 @@ def route_column():
     telegram_ok = and_(s.telegram_chat_id.is_not(None), s.telegram_blocked_at.is_(None))
     sms_ok = and_(s.phone.is_not(None), s.sms_blocked_at.is_(None))
     use_telegram = and_(telegram_ok, or_(s.preferred_channel == ChannelName.telegram, not_(sms_ok)))
-    return case((use_telegram, literal(ChannelName.telegram.value)),
+    use_voice = and_(s.preferred_channel == ChannelName.voice, s.phone.is_not(None))
+    return case((use_voice, literal(ChannelName.voice.value)), (use_telegram, literal(ChannelName.telegram.value)),
                 (s.phone.is_not(None), literal(ChannelName.sms.value)), else_=literal(ChannelName.console.value))
 
 

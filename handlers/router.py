@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy import case, select, update
 from sqlalchemy.engine import Engine
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 ANYONE = frozenset(SenderKind)
 PERSON = frozenset({SenderKind.supervisee})
 OFFICER = frozenset({SenderKind.officer})
+SAID_IN_CALL = timedelta(minutes=2)  # how long a reply to a key pressed in a call waits to be said in it
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def resolve_sender(session: Session, channel: str, address: str, default_languag
     if channel == ChannelName.telegram and address.lstrip("-").isdigit():
         officer = queries.officer_by_telegram(session, int(address))
         person = None if officer else queries.supervisee_by_telegram(session, int(address))
-    elif channel == ChannelName.sms:
+    elif channel in (ChannelName.sms, ChannelName.voice):  # a text or a call from a phone number
         officer = queries.officer_by_phone(session, address)
         person = None if officer else queries.supervisee_by_phone(session, address)
     elif channel == ChannelName.console:
@@ -353,7 +354,10 @@ class Router:
             extra = None
             if reply.edit_origin and reply.to is None and inbound.origin_message_id is not None:
                 extra = {"edit": {"message_id": inbound.origin_message_id, "prefix": inbound.origin_text or ""}}
-            deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}",
+            # A key pressed in a call is answered in that call (bot/channels/voice.py takes these rows at once):
+            # held back from the drain meanwhile, which would otherwise call back.
+            held = now + SAID_IN_CALL if reply.to is None and inbound.channel == ChannelName.voice else None
+            deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}", not_before=held,
                     channel=inbound.channel, address=inbound.address, extra_payload=extra,
                     supervisee_id=sender.supervisee.id if sender and sender.supervisee else None,
                     officer_id=sender.officer.id if sender and sender.officer else None)

@@ -62,6 +62,7 @@ class ChannelName(StrEnum):
     telegram = "telegram"
     sms = "sms"
     console = "console"
+    voice = "voice"  # phone calls answered on the keypad (bot/channels/voice.py)
 
 
 class Direction(StrEnum):

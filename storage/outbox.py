@@ -234,3 +234,19 @@ def record_status(session: Session, channel: str, provider_id: str, status: str,
         msg.updated_at = now
         session.add(msg)
     return msg
+
+
+# How a call ended, as a message's delivery: answered (by a person or a machine) or not reached.
+CALL_OUTCOME = {"completed": "delivered", "no-answer": "undelivered", "busy": "undelivered", "failed": "failed",
+                "canceled": "undelivered"}
+
+
+def record_call_status(session: Session, call_sid: str, call_status: str, error_code: str | None,
+                       now: datetime) -> Message | None:
+    """A call's status callback on the message it carried: completed is delivered; no answer, busy, cancelled
+    are undelivered and failed is failed, with the call's status kept as the error code."""
+    status = CALL_OUTCOME.get(call_status)
+    if status is None:  # ringing, in-progress: not an outcome
+        return None
+    code = error_code or (None if status == "delivered" else call_status)
+    return record_status(session, "voice", call_sid, status, code, now)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from starlette.requests import Request
@@ -26,6 +27,22 @@ TWILIO_API = "https://api.twilio.com"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 # Carrier and Twilio errors that retrying will not mend.
 PERMANENT = {21211, 21214, 21408, 21602, 21604, 21606, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 30007}
+
+
+@contextmanager
+def twilio_errors() -> Iterator[None]:
+    """Twilio's errors as the outbox's: retried later (429, 5xx, the network) or permanent (the number)."""
+    try:
+        yield
+    except TwilioRestException as exc:
+        code = str(exc.code or exc.status)
+        if exc.status == 429 or exc.status >= 500:
+            raise TransientSendError(f"HTTP {exc.status}", code=code) from None
+        if (exc.code or 0) in PERMANENT or 400 <= exc.status < 500:
+            raise PermanentSendError(f"HTTP {exc.status} code {exc.code}", code=code) from None
+        raise TransientSendError(f"HTTP {exc.status}", code=code) from None
+    except OSError as exc:  # connection refused, DNS, time-outs (requests' errors are OSErrors)
+        raise TransientSendError(f"{type(exc).__name__}", code="network") from None
 
 
 class RedirectingHttpClient(TwilioHttpClient):
@@ -95,17 +112,8 @@ class SmsChannel:
             kwargs["from_"] = self.from_number
         if self.public_url:
             kwargs["status_callback"] = f"{self.public_url}{STATUS_PATH}"
-        try:
+        with twilio_errors():
             created = await asyncio.to_thread(self.client.messages.create, **kwargs)
-        except TwilioRestException as exc:
-            code = str(exc.code or exc.status)
-            if exc.status == 429 or exc.status >= 500:
-                raise TransientSendError(f"HTTP {exc.status}", code=code) from None
-            if (exc.code or 0) in PERMANENT or 400 <= exc.status < 500:
-                raise PermanentSendError(f"HTTP {exc.status} code {exc.code}", code=code) from None
-            raise TransientSendError(f"HTTP {exc.status}", code=code) from None
-        except OSError as exc:  # connection refused, DNS, time-outs (requests' errors are OSErrors)
-            raise TransientSendError(f"{type(exc).__name__}", code="network") from None
         return SendResult(provider_id=created.sid)
 
     # ---- in: signed webhooks ---------------------------------------------------------

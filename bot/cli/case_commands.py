@@ -98,7 +98,7 @@ def case_timezone(case_number: CaseArg,
 
 
 @case_app.command("channel")
-def case_channel(case_number: CaseArg, channel: Annotated[str, typer.Argument(help="telegram or sms")],
+def case_channel(case_number: CaseArg, channel: Annotated[str, typer.Argument(help="telegram, sms or voice")],
                  officer: OfficerOpt = None) -> None:
     """Change the channel messages to the person prefer."""
     _change(case_number, officer, f"channel {channel}",

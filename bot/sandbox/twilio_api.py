@@ -6,6 +6,7 @@ answers with Twilio-shaped JSON, records what was sent, fails on demand with
 Twilio's error bodies (400 with `code` 21610, 21211, 21614; 429; 5xx), and acts
 as the phone network: it posts inbound messages and delivery status callbacks
 to the service, signed exactly as Twilio signs them (twilio's RequestValidator).
+The Calls API and the telephone at the other end are in `twilio_calls.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from bot.sandbox.loopback import LoopbackServer
+from bot.sandbox.twilio_calls import Calls
 
 ERRORS = {
     21211: "The 'To' number is not a valid phone number.",
@@ -64,8 +66,10 @@ class FakeTwilio(LoopbackServer):
         self.service_url: str | None = None  # the public URL the service signs against
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
+        self.calls = Calls(self)  # the Calls API and the telephones it rings (bot/sandbox/twilio_calls.py)
         super().__init__(Starlette(routes=[
             Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
+            Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls.create, methods=["POST"]),
         ]))
 
     @property

@@ -1,0 +1,128 @@
+"""Check-ins by phone call: the real twilio Client against the Calls API stand-in, a simulated telephone that
+fetches the service's TwiML (checked as Twilio would read it), presses keys and posts signed callbacks."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from bot.sandbox.twilio_calls import TwimlError
+from storage.db import session_scope
+from storage.models import Supervisee
+from tests.bot.test_sms import TOM, WANG, serving
+from tests.sim import local
+
+
+def wang_on_voice(h) -> None:
+    with session_scope(h.db.engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id == h.county.strict.id).values(preferred_channel="voice"))
+
+
+@pytest.fixture
+async def voice(db, monkeypatch, tmp_path):
+    async with serving(db, monkeypatch, tmp_path, prepare=wang_on_voice) as h:
+        yield h
+
+
+async def prompt_call(h):
+    """Monday 09:00: the check-in prompt goes to 王伟 as a call; the phone rings at 09:05."""
+    await h.tick(local(2027, 3, 1, 9))
+    (call,) = h.fake.calls.to(WANG)
+    h.clock.set(local(2027, 3, 1, 9, 5))
+    return call
+
+
+async def test_a_check_in_answered_with_1_is_received_and_said_in_the_same_call(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    assert fake.sent and all(m.to != WANG for m in fake.sent)  # Tom's prompt by SMS; none to 王伟
+    assert call.url == f"http://127.0.0.1:{h.port}/twilio/voice/answer?m={h.rows(kind='checkin_prompt', address=WANG)[0].id}"
+    assert call.machine_detection == "Enable" and call.from_ == fake.number
+    await fake.calls.ring(call.sid, keys=["1"])
+    await h.stack.idle()
+    assert call.heard[:3] == ["您好，这是县社区矫正中心的报到电话。", "今天的报到时间到了。请在 13:00 前回复。",
+                              "一切正常，请按1。需要协管员给您回电话，请按2。再听一遍，请按9。"]
+    assert call.heard[3].startswith("已收到，谢谢。下次报到：明天 09:00") and call.heard[-1] == "谢谢，再见。"
+    assert set(call.languages) == {"cmn-CN"}
+    assert [o.state for o in h.county.obligations(h.county.strict)][0] == "done"
+    (reply,) = h.rows(direction="out", channel="voice", kind="reply")
+    assert reply.status == "sent" and reply.provider_id.startswith(call.sid)
+    assert len(fake.calls.to(WANG)) == 1  # said in the call: no call back
+    (prompt,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (prompt.status, prompt.error_code) == ("delivered", None)  # the status callback: completed
+
+
+async def test_2_asks_the_officer_at_once(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, keys=["2"])
+    await h.stack.idle()
+    assert "已收到。已通知李娜尽快联系您。" in call.heard
+    (esc,) = h.county.escalations()
+    assert (esc.kind, esc.supervisee_id) == ("asked_officer", h.county.strict.id)
+
+
+async def test_9_says_it_again_and_no_key_asks_once_more_then_goodbye(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, keys=["9"])
+    await h.stack.idle()
+    assert call.heard.count("今天的报到时间到了。请在 13:00 前回复。") == 2
+    assert call.heard[-3:] == ["没有听到您按键。", "一切正常，请按1。需要协管员给您回电话，请按2。再听一遍，请按9。", "谢谢，再见。"]
+    assert h.rows(direction="in") == []
+    assert h.county.obligations(h.county.strict)[0].state == "prompted"
+
+
+async def test_voicemail_is_not_an_answer_and_no_answer_is_recorded(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, outcome="voicemail", keys=["1"])
+    await h.stack.idle()
+    assert call.heard == [] and call.pressed == [] and h.rows(direction="in") == []
+    assert h.county.obligations(h.county.strict)[0].state == "prompted"
+    await h.tick(local(2027, 3, 1, 11))  # the reminder: a second call, not answered
+    second = fake.calls.to(WANG)[-1]
+    assert second.sid != call.sid
+    await fake.calls.ring(second.sid, outcome="no-answer")
+    (reminder,) = h.rows(kind="checkin_reminder", address=WANG)
+    assert (reminder.status, reminder.error_code) == ("undelivered", "no-answer")
+
+
+async def test_calls_in_from_a_known_and_an_unknown_number(voice):
+    h, fake = voice, voice.fake
+    await h.tick(local(2027, 3, 1, 9))
+    h.clock.set(local(2027, 3, 1, 9, 30))
+    call = await fake.calls.call_in(TOM, keys=["1"])  # Tom is on SMS; he calls all the same
+    await h.stack.idle()
+    assert call.heard[0] == "Hello, this is your check-in call from the community corrections office."
+    assert any(w.startswith("Received, thank you.") for w in call.heard)
+    assert h.county.obligations(h.county.lenient)[0].state == "done"
+    stranger = await fake.calls.call_in("+8613912340000", keys=["1"])
+    assert stranger.heard == ["这个号码暂时无法接听您的来电。再见。"] and stranger.pressed == []
+    assert [m.address for m in h.rows(direction="in")] == [TOM]
+
+
+async def test_forged_callbacks_are_refused_and_change_nothing(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    params = {"CallSid": call.sid, "AccountSid": fake.account_sid, "From": fake.number, "To": WANG,
+              "CallStatus": "in-progress", "Direction": "outbound-api", "Digits": "1"}
+    for path in ("/twilio/voice/gather", "/twilio/voice/answer?m=1", "/twilio/voice/incoming",
+                 "/twilio/voice/status"):
+        assert (await fake.post_signed(path, params, signature="")).status_code == 403
+        assert (await fake.post_signed(path, params, tamper={"Digits": "2"})).status_code == 403
+    await h.stack.idle()
+    assert h.rows(direction="in") == [] and h.county.escalations() == []
+
+
+async def test_the_telephone_refuses_twiml_twilio_would_not_take(voice):
+    """The stand-in's checks can fail: TwiML without a <Gather> action is refused as Twilio would misread it."""
+    from xml.etree import ElementTree as ET
+
+    from bot.sandbox.twilio_calls import Calls
+
+    bad = ET.fromstring('<Response><Gather numDigits="1"><Say>x</Say></Gather></Response>')
+    with pytest.raises(TwimlError):
+        Calls._parse('<Response><Speak>x</Speak></Response>')
+    with pytest.raises(TwimlError):
+        voice.fake.calls._gather(type("C", (), {"heard": [], "languages": [], "pressed": []})(), bad[0], ["1"])
