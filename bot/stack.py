@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from bot.inbox import Inbox
 from bot.runtime import Runtime
+from handlers import voice_calls
 from handlers.contract import Inbound
 from handlers.failures import delivery_failed
 from handlers.menus import Menus, menus
@@ -128,6 +129,7 @@ class Stack:
             out += [Route(voice.ANSWER_PATH, self.voice.answer, methods=["POST"]),
                     Route(voice.GATHER_PATH, self.voice.gather, methods=["POST"]),
                     Route(voice.INCOMING_PATH, self.voice.incoming, methods=["POST"]),
+                    Route(voice.RECORDED_PATH, self.voice.recorded, methods=["POST"]),
                     Route(voice.STATUS_PATH, self.voice.status, methods=["POST"])]
         return out
 
@@ -142,7 +144,9 @@ class Stack:
     def _record_call_status(self, sid: str, status: str, error_code: str | None) -> None:
         now = self.rt.clock.now()
         with session_scope(self.rt.engine) as session:
-            outbox_rows.record_call_status(session, sid, status, error_code, now)
+            msg = outbox_rows.record_call_status(session, sid, status, error_code, now)
+            if msg is not None and msg.status == "undelivered":  # nobody answered: again a little later
+                voice_calls.call_again(session, msg, now, policy=self.rt.policy, zone=self.rt.settings.zone)
 
     def _record_status(self, sid: str, status: str, error_code: str | None) -> None:
         now = self.rt.clock.now()

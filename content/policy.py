@@ -176,6 +176,11 @@ class Limits(_Strict):
     page_chars: int = Field(1500, ge=200, le=4000)
 
 
+class Voice(_Strict):
+    retries: int = Field(2, ge=0, le=5)  # an unanswered check-in call is placed again this many times
+    retry_minutes: int = Field(20, ge=5, le=240)  # this long after the last, inside the window, never in quiet hours
+
+
 class ReportFigures(_Strict):
     lost_contact_days: int = Field(ge=1, le=365)
     target_per_mille: float = Field(ge=0, le=1000)
@@ -243,6 +248,7 @@ class Policy(_Strict):
     leave: Leave = Leave()
     retention: Retention = Retention()
     limits: Limits = Limits()
+    voice: Voice = Voice()
 
     @model_validator(mode="after")
     def _every_level(self) -> Policy:

@@ -79,6 +79,15 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """Something spoken and recorded by the provider (a spoken report in a call): where it is, how long, its id."""
+
+    url: str
+    seconds: int
+    sid: str
+
+
+@dataclass(frozen=True)
 class Inbound:
     """One message as it arrived from any channel."""
 
@@ -89,6 +98,7 @@ class Inbound:
     location: Location | None = None
     button: str | None = None
     provider_id: str | None = None
+    recording: Recording | None = None
     # Telegram: the bot message whose button was pressed, or which this message replies to.
     origin_message_id: int | None = None
     origin_text: str | None = None

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from content.catalog import text
 from content.formatting import day_and_time
-from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind
+from handlers.contract import Button, Context, Inbound, Recipient, Recording, Reply, SenderKind
 from handlers.escalation import close_for_late_answer
 from storage.models import (
     ConversationState,
@@ -66,13 +66,34 @@ async def collect(inbound: Inbound, ctx: Context) -> list[Reply]:
 
 def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
     """Store the report, close the open report obligation, give a receipt."""
-    session, person, now = ctx.session, ctx.sender.supervisee, ctx.now
+    session, person = ctx.session, ctx.sender.supervisee
     bodies = [first] if first else []
     bodies += [m.body for m in session.exec(
         select(Message).where(col(Message.id).in_(part_ids)).order_by(Message.id))] if part_ids else []
     if not bodies:
         return [Reply(text(ctx.language, "report.empty"))]
     ctx.set_state(ConversationState.idle)
+    report = _file(ctx, "\n\n".join(bodies), len(bodies))
+    return [Reply(text(ctx.language, "report.received", parts=len(bodies), receipt=report.receipt)),
+            officer_notice(ctx, report, person)]
+
+
+async def spoken(inbound: Inbound, ctx: Context) -> list[Reply]:
+    """A report spoken in a call (key 3, recorded by the provider): filed as a report, the officer told."""
+    rec, lang = inbound.recording, ctx.language
+    report = _file(ctx, text(lang, "report.spoken_body", seconds=rec.seconds), 1, recording=rec)
+    person = ctx.sender.supervisee
+    officer = ctx.session.get(Officer, person.officer_id)
+    return [Reply(text(lang, "report.received_spoken", receipt=report.receipt)),
+            Reply(text(officer.language, "report.officer_notice_spoken", receipt=report.receipt, id=report.id,
+                       name=person.name, case_number=person.case_number, township=person.township,
+                       seconds=rec.seconds),
+                  to=Recipient(SenderKind.officer, officer.id), kind="report_notice", about=person.id)]
+
+
+def _file(ctx: Context, body: str, parts: int, recording: Recording | None = None) -> WrittenReport:
+    """Store a report and close the open report obligation (late when past its window); the report."""
+    session, person, now = ctx.session, ctx.sender.supervisee, ctx.now
     ob = session.exec(
         select(Obligation)
         .where(Obligation.supervisee_id == person.id, Obligation.kind == ObligationKind.report,
@@ -82,7 +103,9 @@ def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
         .order_by(col(Obligation.due_at).desc())
     ).first()
     report = WrittenReport(supervisee_id=person.id, obligation_id=ob.id if ob else None,
-                           receipt="pending", parts=len(bodies), body="\n\n".join(bodies), submitted_at=now)
+                           receipt="pending", parts=parts, body=body, submitted_at=now,
+                           recording_url=recording.url if recording else None,
+                           recording_seconds=recording.seconds if recording else None)
     session.add(report)
     session.flush()
     report.receipt = f"R-{now.astimezone(ctx.person_zone).year}-{report.id:04d}"
@@ -95,10 +118,9 @@ def finish(ctx: Context, part_ids: list[int], first: str = "") -> list[Reply]:
         ob.answered_at, ob.next_check_at = now, None
         session.add(ob)
     person.last_contact_kind = "report"
-    log.info("written report %s from supervisee %s (%s parts, obligation %s)",
-             report.id, person.id, len(bodies), ob.id if ob else None)
-    return [Reply(text(ctx.language, "report.received", parts=len(bodies), receipt=report.receipt)),
-            officer_notice(ctx, report, person)]
+    log.info("%s report %s from supervisee %s (%s parts, obligation %s)", "spoken" if recording else "written",
+             report.id, person.id, parts, ob.id if ob else None)
+    return report
 
 
 FIRST_LINES = 200  # characters of a report shown in the officer's notice and list

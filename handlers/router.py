@@ -38,6 +38,7 @@ from handlers.contract import (
     Inbound,
     Location,
     Recipient,
+    Recording,
     Reply,
     Sender,
     SenderKind,
@@ -100,7 +101,8 @@ def _stored_row(inbound: Inbound, now: datetime) -> dict:
     row = dict(
         direction=Direction.inbound, channel=inbound.channel, address=inbound.address,
         supervisee_id=None, officer_id=None,
-        kind="button" if inbound.button else ("location" if inbound.location else "text"),
+        kind="button" if inbound.button else ("location" if inbound.location else
+                                              ("recording" if inbound.recording else "text")),
         body=stored_text(inbound.text), payload=None, status=MessageStatus.received,
         provider_id=inbound.provider_id, attempts=0, created_at=inbound.received_at or now, updated_at=now,
     )
@@ -109,6 +111,9 @@ def _stored_row(inbound: Inbound, now: datetime) -> dict:
     elif inbound.location is not None:  # kept only until handled (recovery needs it), then cleared
         loc = inbound.location
         row["payload"] = json.dumps({"location": [loc.latitude, loc.longitude, loc.accuracy]})
+    elif inbound.recording is not None:  # likewise: the report keeps it once handled
+        rec = inbound.recording
+        row["payload"] = json.dumps({"recording": [rec.url, rec.seconds, rec.sid]})
     return row
 
 
@@ -121,8 +126,8 @@ def _mark_handled(session: Session, message_id: int, sender: Sender, now: dateti
         .values(status=MessageStatus.handled, error_code=error, updated_at=now,
                 supervisee_id=sender.supervisee.id if sender.supervisee else None,
                 officer_id=sender.officer.id if sender.officer else None,
-                # a shared point lives in location_check, not in the message log
-                payload=case((Message.kind == "location", None), else_=Message.payload))
+                # a shared point lives in location_check, a recording in its report, not in the message log
+                payload=case((Message.kind.in_(("location", "recording")), None), else_=Message.payload))
         .execution_options(synchronize_session=False)
     ).rowcount)
 
@@ -175,11 +180,13 @@ class Router:
         default_language: str = "zh-CN",
         channel_routes: dict[str, list[Route]] | None = None,
         locations: dict[SenderKind, Handler] | None = None,
+        recordings: dict[SenderKind, Handler] | None = None,
         console_url: str | None = None,
     ) -> None:
         self.console_url = console_url  # where the web console is reached from outside (a sign-in link's base)
         self.channel_routes = channel_routes or {}
         self.locations = locations or {}
+        self.recordings = recordings or {}
         self.areas = areas
         self.routes = routes
         self.fallbacks = fallbacks
@@ -211,6 +218,8 @@ class Router:
             return self.fallbacks[sender.kind], "", body
         if inbound.location is not None and sender.kind in self.locations:  # a shared point, whatever the state
             return self.locations[sender.kind], "", body
+        if inbound.recording is not None:  # something spoken: a report from a person; nobody else's to leave
+            return self.recordings.get(sender.kind, self.fallbacks[sender.kind]), "", body
         if state in self.states and (not body.startswith("/") or body in ("/done", "/cancel")):
             return self.states[state], "", body
         return self._keyword(self.routes, sender, body) or (self.fallbacks[sender.kind], "", body)
@@ -377,10 +386,10 @@ class Router:
         done = 0
         for r in rows:
             extra = json.loads(r.payload or "{}")
-            point = extra.get("location")
+            point, rec = extra.get("location"), extra.get("recording")
             inbound = Inbound(r.channel, r.address, text=r.body, button=extra.get("button"),
                               location=Location(*point) if point else None, provider_id=r.provider_id,
-                              received_at=r.created_at)
+                              received_at=r.created_at, recording=Recording(*rec) if rec else None)
             done += not (await self.handle_stored(engine, inbound, r.id, now)).error
         if rows:
             log.info("recovered %s of %s unhandled inbound messages", done, len(rows))
@@ -430,6 +439,7 @@ def default_router(*, policy: Policy, areas: Areas, zone: tzinfo, default_langua
         states={ConversationState.report: report.collect, ConversationState.excuse_reason: escalation.excuse_reason,
                 ConversationState.leave: leave.collect},
         locations={SenderKind.supervisee: location.share},
+        recordings={SenderKind.supervisee: report.spoken},
         fallbacks={
             SenderKind.unknown: enrol.unknown,
             SenderKind.supervisee: checkin.free_text,

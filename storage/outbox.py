@@ -243,10 +243,20 @@ CALL_OUTCOME = {"completed": "delivered", "no-answer": "undelivered", "busy": "u
 
 def record_call_status(session: Session, call_sid: str, call_status: str, error_code: str | None,
                        now: datetime) -> Message | None:
-    """A call's status callback on the message it carried: completed is delivered; no answer, busy, cancelled
-    are undelivered and failed is failed, with the call's status kept as the error code."""
+    """A call's outcome on the message it carried: completed is delivered; no answer, busy, cancelled are
+    undelivered and failed is failed, with the call's status kept as the error code. A call has one outcome: only
+    a message still `sent` takes it (the status callback after a voicemail, or of a call since placed again, is
+    late news); the row when it did, else None."""
     status = CALL_OUTCOME.get(call_status)
     if status is None:  # ringing, in-progress: not an outcome
         return None
-    code = error_code or (None if status == "delivered" else call_status)
-    return record_status(session, "voice", call_sid, status, code, now)
+    msg = session.exec(
+        select(Message).where(Message.channel == "voice", Message.direction == Direction.outbound,
+                              Message.provider_id == call_sid)
+    ).scalars().first()
+    if msg is None or msg.status != MessageStatus.sent:
+        return None
+    msg.status, msg.updated_at = status, now
+    msg.error_code = error_code or (None if status == "delivered" else call_status)
+    session.add(msg)
+    return msg

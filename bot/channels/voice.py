@@ -33,7 +33,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from bot.channels.sms import TWILIO_API, RedirectingHttpClient, twilio_errors
 from content.catalog import text
-from handlers.contract import Inbound
+from handlers.contract import Inbound, Recording
 from scheduler.channels import SendResult
 from storage.outbox import Outgoing
 
@@ -43,11 +43,14 @@ ANSWER_PATH = "/twilio/voice/answer"
 GATHER_PATH = "/twilio/voice/gather"
 INCOMING_PATH = "/twilio/voice/incoming"
 STATUS_PATH = "/twilio/voice/status"
+RECORDED_PATH = "/twilio/voice/recorded"
 # Twilio's text-to-speech voices for our languages (Amazon Polly through Twilio).
 VOICES = {"zh-CN": ("cmn-CN", "Polly.Zhiyu"), "en": ("en-US", "Polly.Joanna")}
 MENU_KINDS = {"checkin_prompt", "checkin_reminder"}  # messages that ask for an answer on the keypad
 KEYS = {"1", "2"}  # the answers, as an SMS would send them: 1 all is well, 2 ask the officer
+RECORD = "3"  # a spoken report
 AGAIN = "9"
+RECORD_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class VoiceChannel:
             return self._twiml(r)
         if form.get("AnsweredBy", "human") not in ("human", "unknown"):  # voicemail or a fax: not an answer
             log.info("call %s for message %s reached %s", form.get("CallSid"), mid, form.get("AnsweredBy"))
+            await self.on_status(form.get("CallSid", ""), "no-answer", "voicemail")
             r.hangup()
             return self._twiml(r)
         lang = script.language
@@ -185,38 +189,86 @@ class VoiceChannel:
             return self._twiml(r)
         return self._twiml(self._menu(language, [text(language, "voice.greeting")], None))
 
-    async def gather(self, request: Request) -> Response:
-        """POST GATHER_PATH: a key was pressed; 1 and 2 go to the handlers as an SMS would, their reply is said."""
+    async def _who(self, request: Request, form: dict) -> tuple[str, str, Script | None] | None:
+        """The person on the call: (their number, their language, the message the call is about, if any)."""
+        mid = self._message_id(request)
+        if mid is not None:
+            script = await self.script(mid)
+            return None if script is None else (script.address, script.language, script)
+        address = form.get("From" if form.get("Direction") == "inbound" else "To", "")
+        language = await self.caller(address)
+        return None if language is None else (address, language, None)
+
+    async def _verified_call(self, request: Request) -> tuple[dict, str, str, Script | None] | Response:
+        """The signed form and the person on the call; else the refusal (403 unsigned, 404 nobody of ours)."""
         form = await self._verified_form(request)
         if form is None:
             return Response(status_code=403)
+        who = await self._who(request, form)
+        return Response(status_code=404) if who is None else (form, *who)
+
+    def _query(self, request: Request) -> str:
         mid = self._message_id(request)
-        inbound_call = form.get("Direction") == "inbound"
-        address = form.get("From" if inbound_call else "To", "")
-        if mid is not None:
-            script = await self.script(mid)
-            if script is None:
-                return Response(status_code=404)
-            address, language = script.address, script.language
-        else:
-            language = await self.caller(address)
-            if language is None:
-                return Response(status_code=404)
-        digit = (form.get("Digits") or "")[:1]
-        if digit == AGAIN or digit not in KEYS:
-            opening = [] if digit == AGAIN else [text(language, "voice.not_a_choice")]
-            if digit == AGAIN and mid is not None:
-                opening = [script.text]
-            return self._twiml(self._menu(language, opening, mid))
-        provider_id = f"{form.get('CallSid', '')}:{digit}"  # Twilio's retry of the same key is the same message
-        said = await self.on_key(Inbound(channel=self.name, address=address, text=digit, received_at=self.now(),
-                                         provider_id=provider_id))
+        return f"?m={mid}" if mid is not None else ""
+
+    async def _answered(self, inbound: Inbound, language: str, menu_after: int | None = None) -> Response:
+        """Hand the key (or the recording) to the handlers; say their reply, then goodbye (or, after a spoken
+        report in a check-in's call, the menu again: the report does not answer the check-in)."""
+        said = await self.on_key(inbound) or [text(language, "voice.received")]
+        if menu_after is not None:
+            return self._twiml(self._menu(language, said, menu_after))
         r = VoiceResponse()
-        for words in said or [text(language, "voice.received")]:
+        for words in said:
             self._say(r, language, words)
         self._say(r, language, text(language, "voice.goodbye"))
         r.hangup()
         return self._twiml(r)
+
+    async def gather(self, request: Request) -> Response:
+        """POST GATHER_PATH: a key was pressed; 1 and 2 go to the handlers as an SMS would, their reply is said;
+        3 records a spoken report."""
+        got = await self._verified_call(request)
+        if isinstance(got, Response):
+            return got
+        form, address, language, script = got
+        digit = (form.get("Digits") or "")[:1]
+        if digit == RECORD:
+            r = VoiceResponse()
+            self._say(r, language, text(language, "voice.record"))
+            r.record(max_length=RECORD_SECONDS, finish_on_key="#", play_beep=True, timeout=10,
+                     action=f"{self.public_url}{RECORDED_PATH}{self._query(request)}")
+            self._say(r, language, text(language, "voice.not_recorded"))
+            self._say(r, language, text(language, "voice.goodbye"))
+            r.hangup()
+            return self._twiml(r)
+        if digit == AGAIN or digit not in KEYS:
+            opening = [] if digit == AGAIN else [text(language, "voice.not_a_choice")]
+            if digit == AGAIN and script is not None:
+                opening = [script.text]
+            return self._twiml(self._menu(language, opening, self._message_id(request)))
+        provider_id = f"{form.get('CallSid', '')}:{digit}"  # Twilio's retry of the same key is the same message
+        return await self._answered(Inbound(channel=self.name, address=address, text=digit, received_at=self.now(),
+                                            provider_id=provider_id), language)
+
+    async def recorded(self, request: Request) -> Response:
+        """POST RECORDED_PATH: a spoken report was recorded; it goes to the handlers as the person's report."""
+        got = await self._verified_call(request)
+        if isinstance(got, Response):
+            return got
+        form, address, language, script = got
+        duration = form.get("RecordingDuration") or "0"
+        seconds = int(duration) if duration.isdigit() else 0
+        url, sid = form.get("RecordingUrl", ""), form.get("RecordingSid", "")
+        if seconds <= 0 or not url.startswith(("https://", "http://")) or not sid:
+            r = VoiceResponse()
+            self._say(r, language, text(language, "voice.not_recorded"))
+            self._say(r, language, text(language, "voice.goodbye"))
+            r.hangup()
+            return self._twiml(r)
+        inbound = Inbound(channel=self.name, address=address, received_at=self.now(),
+                          provider_id=f"{form.get('CallSid', '')}:{RECORD}", recording=Recording(url, seconds, sid))
+        return await self._answered(inbound, language,
+                                    menu_after=self._message_id(request) if script and script.menu else None)
 
     async def status(self, request: Request) -> Response:
         """POST STATUS_PATH: how the call ended (completed, no-answer, busy, failed)."""

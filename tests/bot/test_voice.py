@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import update
+from sqlmodel import select
 
 from bot.sandbox.twilio_calls import TwimlError
 from storage.db import session_scope
-from storage.models import Supervisee
+from storage.models import Message, Supervisee, WrittenReport
 from tests.bot.test_sms import TOM, WANG, serving
 from tests.sim import local
+
+MENU = "一切正常，请按1。需要协管员给您回电话，请按2。电话汇报，请按3。再听一遍，请按9。"
 
 
 def wang_on_voice(h) -> None:
@@ -41,7 +44,7 @@ async def test_a_check_in_answered_with_1_is_received_and_said_in_the_same_call(
     await fake.calls.ring(call.sid, keys=["1"])
     await h.stack.idle()
     assert call.heard[:3] == ["您好，这是县社区矫正中心的报到电话。", "今天的报到时间到了。请在 13:00 前回复。",
-                              "一切正常，请按1。需要协管员给您回电话，请按2。再听一遍，请按9。"]
+                              MENU]
     assert call.heard[3].startswith("已收到，谢谢。下次报到：明天 09:00") and call.heard[-1] == "谢谢，再见。"
     assert set(call.languages) == {"cmn-CN"}
     assert [o.state for o in h.county.obligations(h.county.strict)][0] == "done"
@@ -62,30 +65,73 @@ async def test_2_asks_the_officer_at_once(voice):
     assert (esc.kind, esc.supervisee_id) == ("asked_officer", h.county.strict.id)
 
 
+async def test_3_records_a_spoken_report_for_the_officer_then_the_check_in_is_answered(voice):
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, keys=["3", "1"], record_seconds=40)
+    await h.stack.idle()
+    i = call.heard.index("请在提示音后开始汇报，最长两分钟。说完请按井号键。")
+    assert call.heard[i + 1:i + 3] == ["您的电话汇报已收到，协管员现在可以收听。", MENU]
+    assert call.heard[i + 3].startswith("已收到，谢谢。下次报到：明天 09:00") and call.heard[-1] == "谢谢，再见。"
+    with session_scope(h.db.engine) as s:
+        (report,) = s.exec(select(WrittenReport)).all()
+        stored = s.exec(select(Message).where(Message.kind == "recording")).one()
+    assert (report.supervisee_id, report.recording_seconds) == (h.county.strict.id, 40)
+    assert report.recording_url == f"{fake.base_url}/2010-04-01/Accounts/{fake.account_sid}/Recordings/{call.recorded[0]}"
+    assert report.body == "（电话汇报，40秒：请在控制台收听）" and report.receipt.startswith("R-2027-")
+    assert stored.payload is None  # the recording's address lives in the report, not in the message log
+    (notice,) = h.rows(kind="report_notice")
+    assert notice.body.startswith(f"🎙 电话汇报 {report.receipt}（#{report.id}）：王伟（JZ-S，") and "40秒" in notice.body
+    assert h.county.obligations(h.county.strict)[0].state == "done"
+    assert len(fake.calls.to(WANG)) == 1
+
+
 async def test_9_says_it_again_and_no_key_asks_once_more_then_goodbye(voice):
     h, fake = voice, voice.fake
     call = await prompt_call(h)
     await fake.calls.ring(call.sid, keys=["9"])
     await h.stack.idle()
     assert call.heard.count("今天的报到时间到了。请在 13:00 前回复。") == 2
-    assert call.heard[-3:] == ["没有听到您按键。", "一切正常，请按1。需要协管员给您回电话，请按2。再听一遍，请按9。", "谢谢，再见。"]
+    assert call.heard[-3:] == ["没有听到您按键。", MENU, "谢谢，再见。"]
     assert h.rows(direction="in") == []
     assert h.county.obligations(h.county.strict)[0].state == "prompted"
 
 
-async def test_voicemail_is_not_an_answer_and_no_answer_is_recorded(voice):
+async def test_an_unanswered_call_is_placed_again_twice_inside_the_window(voice):
+    """No answer at 09:05, a voicemail at 09:25, busy at 09:45: three calls, 20 minutes apart, then no more; the
+    reminder's call at 12:45 is not placed again, as 13:05 is past the check-in's window (13:00)."""
     h, fake = voice, voice.fake
     call = await prompt_call(h)
-    await fake.calls.ring(call.sid, outcome="voicemail", keys=["1"])
-    await h.stack.idle()
-    assert call.heard == [] and call.pressed == [] and h.rows(direction="in") == []
-    assert h.county.obligations(h.county.strict)[0].state == "prompted"
-    await h.tick(local(2027, 3, 1, 11))  # the reminder: a second call, not answered
+    await fake.calls.ring(call.sid, outcome="no-answer")
+    (prompt,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (prompt.status, prompt.error_code) == ("queued", "no-answer")
+    assert prompt.next_attempt_at == local(2027, 3, 1, 9, 25)
+    await h.tick(local(2027, 3, 1, 9, 24))
+    assert len(fake.calls.to(WANG)) == 1
+    await h.tick(local(2027, 3, 1, 9, 25))
     second = fake.calls.to(WANG)[-1]
-    assert second.sid != call.sid
-    await fake.calls.ring(second.sid, outcome="no-answer")
+    await fake.calls.ring(second.sid, outcome="voicemail", keys=["1"])  # a machine presses nothing, hears nothing
+    await h.stack.idle()
+    assert second.heard == [] and second.pressed == [] and h.rows(direction="in") == []
+    (prompt,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (prompt.status, prompt.error_code, prompt.next_attempt_at) == ("queued", "voicemail",
+                                                                          local(2027, 3, 1, 9, 45))
+    await h.tick(local(2027, 3, 1, 9, 45))
+    third = fake.calls.to(WANG)[-1]
+    await fake.calls.ring(third.sid, outcome="busy")
+    (prompt,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (prompt.status, prompt.error_code, prompt.attempts) == ("undelivered", "busy", 3)
+    await h.tick(local(2027, 3, 1, 10, 30))
+    assert len(fake.calls.to(WANG)) == 3
+    assert h.county.obligations(h.county.strict)[0].state == "prompted"
+    await h.tick(local(2027, 3, 1, 11))  # the reminder: a call of its own
+    reminder_call = fake.calls.to(WANG)[-1]
+    h.clock.set(local(2027, 3, 1, 12, 45))
+    await fake.calls.ring(reminder_call.sid, outcome="no-answer")
     (reminder,) = h.rows(kind="checkin_reminder", address=WANG)
     assert (reminder.status, reminder.error_code) == ("undelivered", "no-answer")
+    await h.tick(local(2027, 3, 1, 13))  # the window closes: missed, and escalated as any check-in
+    assert [e.kind for e in h.county.escalations() if e.supervisee_id == h.county.strict.id] == ["missed_checkin"]
 
 
 async def test_calls_in_from_a_known_and_an_unknown_number(voice):
