@@ -65,6 +65,8 @@ class PurgeResult:
     people: list[int] = field(default_factory=list)
     notified: int = 0
     removed: dict[str, int] = field(default_factory=dict)
+    # Spoken reports' recordings, kept by the provider: the caller deletes them there (bot/cli: `checkin purge`).
+    recordings: list[str] = field(default_factory=list)
 
 
 def due(session: Session, today: date, years: int) -> list[Supervisee]:
@@ -111,6 +113,9 @@ def purge(session: Session, *, now: datetime, years: int, zone, actor: str = "cl
                                          years=years))
         addresses = [blind(a) for a in (person.phone, str(person.telegram_chat_id) if person.telegram_chat_id else None)
                      if a]
+        result.recordings += [url for url in session.execute(
+            select(WrittenReport.recording_url).where(WrittenReport.supervisee_id == pid,
+                                                      WrittenReport.recording_url.is_not(None))).scalars() if url]
         counts = {
             "messages": _count_or_delete(session, Message, Message.supervisee_id == pid, dry_run),
             "written_reports": _count_or_delete(session, WrittenReport, WrittenReport.supervisee_id == pid, dry_run),

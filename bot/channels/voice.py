@@ -27,6 +27,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
+from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -277,3 +278,36 @@ class VoiceChannel:
             return Response(status_code=403)
         await self.on_status(form.get("CallSid", ""), form.get("CallStatus", ""), form.get("ErrorCode") or None)
         return Response(status_code=204)
+
+
+def fetch_recording(account_sid: str, auth_token: str, api_base_url: str, url: str) -> bytes | None:
+    """A recording's audio (MP3) from Twilio with the account's credentials; None when Twilio has none.
+
+    Only from the configured Twilio API (a stored address pointing elsewhere is never fetched). With requests,
+    the HTTP library the twilio package itself uses (its own client returns text, not bytes).
+    """
+    import requests
+
+    base = (api_base_url or TWILIO_API).rstrip("/") + "/"
+    if not url.startswith(base) or ".." in url:
+        return None
+    resp = requests.get(url + ".mp3", auth=(account_sid, auth_token), timeout=30)
+    return resp.content if resp.status_code == 200 else None
+
+
+def delete_recordings(account_sid: str, auth_token: str, api_base_url: str, urls: list[str]) -> list[str]:
+    """Delete recordings at Twilio (a purge); the ones that could not be deleted (one already gone counts as
+    deleted)."""
+    http = RedirectingHttpClient(api_base_url, timeout=15) if api_base_url.rstrip("/") != TWILIO_API else None
+    client = Client(account_sid, auth_token, http_client=http, environment={})
+    left = []
+    for url in urls:
+        sid = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json").removesuffix(".mp3")
+        try:
+            client.recordings(sid).delete()
+        except TwilioRestException as exc:
+            if exc.status != 404:
+                left.append(sid)
+        except OSError:
+            left.append(sid)
+    return left

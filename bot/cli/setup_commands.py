@@ -152,13 +152,29 @@ def purge_command(
         result = purge.purge(session, now=rt.clock.now(), years=years, zone=rt.settings.zone, dry_run=dry_run)
         if dry_run:
             session.rollback()
+        elif result.recordings:  # spoken reports' audio, kept by Twilio: deleted there before the purge commits
+            left = _delete_recordings(rt.settings, result.recordings)
+            if left:
+                out.print(f"[yellow]{len(left)} recordings could not be deleted at Twilio; delete them in the Twilio "
+                          f"console: {', '.join(left)}")
     verb = "would remove" if dry_run else "removed"
     out.print(f"supervision ended before {result.cutoff} ({years} years): {len(result.people)} people; "
               f"{result.notified} still reachable {'would be' if dry_run else 'were'} sent a last message")
     table = Table("personal data", verb)
     for name, n in result.removed.items():
         table.add_row(name.replace("_", " "), str(n))
+    table.add_row("recordings at Twilio", str(len(result.recordings)))
     out.print(table)
     if not dry_run and result.people:
         out.print("kept for the monthly report: obligations, escalations, study, service and warning counts; "
                   "every purge is in the audit trail (checkin audit verify)")
+
+
+def _delete_recordings(settings, urls: list[str]) -> list[str]:
+    """The recordings' sids that could not be deleted at Twilio (all of them when Twilio is not configured)."""
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return [u.rsplit("/", 1)[-1] for u in urls]
+    from bot.channels.voice import delete_recordings
+
+    return delete_recordings(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base_url,
+                             urls)

@@ -7,6 +7,7 @@ the officer's scope is a 404, never a refusal that confirms the case exists.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
@@ -410,6 +411,25 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         who = page.db.get(Supervisee, done.supervisee_id)
         return await service(page, [page.t("service_" + done.state, name=who.name, hours=f"{done.hours:g}")])
 
+    async def recording(page: Page) -> Response:
+        """A spoken report's audio, fetched from Twilio and passed on: only to an officer who may see the person,
+        never a link to Twilio; each listening is in the audit log."""
+        db, s = page.db, rt.settings
+        report = db.get(WrittenReport, page.request.path_params["report_id"])
+        person = db.get(Supervisee, report.supervisee_id) if report is not None else None
+        if person is None or not report.recording_url or not can_see(db, page.officer, person) \
+                or not (s.twilio_account_sid and s.twilio_auth_token):
+            raise HTTPException(404)
+        from bot.channels.voice import fetch_recording  # twilio's HTTP library: only where recordings are heard
+
+        audio = await asyncio.to_thread(fetch_recording, s.twilio_account_sid, s.twilio_auth_token,
+                                        s.twilio_api_base_url, report.recording_url)
+        if audio is None:
+            raise HTTPException(404)
+        audit.append(db, actor=f"officer:{page.officer.id}", action="recording.listen", now=page.now,
+                     supervisee_id=person.id, subject=report.receipt)
+        return Response(audio, media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
+
     async def not_found(request: Request, exc: HTTPException) -> Response:
         lang = cookie_language(request, rt.settings.language)
         return HTMLResponse(text(lang, "console.not_found"), status_code=exc.status_code)
@@ -428,6 +448,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         Route("/service", signed_in(service_create), methods=["POST"]),
         Route("/service/attendance/{attendance_id:int}", signed_in(service_verify), methods=["POST"]),
         Route("/people/{case}", signed_in(person), methods=["GET"]),
+        Route("/recording/{report_id:int}", signed_in(recording), methods=["GET"]),
         Route("/people/{case}/{action}", signed_in(person_action), methods=["POST"]),
         *admin_routes(rt, signed_in, render),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="office_static"),

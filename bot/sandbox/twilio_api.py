@@ -70,6 +70,9 @@ class FakeTwilio(LoopbackServer):
         super().__init__(Starlette(routes=[
             Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
             Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls.create, methods=["POST"]),
+            Route("/2010-04-01/Accounts/{sid}/Recordings/{rec}.mp3", self.calls.recording, methods=["GET"]),
+            Route("/2010-04-01/Accounts/{sid}/Recordings/{rec}.json", self.calls.delete_recording,
+                  methods=["DELETE"]),
         ]))
 
     @property

@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from bot.sandbox.twilio_api import FakeTwilio
@@ -63,6 +63,33 @@ class Calls:
         self.fake = fake
         self.placed: list[Call] = []
         self.by_sid: dict[str, Call] = {}
+        self.deleted: list[str] = []  # recordings deleted through the API
+
+    def audio(self, rec: str) -> bytes:
+        """What a recording sounds like here: a few bytes that say which one it is."""
+        return b"ID3\x04\x00\x00\x00\x00\x00\x00" + rec.encode()
+
+    async def recording(self, request: Request) -> Response:
+        """GET .../Recordings/{sid}.mp3, with the account's credentials, as Twilio serves a recording's audio."""
+        fake, rec = self.fake, request.path_params["rec"]
+        if not fake._authorised(request, request.path_params["sid"]):
+            return fake._error(401, 20003, "Authenticate")
+        fake.requests.append({"recording": rec})
+        if rec not in {r for c in self.by_sid.values() for r in c.recorded}:
+            return fake._error(404, 20404, "The requested resource was not found")
+        return Response(self.audio(rec), media_type="audio/mpeg")
+
+    async def delete_recording(self, request: Request) -> Response:
+        """DELETE .../Recordings/{sid}.json: gone for good (204), as Twilio deletes one."""
+        fake, rec = self.fake, request.path_params["rec"]
+        if not fake._authorised(request, request.path_params["sid"]):
+            return fake._error(401, 20003, "Authenticate")
+        for call in self.by_sid.values():
+            if rec in call.recorded:
+                call.recorded.remove(rec)
+                self.deleted.append(rec)
+                return Response(status_code=204)
+        return fake._error(404, 20404, "The requested resource was not found")
 
     def to(self, phone: str) -> list[Call]:
         """The calls the service placed to `phone`, oldest first."""

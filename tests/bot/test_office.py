@@ -551,3 +551,52 @@ def test_sign_in_is_throttled_per_address_too(office):
 
         keys = {a.key for a in s.exec(select(LoginAttempt))}
     assert all("testclient" not in k for k in keys) and any(k.startswith("addr:") for k in keys)
+
+
+async def test_a_spoken_report_is_heard_in_the_console_only_by_those_allowed(office):
+    """The audio comes from Twilio through the service (never a link to Twilio), to officers who may see the
+    person, each listening audited; an address that is not the Twilio API's is never fetched."""
+    import asyncio
+
+    from bot.sandbox.twilio_api import FakeTwilio
+    from bot.sandbox.twilio_calls import Call
+    from storage.models import WrittenReport
+
+    c = office.county
+    fake = FakeTwilio()
+    await fake.start()
+    try:
+        rec = "RE" + "7" * 32
+        call = Call("CA" + "1" * 32, fake.number, "+8613800000001", "", None, None)
+        call.recorded.append(rec)
+        fake.calls.by_sid[call.sid] = call
+        settings = load_settings(database_url=c.engine.url.render_as_string(hide_password=False),
+                                 twilio_account_sid=fake.account_sid, twilio_auth_token=fake.auth_token,
+                                 twilio_from_number=fake.number, twilio_api_base_url=fake.base_url)
+        routes, errors = office_routes(Runtime(settings, c.engine, office.clock))
+        office.app = make_app(office.clock, {}, routes, errors)
+        with session_scope(c.engine) as s:
+            heard = WrittenReport(supervisee_id=c.strict.id, receipt="R-2027-0901", parts=1, body="（电话汇报，40秒）",
+                                  submitted_at=local(2027, 3, 1, 9), recording_seconds=40,
+                                  recording_url=f"{fake.base_url}/2010-04-01/Accounts/{fake.account_sid}/Recordings/{rec}")
+            elsewhere = WrittenReport(supervisee_id=c.strict.id, receipt="R-2027-0902", parts=1, body="x",
+                                      submitted_at=local(2027, 3, 1, 9), recording_seconds=5,
+                                      recording_url="https://elsewhere.example/Recordings/RE1")
+            s.add(heard)
+            s.add(elsewhere)
+            s.flush()
+            ids = heard.id, elsewhere.id
+        li, _ = await asyncio.to_thread(office.sign_in, c.li)
+        page = (await asyncio.to_thread(li.get, "/console/people/JZ-S")).text
+        assert f'<audio controls preload="none" src="/console/recording/{ids[0]}">' in page
+        got = await asyncio.to_thread(li.get, f"/console/recording/{ids[0]}")
+        assert got.status_code == 200 and got.headers["content-type"] == "audio/mpeg"
+        assert got.content == fake.calls.audio(rec) and got.headers["cache-control"] == "no-store"
+        assert (await asyncio.to_thread(li.get, f"/console/recording/{ids[1]}")).status_code == 404
+        zhao, _ = await asyncio.to_thread(office.sign_in, c.other)
+        assert (await asyncio.to_thread(zhao.get, f"/console/recording/{ids[0]}")).status_code == 404
+        assert (await asyncio.to_thread(office.client().get, f"/console/recording/{ids[0]}")).status_code == 303
+        assert office.audit().count((f"officer:{c.li.id}", "recording.listen")) == 1
+        assert [r for r in fake.requests if "recording" in r] == [{"recording": rec}]  # elsewhere: never fetched
+    finally:
+        await fake.stop()

@@ -172,3 +172,27 @@ async def test_the_telephone_refuses_twiml_twilio_would_not_take(voice):
         Calls._parse('<Response><Speak>x</Speak></Response>')
     with pytest.raises(TwimlError):
         voice.fake.calls._gather(type("C", (), {"heard": [], "languages": [], "pressed": []})(), bad[0], ["1"])
+
+
+async def test_a_purge_deletes_the_recordings_at_twilio(voice):
+    import asyncio
+    from datetime import date
+
+    from bot.channels.voice import delete_recordings
+    from handlers import purge
+
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, keys=["3"], record_seconds=12)
+    await h.stack.idle()
+    (rec,) = call.recorded
+    with session_scope(h.db.engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id == h.county.strict.id)
+                  .values(supervision_end=date(2027, 3, 31), status="ended"))
+    with session_scope(h.db.engine) as s:
+        done = purge.purge(s, now=local(2032, 4, 2, 10), years=5, zone=h.county.cfg.zone)
+        left = await asyncio.to_thread(delete_recordings, fake.account_sid, fake.auth_token, fake.base_url,
+                                       done.recordings + [f"{fake.base_url}/2010-04-01/Accounts/x/Recordings/REgone"])
+    assert done.removed["written_reports"] == 1 and len(done.recordings) == 1 and done.recordings[0].endswith(rec)
+    assert fake.calls.deleted == [rec] and left == []  # one already gone counts as deleted
+    assert call.recorded == []
