@@ -145,8 +145,12 @@ class Stack:
         now = self.rt.clock.now()
         with session_scope(self.rt.engine) as session:
             msg = outbox_rows.record_call_status(session, sid, status, error_code, now)
-            if msg is not None and msg.status == "undelivered":  # nobody answered: again a little later
-                voice_calls.call_again(session, msg, now, policy=self.rt.policy, zone=self.rt.settings.zone)
+            if msg is None or msg.status not in ("undelivered", "failed"):
+                return
+            zone, policy = self.rt.settings.zone, self.rt.policy
+            if msg.status == "undelivered" and voice_calls.call_again(session, msg, now, policy=policy, zone=zone):
+                return  # nobody answered: again a little later
+            self._failed(session, msg, SendError(msg.status, code=msg.error_code), now)  # often enough: unreachable
 
     def _record_status(self, sid: str, status: str, error_code: str | None) -> None:
         now = self.rt.clock.now()

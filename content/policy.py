@@ -179,6 +179,7 @@ class Limits(_Strict):
 class Voice(_Strict):
     retries: int = Field(2, ge=0, le=5)  # an unanswered check-in call is placed again this many times
     retry_minutes: int = Field(20, ge=5, le=240)  # this long after the last, inside the window, never in quiet hours
+    unanswered_in_a_row: int = Field(5, ge=2, le=50)  # check-in calls left unanswered in a row: unreachable by voice
 
 
 class ReportFigures(_Strict):

@@ -136,8 +136,13 @@ def _leave_buttons(facts: dict, lang: str) -> list[Button]:
 
 
 def _unreachable(f: Facts) -> str:
-    """A channel failed for good: SMS (with the reason and the fallback), else Telegram."""
+    """A channel failed for good: calls, SMS (with the reason and the fallback), else Telegram."""
     p = f.person
+    if f.facts.get("channel") == "voice":
+        return text(f.lang, "escalation.voice_history", time=hm(f.opened_at, f.zone),
+                    reason=text(f.lang, f"escalation.voice_reason_{f.facts.get('reason', 'failed')}"),
+                    fallback=text(f.lang, "escalation.fallback_sms" if f.facts.get("fallback") else
+                                  "escalation.fallback_other"))
     if p.sms_blocked_at and p.sms_blocked_at >= f.opened_at:
         return text(f.lang, "escalation.sms_blocked_history", time=hm(f.opened_at, f.zone),
                     reason=text(f.lang, f"escalation.sms_reason_{p.sms_blocked_reason or 'undelivered'}"),

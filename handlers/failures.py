@@ -24,6 +24,9 @@ UNREACHABLE = {
     (ChannelName.sms, "21610"): "opted_out",
     (ChannelName.sms, "21211"): "invalid_number",
     (ChannelName.sms, "21614"): "not_mobile",
+    (ChannelName.voice, "failed"): "failed",  # the call's status: it could not be connected
+    (ChannelName.voice, "21211"): "invalid_number",
+    (ChannelName.voice, "13224"): "invalid_number",
 }
 
 
@@ -32,12 +35,12 @@ def _person(session: Session, msg: Message) -> Supervisee | None:
         return session.get(Supervisee, msg.supervisee_id)
     if msg.channel == ChannelName.telegram and msg.address.lstrip("-").isdigit():
         return queries.supervisee_by_telegram(session, int(msg.address))
-    if msg.channel == ChannelName.sms:
+    if msg.channel in (ChannelName.sms, ChannelName.voice):
         return queries.supervisee_by_phone(session, msg.address)
     return None
 
 
-def _repeatedly_undelivered(session: Session, msg: Message, in_a_row: int) -> bool:
+def _repeatedly_undelivered(session: Session, msg: Message, in_a_row: int, channel: str = ChannelName.sms) -> bool:
     # The address is stored encrypted: the person's (or officer's) id stands for the number.
     if msg.supervisee_id is not None:
         whose = Message.supervisee_id == msg.supervisee_id
@@ -46,7 +49,7 @@ def _repeatedly_undelivered(session: Session, msg: Message, in_a_row: int) -> bo
     else:
         return False
     last = session.exec(
-        select(Message.status).where(Message.channel == ChannelName.sms, whose,
+        select(Message.status).where(Message.channel == channel, whose,
                                      Message.direction == Direction.outbound,
                                      col(Message.status).in_([MessageStatus.delivered, MessageStatus.undelivered,
                                                               MessageStatus.failed]))
@@ -109,13 +112,22 @@ def delivery_failed(
         and _repeatedly_undelivered(session, msg, policy.limits.sms_undelivered_in_a_row)
     ):
         reason = "undelivered"
+    if reason is None and msg.channel == ChannelName.voice and _repeatedly_undelivered(
+            session, msg, policy.voice.unanswered_in_a_row, ChannelName.voice):
+        reason = "unanswered"
     if reason is None:
         return
     person = _person(session, msg)
     if person is None:
         log.warning("message %s: %s on %s, and it is no supervisee's", message_id, reason, msg.channel)
         return
-    if msg.channel == ChannelName.telegram:
+    facts = None
+    if msg.channel == ChannelName.voice:  # by SMS from now on where it can; the officer decides what next
+        other = (ChannelName.sms, person.phone) if person.phone and not person.sms_blocked_at else None
+        if person.preferred_channel == ChannelName.voice:
+            person.preferred_channel = ChannelName.sms
+        facts = {"channel": "voice", "reason": reason, "fallback": other is not None}
+    elif msg.channel == ChannelName.telegram:
         if person.telegram_blocked_at is None:
             person.telegram_blocked_at, person.preferred_channel = now, ChannelName.sms
         other = (ChannelName.sms, person.phone) if person.phone and not person.sms_blocked_at else None
@@ -132,4 +144,4 @@ def delivery_failed(
             dedupe_key=f"fallback:{message_id}", kind=msg.kind, supervisee_id=person.id,
             payload={k: v for k, v in json.loads(msg.payload or "{}").items() if k != "edit"},
         )
-    open_escalation(session, person, EscalationKind.unreachable, now, policy, zone)
+    open_escalation(session, person, EscalationKind.unreachable, now, policy, zone, facts=facts)

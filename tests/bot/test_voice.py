@@ -196,3 +196,53 @@ async def test_a_purge_deletes_the_recordings_at_twilio(voice):
     assert done.removed["written_reports"] == 1 and len(done.recordings) == 1 and done.recordings[0].endswith(rec)
     assert fake.calls.deleted == [rec] and left == []  # one already gone counts as deleted
     assert call.recorded == []
+
+
+async def test_a_call_that_cannot_connect_makes_the_person_unreachable_by_voice(voice):
+    """Twilio's `failed` (no such number): from now on by SMS, the same prompt goes by SMS, the officer alerted."""
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, outcome="failed")
+    await h.tick(local(2027, 3, 1, 9, 6))
+    person = h.county.person(h.county.strict)
+    assert person.preferred_channel == "sms"
+    (by_sms,) = fake.to(WANG)
+    assert by_sms.body.startswith("今天的报到时间到了。请在 13:00 前回复。")
+    (esc,) = [e for e in h.county.escalations() if e.supervisee_id == person.id]
+    assert esc.kind == "unreachable"
+    alert = next(m for m in h.rows(kind="escalation") if "JZ-S" in m.body)
+    assert "09:05 电话无法联系到本人：电话无法接通（号码可能不存在）。之后改用短信联系。" in alert.body
+
+
+def test_five_check_in_calls_unanswered_in_a_row_make_the_person_unreachable_by_voice(db):
+    """Each left unanswered after its retries; a call answered in between starts the count again."""
+    from datetime import timedelta
+
+    from content.policy import load_policy
+    from handlers.failures import delivery_failed
+    from storage import outbox
+    from tests.sim import SH, County
+
+    c = County(db)
+    policy, at = load_policy(), local(2027, 3, 1, 9)
+
+    def call(day: int, status: str) -> int:
+        with session_scope(c.engine) as s:
+            mid = outbox.enqueue(s, channel="voice", address=WANG, body="x", now=at + timedelta(days=day),
+                                 kind="checkin_prompt", supervisee_id=c.strict.id, dedupe_key=f"t:{day}")
+            s.get(Message, mid).status, s.get(Message, mid).error_code = status, "no-answer"
+        return mid
+
+    def fail(mid: int) -> None:
+        with session_scope(c.engine) as s:
+            delivery_failed(s, mid, "no-answer", at, zone=SH, policy=policy)
+
+    for day in range(4):
+        fail(call(day, "undelivered"))
+    fail(call(4, "delivered"))  # answered on the fifth day
+    for day in range(5, 9):
+        fail(call(day, "undelivered"))
+    assert c.escalations() == [] and c.person(c.strict).preferred_channel == "sms"  # County's default
+    fail(call(9, "undelivered"))  # five in a row
+    (esc,) = c.escalations()
+    assert esc.kind == "unreachable" and '"reason": "unanswered"' in esc.note
