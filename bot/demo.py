@@ -1,8 +1,9 @@
 """`checkin demo`: the whole service offline, on the sample county, for two simulated weeks on the fast clock.
 
 The real stack runs: the Telegram adapter against the Bot API stand-in, the SMS
-adapter against the Twilio stand-in (signed webhooks both ways), the clock job
-and the outbox. Simulated people answer (or forget), write reports, study and
+and voice adapters against the Twilio stand-in (signed webhooks both ways; two
+people get their check-ins by phone call and answer on the keypad), the clock
+job and the outbox. Simulated people answer (or forget), write reports, study and
 confirm attendance, share their location (now and then from out of the county),
 ask for leave and report back (or forget to); simulated officers act on alerts
 and decide leave, or do not.
@@ -24,17 +25,16 @@ import random
 import shutil
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
-from sqlmodel import func, select
+from sqlmodel import select
 
 from bot import sample
 from bot.demo_clock import Stopwatch, outbox_busy
+from bot.demo_summary import Outcome, persona_rates, print_personas, summarise  # noqa: F401  (the CLI's)
 from bot.runtime import build
 from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.telegram_api import FakeTelegram
@@ -47,13 +47,7 @@ from scheduler.clock import FastClock, RealClock
 from scheduler.ticker import make_scheduler
 from storage.db import migrate, session_scope
 from storage.models import (
-    Escalation,
-    Leave,
-    LocationCheck,
     Message,
-    Obligation,
-    ObligationKind,
-    ObligationState,
     Officer,
     Supervisee,
 )
@@ -73,8 +67,11 @@ class Simulation:
         self.order = itertools.count()
         self.seen_tg: dict[int, int] = {}
         self.seen_sms = 0
+        self.seen_calls = 0
         self.people_tg: dict[int, Supervisee] = {}
         self.people_sms: dict[str, Supervisee] = {}
+        self.people_voice: dict[str, Supervisee] = {}
+        self.answering: dict[int, bool] = {}  # a call's message -> whether the person picks up
         self.officers: set[int] = set()
         self.tasks: set[asyncio.Task] = set()
         self.trips: dict[int, tuple[tuple[float, float], date, date]] = {}  # chat -> where and when they travel
@@ -85,6 +82,8 @@ class Simulation:
             for p in s.exec(select(Supervisee)).all():
                 if p.telegram_chat_id:
                     self.people_tg[p.telegram_chat_id] = p
+                elif p.preferred_channel == "voice":
+                    self.people_voice[p.phone] = p
                 else:
                     self.people_sms[p.phone] = p
             self.officers = {o.telegram_id for o in s.exec(select(Officer)).all() if o.telegram_id}
@@ -145,7 +144,7 @@ class Simulation:
         """Reactions running or due, or deliveries not yet read (read from the service's thread: a hint)."""
         if self.tasks or (self.queue and self.queue[0][0] <= self.rt.clock.now()):
             return True
-        if len(self.tw.sent) > self.seen_sms:
+        if len(self.tw.sent) > self.seen_sms or len(self.tw.calls.placed) > self.seen_calls:
             return True
         return any(len(msgs) > self.seen_tg.get(chat, 0) for chat, msgs in list(self.tg.sent.items()))
 
@@ -159,6 +158,10 @@ class Simulation:
         for m in self.tw.sent[self.seen_sms:]:
             self.react_sms(m)
         self.seen_sms = len(self.tw.sent)
+        calls = self.tw.calls.placed
+        for call in calls[self.seen_calls:len(calls)]:
+            self.react_call(call)
+        self.seen_calls = len(calls)
         now = self.rt.clock.now()
         while self.queue and self.queue[0][0] <= now:
             _, _, action = heapq.heappop(self.queue)
@@ -223,7 +226,8 @@ class Simulation:
             self.later(self.rng.uniform(300, 700), lambda: self.tg.send_text(chat, "/back"))
 
     def react_sms(self, m) -> None:
-        person = self.people_sms.get(m.to)
+        # Someone on voice whose calls went unanswered is on SMS now (unreachable by voice): someone reads it out.
+        person = self.people_sms.get(m.to) or self.people_voice.get(m.to)
         if person is None:
             return
         r, reliable = self.rng.random(), self.persona(person)
@@ -245,6 +249,28 @@ class Simulation:
             self.later(self.rng.uniform(300, 700), lambda: self.tw.send_sms(m.to, "销假"))
         self.later(1, lambda: self.tw.report_status(m.sid, "delivered" if r < 0.97 else "undelivered", None
                                                     if r < 0.97 else 30003))
+
+
+    def react_call(self, call) -> None:
+        """A person on voice: a check-in call is answered (and 1 pressed) as the persona means, else rings out or
+        reaches the voicemail; any other call is answered and heard."""
+        person = self.people_voice.get(call.to)
+        if person is None:
+            return
+        mid = int(call.url.rpartition("m=")[2])
+        if mid not in self.answering:  # a call placed again for the same message meets the same intention
+            with session_scope(self.rt.engine) as s:  # what the call is about, as the person hears it
+                kind = s.get(Message, mid).kind
+            r = self.rng.random()
+            if kind == "checkin_prompt":
+                self.intend(person, r)
+            # As on SMS, a reminder is not what makes them answer: who meant to, answered the first call.
+            self.answering[mid] = r < self.persona(person) if kind == "checkin_prompt" else kind != "checkin_reminder"
+        if self.answering[mid]:
+            self.later(self.rng.uniform(1, 60), lambda: self.tw.calls.ring(call.sid, keys=["1"]))
+        else:
+            outcome = "voicemail" if self.rng.random() < 0.2 else "no-answer"
+            self.later(self.rng.uniform(1, 3), lambda: self.tw.calls.ring(call.sid, outcome=outcome))
 
 
 class PeopleThread(threading.Thread):
@@ -329,6 +355,9 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
             if p.id % 8 in (0, 1, 2, 7):  # half, strict people among them (and strict people on SMS only)
                 p.telegram_chat_id, p.preferred_channel = 70000 + p.id, "telegram"
                 s.add(p)
+            elif p.id in (3, 4):  # two who cannot read: check-ins by phone call, answered on the keypad
+                p.preferred_channel = "voice"
+                s.add(p)
     stack = Stack(rt, poll_timeout=0.5)
     web = LoopbackServer(make_app(rt.clock, {}, stack.routes()))
     await web.start(port=port)
@@ -386,96 +415,3 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
             await asyncio.wait(others, timeout=0.05)
     summarise(rt, out)
     return Outcome(rt, start, end, sim)
-
-
-@dataclass
-class Outcome:
-    """What the demo leaves: the runtime (its database), the simulated span, the simulated people."""
-
-    rt: object
-    start: datetime
-    end: datetime
-    sim: Simulation
-
-    def months(self) -> list[str]:
-        """The months (YYYY-MM, local) the simulation touched, oldest first."""
-        zone = self.rt.settings.zone
-        first, last = self.start.astimezone(zone).date(), self.end.astimezone(zone).date()
-        out, day = [], first.replace(day=1)
-        while day <= last:
-            out.append(f"{day:%Y-%m}")
-            day = (day + timedelta(days=32)).replace(day=1)
-        return out
-
-
-@dataclass
-class PersonaRate:
-    """One persona (a reliability shared by several people): what they meant to do, and what happened."""
-
-    reliability: float
-    people: int
-    prompts: int
-    intended: float  # share of check-in prompts the people meant to answer within the window
-    achieved: float  # share of those check-ins done within the window
-
-
-def persona_rates(outcome: Outcome) -> list[PersonaRate]:
-    """Intended and achieved on-time check-in rates per persona."""
-    sim = outcome.sim
-    with session_scope(outcome.rt.engine) as s:
-        rows = s.exec(select(Obligation.supervisee_id, Obligation.state)
-                      .where(Obligation.kind == ObligationKind.checkin, Obligation.prompted_at.is_not(None))).all()
-        people = {p.id: p for p in s.exec(select(Supervisee)).all()}
-    done: dict[int, int] = defaultdict(int)
-    for pid, state in rows:
-        done[pid] += state == ObligationState.done
-    groups: dict[float, list[int]] = defaultdict(list)
-    for pid in sim.intended:
-        groups[round(Simulation.persona(people[pid]), 2)].append(pid)
-    rates = []
-    for reliability, pids in sorted(groups.items()):
-        prompts = sum(len(sim.intended[p]) for p in pids)
-        if not prompts:
-            continue
-        rates.append(PersonaRate(reliability, len(pids), prompts,
-                                 sum(sum(sim.intended[p]) for p in pids) / prompts,
-                                 sum(done[p] for p in pids) / prompts))
-    return rates
-
-
-def print_personas(rates: list[PersonaRate], out: Console) -> None:
-    """The personas' intended and achieved rates, side by side."""
-    table = Table("persona", "people", "prompts", "meant to answer", "answered in time",
-                  title="simulated people: check-ins answered in time, as meant and as achieved")
-    for r in rates:
-        table.add_row(f"{r.reliability:.0%}", str(r.people), str(r.prompts), f"{r.intended:.0%}", f"{r.achieved:.0%}")
-    out.print(table)
-
-
-def summarise(rt, out: Console) -> None:
-    """Messages by kind and channel, escalations and how they ended."""
-    with session_scope(rt.engine) as s:
-        rows = s.exec(select(Message.kind, Message.channel, func.count()).where(Message.direction == "out")
-                      .group_by(Message.kind, Message.channel)).all()
-        escs = s.exec(select(Escalation.kind, Escalation.state, Escalation.resolution,
-                             Escalation.supervisor_notified_at.is_not(None), func.count())
-                      .group_by(Escalation.kind, Escalation.state, Escalation.resolution,
-                                Escalation.supervisor_notified_at.is_not(None))).all()
-        inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
-        points = s.exec(select(LocationCheck.inside, func.count()).group_by(LocationCheck.inside)).all()
-        leave = s.exec(select(Leave.state, Leave.mode, func.count()).group_by(Leave.state, Leave.mode)).all()
-    table = Table("kind", "channel", "messages", title="outbound messages")
-    for kind, channel, n in sorted(rows):
-        table.add_row(kind, channel, str(n))
-    out.print(table)
-    out.print(f"inbound messages: {inbound}")
-    shared = {inside: n for inside, n in points}
-    out.print(f"location check-ins: {shared.get(True, 0)} inside, {shared.get(False, 0)} outside, "
-              f"{shared.get(None, 0)} not checked (leave)")
-    out.print("leave: " + (", ".join(f"{n} {state}{' (' + mode + ')' if mode else ''}"
-                                      for state, mode, n in sorted(leave, key=lambda r: (r[0], r[1] or "")))
-                           or "none"))
-    table = Table("escalation", "state", "how it ended", "to supervisor", "count", title="escalations")
-    for kind, state, resolution, up, n in sorted(escs, key=lambda r: (r[0], r[1], r[2] or "", r[3])):
-        table.add_row(kind, state, resolution or "", "yes" if up else "", str(n))
-    out.print(table)

@@ -103,8 +103,8 @@ def demo(
         return
     from bot import demo as simulation
 
-    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram and SMS stand-ins on "
-              "loopback, the real stack, the fast clock.")
+    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram, SMS and call "
+              "stand-ins on loopback, the real stack, the fast clock.")
     outcome = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
     rt, zone = outcome.rt, outcome.rt.settings.zone
     simulation.print_personas(simulation.persona_rates(outcome), out)

@@ -203,3 +203,4 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
     engine.dispose()
     assert points > 0 and asked > 0  # strict people on Telegram shared locations; someone asked for leave
     assert channels.get("telegram", 0) > 20 and channels.get("sms", 0) > 20 and inbound > 20
+    assert channels.get("voice", 0) >= 3  # two people on voice: their check-ins by phone call
