@@ -341,6 +341,9 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     )
     rt = build(settings)
     watch = Stopwatch()
+    # Held from the start, until the county is set up and the service listening: at this speed the seconds that
+    # take are simulated hours, and the first morning's prompts went out minutes before their window closed.
+    watch.hold(True)
     rt.clock = FastClock(start, speed, monotonic=watch)  # the same fast clock, held while the county is busy
     tg.now = lambda: rt.clock.now().timestamp()  # the stand-ins stamp messages on the simulated clock
     tw.now = rt.clock.now
