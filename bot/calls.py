@@ -21,7 +21,7 @@ from sqlalchemy import select
 from bot.channels.voice import MENU_KINDS, Script
 from bot.inbox import Inbox
 from handlers.contract import Inbound
-from handlers.router import Handled
+from handlers.router import Handled, reply_key
 from storage import queries
 from storage.db import session_scope
 from storage.models import SUPERVISED, ChannelName, Direction, Message, MessageStatus, Supervisee
@@ -89,7 +89,7 @@ class CallDesk:
                 waiter.set_result(done.message_id)
 
     def _take_replies(self, message_id: int, call_sid: str) -> list[str]:
-        keys = [f"reply:{message_id}:{i}" for i in range(MAX_REPLIES)]
+        keys = [reply_key(message_id, i) for i in range(MAX_REPLIES)]
         now = self.now()
         with session_scope(self.engine) as s:
             rows = s.execute(

@@ -82,13 +82,8 @@ async def spoken(inbound: Inbound, ctx: Context) -> list[Reply]:
     """A report spoken in a call (key 3, recorded by the provider): filed as a report, the officer told."""
     rec, lang = inbound.recording, ctx.language
     report = _file(ctx, text(lang, "report.spoken_body", seconds=rec.seconds), 1, recording=rec)
-    person = ctx.sender.supervisee
-    officer = ctx.session.get(Officer, person.officer_id)
     return [Reply(text(lang, "report.received_spoken", receipt=report.receipt)),
-            Reply(text(officer.language, "report.officer_notice_spoken", receipt=report.receipt, id=report.id,
-                       name=person.name, case_number=person.case_number, township=person.township,
-                       seconds=rec.seconds),
-                  to=Recipient(SenderKind.officer, officer.id), kind="report_notice", about=person.id)]
+            officer_notice(ctx, report, ctx.sender.supervisee)]
 
 
 def _file(ctx: Context, body: str, parts: int, recording: Recording | None = None) -> WrittenReport:
@@ -127,10 +122,12 @@ FIRST_LINES = 200  # characters of a report shown in the officer's notice and li
 
 
 def officer_notice(ctx: Context, report: WrittenReport, person: Supervisee) -> Reply:
-    """The officer is sent the report's receipt and first lines, and how to read all of it."""
+    """The officer is sent the report's receipt and first lines, and how to read all of it (a spoken one: its
+    length, and where to listen)."""
     officer = ctx.session.get(Officer, person.officer_id)
     first = report.body if len(report.body) <= FIRST_LINES else report.body[:FIRST_LINES] + "…"
-    return Reply(text(officer.language, "report.officer_notice", receipt=report.receipt, id=report.id,
+    key = "report.officer_notice_spoken" if report.recording_url else "report.officer_notice"
+    return Reply(text(officer.language, key, receipt=report.receipt, id=report.id,
                       name=person.name, case_number=person.case_number, township=person.township,
-                      parts=report.parts, first=first),
+                      parts=report.parts, first=first, seconds=report.recording_seconds),
                  to=Recipient(SenderKind.officer, officer.id), kind="report_notice", about=person.id)

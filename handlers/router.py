@@ -96,6 +96,11 @@ def stored_text(raw: str) -> str:
     return raw[:MAX_STORED_TEXT] + f"\n[truncated: {len(raw)} characters received]"
 
 
+def reply_key(message_id: int, i: int) -> str:
+    """The outbox dedupe key of the `i`th reply to inbound message `message_id`: once each, however often handled."""
+    return f"reply:{message_id}:{i}"
+
+
 def _stored_row(inbound: Inbound, now: datetime) -> dict:
     """The message table's row of an inbound message as received (the sender is filled in when handled)."""
     row = dict(
@@ -366,7 +371,7 @@ class Router:
             # A key pressed in a call is answered in that call (bot/channels/voice.py takes these rows at once):
             # held back from the drain meanwhile, which would otherwise call back.
             held = now + SAID_IN_CALL if reply.to is None and inbound.channel == ChannelName.voice else None
-            deliver(session, reply, now=now, dedupe_key=f"reply:{message_id}:{i}", not_before=held,
+            deliver(session, reply, now=now, dedupe_key=reply_key(message_id, i), not_before=held,
                     channel=inbound.channel, address=inbound.address, extra_payload=extra,
                     supervisee_id=sender.supervisee.id if sender and sender.supervisee else None,
                     officer_id=sender.officer.id if sender and sender.officer else None)

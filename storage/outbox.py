@@ -214,6 +214,14 @@ def record_failed(session: Session, message_id: int, code: str | None, detail: s
     )
 
 
+def _by_provider_id(session: Session, channel: str, provider_id: str) -> Message | None:
+    """The outbound message the provider knows as `provider_id`."""
+    return session.exec(
+        select(Message).where(Message.channel == channel, Message.direction == Direction.outbound,
+                              Message.provider_id == provider_id)
+    ).scalars().first()
+
+
 # Twilio's statuses as they arrive by callback; earlier ones never overwrite later ones.
 _STATUS_ORDER = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3}
 
@@ -221,10 +229,7 @@ _STATUS_ORDER = {"queued": 0, "accepted": 0, "sending": 1, "sent": 2, "delivered
 def record_status(session: Session, channel: str, provider_id: str, status: str, error_code: str | None,
                   now: datetime) -> Message | None:
     """A delivery status callback: update the row (never backwards); the row, or None if unknown."""
-    msg = session.exec(
-        select(Message).where(Message.channel == channel, Message.direction == Direction.outbound,
-                              Message.provider_id == provider_id)
-    ).scalars().first()
+    msg = _by_provider_id(session, channel, provider_id)
     if msg is None or status not in _STATUS_ORDER:
         return msg
     if _STATUS_ORDER[status] >= _STATUS_ORDER.get(msg.status, 0):
@@ -250,10 +255,7 @@ def record_call_status(session: Session, call_sid: str, call_status: str, error_
     status = CALL_OUTCOME.get(call_status)
     if status is None:  # ringing, in-progress: not an outcome
         return None
-    msg = session.exec(
-        select(Message).where(Message.channel == "voice", Message.direction == Direction.outbound,
-                              Message.provider_id == call_sid)
-    ).scalars().first()
+    msg = _by_provider_id(session, "voice", call_sid)
     if msg is None or msg.status != MessageStatus.sent:
         return None
     msg.status, msg.updated_at = status, now

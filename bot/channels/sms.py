@@ -58,6 +58,26 @@ class RedirectingHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
+def twilio_client(account_sid: str, auth_token: str, api_base_url: str = TWILIO_API) -> Client:
+    """The twilio Client, sent to `api_base_url` when it is not Twilio's own (the stand-in), with twilio's request
+    log kept quiet (it logs each request's body, phone numbers and message text, at INFO)."""
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    http = RedirectingHttpClient(api_base_url, timeout=15) if api_base_url.rstrip("/") != TWILIO_API else None
+    return Client(account_sid, auth_token, http_client=http, environment={})
+
+
+async def signed_form(request: Request, validator: RequestValidator, public_url: str | None) -> dict | None:
+    """A Twilio webhook's form when its X-Twilio-Signature is right for the URL Twilio called; else None."""
+    form = {k: v for k, v in (await request.form()).items()}
+    base = public_url or str(request.base_url).rstrip("/")
+    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not validator.validate(url, form, signature):
+        log.warning("twilio webhook %s: missing or wrong signature", request.url.path)
+        return None
+    return form
+
+
 class SmsChannel:
     """Plain SMS through Twilio: buttons become a line saying what to reply."""
 
@@ -77,8 +97,6 @@ class SmsChannel:
         public_url: str | None = None,
         rate: float = 1.0,
     ) -> None:
-        # twilio logs each request's body (phone numbers, message text) at INFO: never let it.
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
         self.rate = rate
         self.concurrency = 4  # sends in flight (the client is synchronous: each runs in a worker thread)
         self.on_inbound, self.on_status = on_inbound, on_status
@@ -86,8 +104,7 @@ class SmsChannel:
         self.from_number, self.messaging_service_sid = from_number, messaging_service_sid
         self.public_url = public_url.rstrip("/") if public_url else None
         self.validator = RequestValidator(auth_token)
-        http = RedirectingHttpClient(api_base_url, timeout=15) if api_base_url.rstrip("/") != TWILIO_API else None
-        self.client = Client(account_sid, auth_token, http_client=http, environment={})
+        self.client = twilio_client(account_sid, auth_token, api_base_url)
 
     async def start(self, receive: bool = True) -> None:
         """Nothing to open: Twilio calls our webhooks."""
@@ -119,14 +136,7 @@ class SmsChannel:
     # ---- in: signed webhooks ---------------------------------------------------------
 
     async def _verified_form(self, request: Request) -> dict | None:
-        form = {k: v for k, v in (await request.form()).items()}
-        base = self.public_url or str(request.base_url).rstrip("/")
-        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not self.validator.validate(url, form, signature):
-            log.warning("twilio webhook %s: missing or wrong signature", request.url.path)
-            return None
-        return form
+        return await signed_form(request, self.validator, self.public_url)
 
     async def inbound(self, request: Request) -> Response:
         """POST /twilio/sms: one message from a phone; the reply goes out by REST through the outbox."""

@@ -29,10 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from bot.channels.sms import TWILIO_API, RedirectingHttpClient, twilio_errors
+from bot.channels.sms import TWILIO_API, signed_form, twilio_client, twilio_errors
 from content.catalog import text
 from handlers.contract import Inbound, Recording
 from scheduler.channels import SendResult
@@ -84,15 +83,13 @@ class VoiceChannel:
         api_base_url: str = TWILIO_API,
         rate: float = 1.0,
     ) -> None:
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs numbers at INFO
         self.rate = rate  # calls placed per second (CHECKIN_VOICE_RATE)
         self.concurrency = 2
         self.from_number, self.public_url = from_number, public_url.rstrip("/")
         self.on_key, self.on_status, self.now = on_key, on_status, now  # on_key: stored, handled, its reply's words
         self.script, self.caller = script, caller
         self.validator = RequestValidator(auth_token)
-        http = RedirectingHttpClient(api_base_url, timeout=15) if api_base_url.rstrip("/") != TWILIO_API else None
-        self.client = Client(account_sid, auth_token, http_client=http, environment={})
+        self.client = twilio_client(account_sid, auth_token, api_base_url)
 
     async def start(self, receive: bool = True) -> None:
         """Nothing to open: Twilio calls our webhooks."""
@@ -136,16 +133,19 @@ class VoiceChannel:
     def _twiml(r: VoiceResponse) -> Response:
         return Response(str(r), media_type="text/xml")
 
+    def _goodbye(self, language: str, *words: str, r: VoiceResponse | None = None) -> Response:
+        """`words`, then goodbye, and the call ends (after what `r` already says)."""
+        r = r or VoiceResponse()
+        for w in words:
+            self._say(r, language, w)
+        self._say(r, language, text(language, "voice.goodbye"))
+        r.hangup()
+        return self._twiml(r)
+
     # ---- in: signed webhooks -------------------------------------------------------------
 
     async def _verified_form(self, request: Request) -> dict | None:
-        form = {k: v for k, v in (await request.form()).items()}
-        url = self.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not self.validator.validate(url, form, signature):
-            log.warning("twilio voice webhook %s: missing or wrong signature", request.url.path)
-            return None
-        return form
+        return await signed_form(request, self.validator, self.public_url)
 
     @staticmethod
     def _message_id(request: Request) -> int | None:
@@ -171,11 +171,7 @@ class VoiceChannel:
         lang = script.language
         if script.menu:
             return self._twiml(self._menu(lang, [text(lang, "voice.greeting"), script.text], mid))
-        self._say(r, lang, text(lang, "voice.message"))
-        self._say(r, lang, script.text)
-        self._say(r, lang, text(lang, "voice.goodbye"))
-        r.hangup()
-        return self._twiml(r)
+        return self._goodbye(lang, text(lang, "voice.message"), script.text)
 
     async def incoming(self, request: Request) -> Response:
         """POST INCOMING_PATH: a person calls the number; an unknown caller hears one neutral sentence."""
@@ -218,12 +214,7 @@ class VoiceChannel:
         said = await self.on_key(inbound) or [text(language, "voice.received")]
         if menu_after is not None:
             return self._twiml(self._menu(language, said, menu_after))
-        r = VoiceResponse()
-        for words in said:
-            self._say(r, language, words)
-        self._say(r, language, text(language, "voice.goodbye"))
-        r.hangup()
-        return self._twiml(r)
+        return self._goodbye(language, *said)
 
     async def gather(self, request: Request) -> Response:
         """POST GATHER_PATH: a key was pressed; 1 and 2 go to the handlers as an SMS would, their reply is said;
@@ -238,14 +229,10 @@ class VoiceChannel:
             self._say(r, language, text(language, "voice.record"))
             r.record(max_length=RECORD_SECONDS, finish_on_key="#", play_beep=True, timeout=10,
                      action=f"{self.public_url}{RECORDED_PATH}{self._query(request)}")
-            self._say(r, language, text(language, "voice.not_recorded"))
-            self._say(r, language, text(language, "voice.goodbye"))
-            r.hangup()
-            return self._twiml(r)
-        if digit == AGAIN or digit not in KEYS:
-            opening = [] if digit == AGAIN else [text(language, "voice.not_a_choice")]
-            if digit == AGAIN and script is not None:
-                opening = [script.text]
+            return self._goodbye(language, text(language, "voice.not_recorded"), r=r)  # when nothing was recorded
+        if digit not in KEYS:  # 9 says the message again; any other key is not a choice
+            again = [script.text] if script is not None else []
+            opening = again if digit == AGAIN else [text(language, "voice.not_a_choice")]
             return self._twiml(self._menu(language, opening, self._message_id(request)))
         provider_id = f"{form.get('CallSid', '')}:{digit}"  # Twilio's retry of the same key is the same message
         return await self._answered(Inbound(channel=self.name, address=address, text=digit, received_at=self.now(),
@@ -261,11 +248,7 @@ class VoiceChannel:
         seconds = int(duration) if duration.isdigit() else 0
         url, sid = form.get("RecordingUrl", ""), form.get("RecordingSid", "")
         if seconds <= 0 or not url.startswith(("https://", "http://")) or not sid:
-            r = VoiceResponse()
-            self._say(r, language, text(language, "voice.not_recorded"))
-            self._say(r, language, text(language, "voice.goodbye"))
-            r.hangup()
-            return self._twiml(r)
+            return self._goodbye(language, text(language, "voice.not_recorded"))
         inbound = Inbound(channel=self.name, address=address, received_at=self.now(),
                           provider_id=f"{form.get('CallSid', '')}:{RECORD}", recording=Recording(url, seconds, sid))
         return await self._answered(inbound, language,
@@ -298,8 +281,7 @@ def fetch_recording(account_sid: str, auth_token: str, api_base_url: str, url: s
 def delete_recordings(account_sid: str, auth_token: str, api_base_url: str, urls: list[str]) -> list[str]:
     """Delete recordings at Twilio (a purge); the ones that could not be deleted (one already gone counts as
     deleted)."""
-    http = RedirectingHttpClient(api_base_url, timeout=15) if api_base_url.rstrip("/") != TWILIO_API else None
-    client = Client(account_sid, auth_token, http_client=http, environment={})
+    client = twilio_client(account_sid, auth_token, api_base_url)
     left = []
     for url in urls:
         sid = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json").removesuffix(".mp3")
