@@ -48,7 +48,8 @@ class Runtime:
 
     @property
     def sweep_config(self) -> SweepConfig:
-        return SweepConfig(self.policy, self.settings.zone, holiday_country=self.settings.holiday_country)
+        return SweepConfig(self.policy, self.settings.zone, holiday_country=self.settings.holiday_country,
+                           calls=self.settings.voice_enabled)
 
     def require_schema(self) -> None:
         if not has_schema(self.engine):

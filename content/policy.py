@@ -180,6 +180,8 @@ class Voice(_Strict):
     retries: int = Field(2, ge=0, le=5)  # an unanswered check-in call is placed again this many times
     retry_minutes: int = Field(20, ge=5, le=240)  # this long after the last, inside the window, never in quiet hours
     unanswered_in_a_row: int = Field(5, ge=2, le=50)  # check-in calls left unanswered in a row: unreachable by voice
+    call_before_escalating: bool = False  # a person on SMS or Telegram is called once before a check-in is missed
+    call_minutes_before_close: int = Field(60, ge=5, le=720)  # when: this long before the check-in's window closes
 
 
 class ReportFigures(_Strict):

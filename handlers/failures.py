@@ -30,6 +30,11 @@ UNREACHABLE = {
 }
 
 
+def _on_voice(session: Session, msg: Message) -> bool:
+    person = _person(session, msg)
+    return person is None or person.preferred_channel == ChannelName.voice
+
+
 def _person(session: Session, msg: Message) -> Supervisee | None:
     if msg.supervisee_id:
         return session.get(Supervisee, msg.supervisee_id)
@@ -104,6 +109,10 @@ def delivery_failed(
         return
     if msg.officer_id is not None and msg.supervisee_id is None:
         _officer_not_reached(session, msg, code, now)
+        return
+    if msg.channel == ChannelName.voice and not _on_voice(session, msg):
+        # a call to someone on SMS or Telegram (before a missed check-in): its failure is the check-in's to escalate
+        log.info("call %s to a supervisee not on voice ended %s: nothing more", message_id, code)
         return
     reason = UNREACHABLE.get((msg.channel, code))
     if (

@@ -22,7 +22,7 @@ from handlers import checkin, community_service, location, report, study
 from handlers.alerts import ALERTS, AlertRule, missed
 from handlers.cadence import Slot, checkin_slots, report_slots, study_slots
 from handlers.contract import Reply
-from storage.models import EscalationKind, Obligation, ObligationKind, ObligationState, Supervisee
+from storage.models import ChannelName, EscalationKind, Obligation, ObligationKind, ObligationState, Supervisee
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class ObligationRule:
     prompt: Callable[[Due], Reply | None]  # at due_at; None when the row's function queued its own messages
     remind: Callable[[Due], Reply]  # the one reminder, at remind_at
     close: Callable[[Due], Closing]  # the window closed unanswered
+    # The call a person not on voice gets once before the window closes unanswered ([voice] call_before_escalating);
+    # None: this kind is never called for (or this person cannot be).
+    call: Callable[[Due], Reply | None] | None = None
 
     @staticmethod
     def dedupe(step: str, ob: Obligation) -> str:
@@ -79,6 +82,13 @@ class MonthlyRule:
 def _checkin_prompt(d: Due) -> Reply:
     d.obligation.location_required = location.required(d.policy, d.person)
     return checkin.prompt(d.obligation, d.person, d.zone)
+
+
+def _checkin_call(d: Due) -> Reply | None:
+    """The reminder again, as a call with the keypad menu, for a person with a phone who is not on voice."""
+    if not d.person.phone or d.person.preferred_channel == ChannelName.voice:  # on voice: every prompt was a call
+        return None
+    return checkin.reminder(d.obligation, d.person, d.zone)
 
 
 def _checkin_close(d: Due) -> Closing:
@@ -135,7 +145,8 @@ def _missed(kind: ObligationKind) -> Callable[[Due], Closing]:
 K = ObligationKind
 OBLIGATIONS: dict[ObligationKind, ObligationRule] = {
     K.checkin: ObligationRule(
-        checkin_slots, _checkin_prompt, lambda d: checkin.reminder(d.obligation, d.person, d.zone), _checkin_close
+        checkin_slots, _checkin_prompt, lambda d: checkin.reminder(d.obligation, d.person, d.zone), _checkin_close,
+        call=_checkin_call,
     ),
     K.report: ObligationRule(report_slots, _report_prompt, _report_remind, _missed(K.report)),
     K.study: ObligationRule(

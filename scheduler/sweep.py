@@ -26,13 +26,14 @@ from handlers.cadence import quiet_end_after
 from handlers.contract import zone_of
 from handlers.delivery import deliver, reply_row
 from handlers.office_hours import is_working_day
-from handlers.schedule import Due, Schedule, default_schedule
+from handlers.schedule import Due, ObligationRule, Schedule, default_schedule
 from storage import outbox as outbox_rows
 from storage.db import insert_ignoring, session_scope
 from storage.models import (
     OPEN_OBLIGATION,
     SUPERVISED,
     Broadcast,
+    ChannelName,
     Escalation,
     EscalationState,
     Obligation,
@@ -62,6 +63,7 @@ class SweepReport:
     planned: int = 0
     prompted: int = 0
     reminded: int = 0
+    called: int = 0  # calls before a check-in is missed, to people not on voice
     deferred: int = 0
     missed: int = 0
     excused: int = 0
@@ -100,6 +102,7 @@ class SweepConfig:
     batch: int = 500
     holiday_country: str = "CN"
     schedule: Schedule = field(default_factory=default_schedule)
+    calls: bool = False  # the voice channel is set up: people can be called
 
 
 @contextmanager
@@ -255,10 +258,13 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
     if ob.window_end_at <= now:
         _close(s, due, cfg, rep)
         return
-    if ob.state == ObligationState.reminded:  # window still open: look again when it closes
+    quiet_end = quiet_end_after(now, cfg.policy.quiet_hours, zone)
+    if ob.state == ObligationState.reminded:  # window still open: the call before it closes, if due; then its end
+        call_at = _call_at(ob, rule, cfg)
+        if call_at is not None and call_at <= now and quiet_end is None:
+            _call(s, due, rule, rows, rep)
         ob.next_check_at = ob.window_end_at
         return
-    quiet_end = quiet_end_after(now, cfg.policy.quiet_hours, zone)
     if quiet_end is not None:  # nothing goes to people in quiet hours: wait for the morning
         ob.next_check_at = min(quiet_end, ob.window_end_at)
         rep.deferred += 1
@@ -273,8 +279,31 @@ def _advance(s: Session, ob: Obligation, person: Supervisee, now: datetime, cfg:
         rep.prompted += 1
     else:
         rows.append(reply_row(s, rule.remind(due), now=now, dedupe_key=rule.dedupe("remind", ob)))
-        ob.state, ob.reminded_at, ob.next_check_at = ObligationState.reminded, now, ob.window_end_at
+        call_at = _call_at(ob, rule, cfg)
+        ob.state, ob.reminded_at = ObligationState.reminded, now
+        ob.next_check_at = max(call_at, now) if call_at is not None else ob.window_end_at
         rep.reminded += 1
+
+
+def _call_at(ob: Obligation, rule: ObligationRule, cfg: SweepConfig) -> datetime | None:
+    """When a person not on voice is called before this obligation is missed ([voice] call_before_escalating);
+    None when nobody is called (the kind has no call, the policy says no, or calls are not set up)."""
+    v = cfg.policy.voice
+    if rule.call is None or not cfg.calls or not v.call_before_escalating:
+        return None
+    return ob.window_end_at - timedelta(minutes=v.call_minutes_before_close)
+
+
+def _call(s: Session, due: Due, rule: ObligationRule, rows: list[dict], rep: SweepReport) -> None:
+    """The one call before a check-in is missed, to the person's phone; its dedupe key makes it one."""
+    reply = rule.call(due)
+    if reply is None:
+        return
+    person = due.person
+    reply.to = None  # to the phone, whatever channel the person's messages use
+    rows.append(reply_row(s, reply, now=due.now, dedupe_key=rule.dedupe("call", due.obligation),
+                          channel=ChannelName.voice, address=person.phone, supervisee_id=person.id))
+    rep.called += 1
 
 
 def _close(s: Session, due: Due, cfg: SweepConfig, rep: SweepReport) -> None:

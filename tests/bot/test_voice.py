@@ -225,6 +225,8 @@ def test_five_check_in_calls_unanswered_in_a_row_make_the_person_unreachable_by_
 
     c = County(db)
     policy, at = load_policy(), local(2027, 3, 1, 9)
+    with session_scope(c.engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id == c.strict.id).values(preferred_channel="voice"))
 
     def call(day: int, status: str) -> int:
         with session_scope(c.engine) as s:
@@ -242,7 +244,70 @@ def test_five_check_in_calls_unanswered_in_a_row_make_the_person_unreachable_by_
     fail(call(4, "delivered"))  # answered on the fifth day
     for day in range(5, 9):
         fail(call(day, "undelivered"))
-    assert c.escalations() == [] and c.person(c.strict).preferred_channel == "sms"  # County's default
+    assert c.escalations() == [] and c.person(c.strict).preferred_channel == "voice"
     fail(call(9, "undelivered"))  # five in a row
     (esc,) = c.escalations()
     assert esc.kind == "unreachable" and '"reason": "unanswered"' in esc.note
+    assert c.person(c.strict).preferred_channel == "sms"
+
+
+def calls_before_escalating(h) -> None:
+    """王伟 on voice; the policy calls people on SMS once before a check-in is missed ([voice])."""
+    from dataclasses import replace
+
+    wang_on_voice(h)
+    cfg = h.stack.ticker.cfg
+    assert cfg.calls  # the voice channel is set up
+    voice = cfg.policy.voice.model_copy(update={"call_before_escalating": True})
+    h.stack.ticker.cfg = replace(cfg, policy=cfg.policy.model_copy(update={"voice": voice}))
+
+
+@pytest.fixture
+async def calling(db, monkeypatch, tmp_path):
+    async with serving(db, monkeypatch, tmp_path, prepare=calls_before_escalating) as h:
+        yield h
+
+
+async def test_a_person_on_sms_is_called_once_before_the_check_in_is_missed(calling):
+    """Tom (SMS) has the prompt at 09:00 and the reminder at 11:00 by SMS; at 12:00, an hour before the window
+    closes, one call with the keypad menu; his 1 in the call answers the check-in."""
+    h, fake = calling, calling.fake
+    await h.tick(local(2027, 3, 1, 9))
+    await h.tick(local(2027, 3, 1, 11))
+    assert [m.body.split(".")[0] for m in fake.to(TOM)] == ["Time for your check-in",
+                                                                "Reminder: we have not received today's check-in"]
+    await h.tick(local(2027, 3, 1, 11, 59))
+    assert fake.calls.to(TOM) == []
+    await h.tick(local(2027, 3, 1, 12))
+    (call,) = fake.calls.to(TOM)
+    await h.tick(local(2027, 3, 1, 12, 1))
+    assert len(fake.calls.to(TOM)) == 1  # once
+    assert len(h.rows(channel="voice", address=WANG)) == 2  # 王伟 is on voice: his prompt and reminder, no more
+    await fake.calls.ring(call.sid, keys=["1"])
+    await h.stack.idle()
+    assert call.heard[1] == "Reminder: we have not received today's check-in. Please answer by 13:00." and "press 1" in call.heard[2]
+    assert any(w.startswith("Received, thank you.") for w in call.heard)
+    assert h.county.obligations(h.county.lenient)[0].state == "done"
+    assert len(fake.to(TOM)) == 2  # the answer's reply was said in the call
+
+
+async def test_a_call_before_escalating_left_unanswered_changes_nothing_but_the_check_in_escalates(calling):
+    h, fake = calling, calling.fake
+    for hour in (9, 11, 12):
+        await h.tick(local(2027, 3, 1, hour))
+    (call,) = fake.calls.to(TOM)
+    h.clock.set(local(2027, 3, 1, 12, 2))
+    await fake.calls.ring(call.sid, outcome="no-answer")
+    await h.tick(local(2027, 3, 1, 12, 30))
+    assert len(fake.calls.to(TOM)) == 1  # not placed again: it was the one call
+    await h.tick(local(2027, 3, 1, 13))
+    tom = h.county.person(h.county.lenient)
+    assert (tom.preferred_channel, tom.sms_blocked_at) == ("sms", None)
+    assert [e.kind for e in h.county.escalations() if e.supervisee_id == tom.id] == ["missed_checkin"]
+
+
+async def test_without_the_policy_a_person_on_sms_is_never_called(voice):
+    h, fake = voice, voice.fake
+    for hour in (9, 11, 12, 13):
+        await h.tick(local(2027, 3, 1, hour))
+    assert fake.calls.to(TOM) == [] and len(fake.to(TOM)) == 2
