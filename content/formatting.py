@@ -49,6 +49,17 @@ def phone_national(e164: str | None) -> str:
         return e164
 
 
+MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def is_mobile(e164: str) -> bool:
+    """Whether an E.164 number can take SMS (a mobile, or a number that may be one); a landline takes calls only."""
+    try:
+        return phonenumbers.number_type(phonenumbers.parse(e164)) in MOBILE_TYPES
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def duration(minutes: int, language: str) -> str:
     """`7小时30分钟` / `7 h 30 min`."""
     return text(language, "study.duration", h=minutes // 60, m=minutes % 60)

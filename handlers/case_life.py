@@ -17,6 +17,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, func, select
 
 from content.catalog import LANGUAGES, text
+from content.formatting import is_mobile
 from content.policy import Policy
 from handlers.compliance import lost_contact
 from handlers.contract import Recipient, Reply, SenderKind
@@ -196,6 +197,9 @@ def set_timezone(session: Session, person: Supervisee, name: str | None, *, acto
     return []
 
 
+CHANNELS = (ChannelName.sms, ChannelName.voice, ChannelName.telegram)  # what a person's messages may prefer
+
+
 def set_channel(session: Session, person: Supervisee, channel: str, *, actor: Actor, now: datetime) -> list[Reply]:
     """The channel proactive messages prefer: Telegram (a linked chat that has not blocked the bot), SMS, or voice
     (phone calls)."""
@@ -206,6 +210,8 @@ def set_channel(session: Session, person: Supervisee, channel: str, *, actor: Ac
     elif channel in (ChannelName.sms, ChannelName.voice):
         if not person.phone:
             raise CaseError("no_phone", case=person.case_number)
+        if channel == ChannelName.sms and not is_mobile(person.phone):
+            raise CaseError("landline", case=person.case_number)
     else:
         raise CaseError("channel", value=channel)
     if not _set(session, person, "preferred_channel", channel, actor, now):

@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 from sqlmodel import Session, col, select
 
 from content.catalog import text
+from content.formatting import is_mobile
 from content.policy import Policy
 from handlers.contract import Button, Recipient, Reply, SenderKind
 from handlers.delivery import deliver
@@ -132,8 +133,9 @@ def delivery_failed(
         return
     facts = None
     if msg.channel == ChannelName.voice:  # by SMS from now on where it can; the officer decides what next
-        other = (ChannelName.sms, person.phone) if person.phone and not person.sms_blocked_at else None
-        if person.preferred_channel == ChannelName.voice:
+        by_sms = bool(person.phone) and not person.sms_blocked_at and is_mobile(person.phone)  # not a landline
+        other = (ChannelName.sms, person.phone) if by_sms else None
+        if person.preferred_channel == ChannelName.voice and by_sms:
             person.preferred_channel = ChannelName.sms
         facts = {"channel": "voice", "reason": reason, "fallback": other is not None}
     elif msg.channel == ChannelName.telegram:

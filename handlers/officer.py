@@ -11,9 +11,11 @@ from sqlmodel import Session, col, func, select
 from content.catalog import text
 from content.formatting import day_and_time, phone_national
 from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind, row_id
+from handlers.delivery import outcome
 from handlers.location import requirement
 from storage import audit, queries
 from storage.models import (
+    ChannelName,
     Escalation,
     EscalationState,
     Leave,
@@ -131,7 +133,10 @@ def _thread_line(ctx: Context, m: Message) -> str:
     elif not body and m.kind == "button":
         body = text(ctx.language, "officer.thread_button")
     arrow = "←" if m.direction == "in" else "→"
-    return f"{day_and_time(m.created_at, ctx.zone, ctx.language)} {arrow} {body}"
+    if m.channel == ChannelName.voice:  # a call, or a key pressed in one: how the call went
+        body = f"📞 {body}"
+    ended = outcome(m, ctx.language, ctx.zone)
+    return f"{day_and_time(m.created_at, ctx.zone, ctx.language)} {arrow} {body}" + (f" ({ended})" if ended else "")
 
 
 def _thread_pages(ctx: Context, person: Supervisee, *, first_budget: int, budget: int, wanted: int) -> list[list[str]]:

@@ -12,6 +12,7 @@ import phonenumbers
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
+from content.formatting import MOBILE_TYPES, is_mobile
 from handlers import case_life
 from handlers.case_life import Actor
 from handlers.contract import row_id
@@ -24,10 +25,12 @@ COLUMNS = (
     "case_number", "name", "phone", "language", "category", "level",
     "township", "officer_id", "supervision_start", "supervision_end",
 )
+OPTIONAL = ("channel",)  # columns a file may leave out (an empty cell keeps what the person has)
+CHANNELS = ("sms", "telegram", "voice")
+NOT_MOBILE = "not a mobile number (SMS needs a mobile; a landline only with channel voice)"
 LANGUAGE_ALIASES = {"zh-cn": "zh-CN", "zh_cn": "zh-CN", "zh": "zh-CN", "en": "en", "en-us": "en", "en-gb": "en"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-/]{0,39}$")
-_MOBILE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 # Fields compared to tell an unchanged row from an update.
 _FIELDS = COLUMNS[1:]
 # Fields whose change invalidates the planned obligations.
@@ -49,13 +52,15 @@ class RowError:
 
 @dataclass(frozen=True)
 class Ref:
-    """What a row says that only the database can check (its officer, its phone), from every row read,
-    valid or not, so that one round of fixes answers every problem."""
+    """What a row says that only the database can check (its officer, its phone, Telegram as its channel), from
+    every row read, valid or not, so that one round of fixes answers every problem."""
 
     line: int
     case_number: str
     officer_id: int | None
     phone: str | None
+    channel: str = ""
+    landline_as_is: str = ""  # a landline, as written, in a row keeping the channel as is: the person must be on voice
 
 
 @dataclass
@@ -73,6 +78,7 @@ class RosterRow:
     officer_id: int
     supervision_start: date
     supervision_end: date
+    channel: str = ""  # sms, telegram, voice; empty: as it is (SMS for someone new)
 
 
 @dataclass
@@ -91,16 +97,17 @@ class ImportResult:
         return not self.errors
 
 
-def normalise_phone(raw: str, region: str) -> str:
-    """E.164 for a valid mobile number, else ValueError saying why."""
+def normalise_phone(raw: str, region: str, *, landline: bool = False) -> str:
+    """E.164 for a valid mobile number (any valid number with `landline`: calls reach a fixed line), else
+    ValueError saying why."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"not a phone number ({exc})") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid number for region {region}")
-    if phonenumbers.number_type(number) not in _MOBILE:
-        raise ValueError("not a mobile number (SMS needs a mobile)")
+    if not landline and phonenumbers.number_type(number) not in MOBILE_TYPES:
+        raise ValueError(NOT_MOBILE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -110,13 +117,14 @@ HEADER_ALIASES = {
     "手机号": "phone", "语言": "language", "类别": "category", "矫正类别": "category", "等级": "level",
     "管理等级": "level", "乡镇": "township", "司法所": "township", "协管员编号": "officer_id",
     "协管员": "officer_id", "矫正开始": "supervision_start", "开始日期": "supervision_start",
-    "矫正结束": "supervision_end", "结束日期": "supervision_end",
+    "矫正结束": "supervision_end", "结束日期": "supervision_end", "联系方式": "channel", "渠道": "channel",
 }
 VALUE_ALIASES = {
     "level": {"严管": "strict", "普管": "ordinary", "宽管": "lenient"},
     "category": {"缓刑": "probation", "假释": "parole", "管制": "control", "暂予监外执行": "medical_parole",
                  "剥夺政治权利": "deprivation"},
     "language": {"中文": "zh-CN", "英文": "en", "英语": "en"},
+    "channel": {"短信": "sms", "电话": "voice", "语音": "voice", "语音电话": "voice"},
 }
 XLSX_MAGIC = b"PK\x03\x04"
 
@@ -172,11 +180,11 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
     header = [HEADER_ALIASES.get(h.strip(), h.strip()) for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in COLUMNS if c not in header]
-    extra = [c for c in header if c not in COLUMNS]
+    extra = [c for c in header if c not in COLUMNS + OPTIONAL]
     for c in missing:
         errors.append(RowError(1, c, "", "column missing from the header"))
     for c in extra:
-        errors.append(RowError(1, c, c, "unknown column (expected: " + ",".join(COLUMNS) + ")"))
+        errors.append(RowError(1, c, c, "unknown column (expected: " + ",".join(COLUMNS + OPTIONAL) + ")"))
     if missing or extra:
         return [], errors
 
@@ -188,7 +196,7 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
         if raw.get(None):
             errors.append(RowError(line, "row", ",".join(raw[None]), "more fields than the header has"))
             continue
-        values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+        values = {c: (raw.get(c) or "").strip() for c in COLUMNS + OPTIONAL}
         for column, words in VALUE_ALIASES.items():
             values[column] = words.get(values[column], values[column])
         if not any(values.values()):
@@ -209,12 +217,18 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
             bad("name", "must not be empty")
         elif len(values["name"]) > 100:
             bad("name", "longer than 100 characters")
-        phone = ""
+        channel = values["channel"].lower()
+        if channel and channel not in CHANNELS:
+            bad("channel", "must be sms, telegram or voice (or empty to keep the person's)")
+        phone, landline = "", False
         try:
-            phone = normalise_phone(values["phone"], region)
+            phone = normalise_phone(values["phone"], region, landline=True)
         except ValueError as exc:
             bad("phone", str(exc))
         else:
+            landline = not is_mobile(phone)  # fine for calls: a person on voice (this row's channel, or the database's)
+            if landline and channel and channel != "voice":
+                bad("phone", NOT_MOBILE)
             if phone in seen_phone:
                 bad("phone", f"same phone as line {seen_phone[phone]}")
             seen_phone.setdefault(phone, line)
@@ -241,7 +255,8 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
             except ValueError:
                 bad(column, "no such date")
         if refs is not None:
-            refs.append(Ref(line, case, officer_id, phone or None))
+            refs.append(Ref(line, case, officer_id, phone or None, channel,
+                            values["phone"] if landline and not channel else ""))
         if len(dates) == 2 and dates["supervision_end"] <= dates["supervision_start"]:
             bad("supervision_end", f"must be after supervision_start ({values['supervision_start']})")
         if row_errors:
@@ -250,7 +265,7 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
         rows.append(RosterRow(
             line=line, case_number=case, name=values["name"], phone=phone, language=language,
             category=category, level=level, township=values["township"], officer_id=officer_id,
-            supervision_start=dates["supervision_start"], supervision_end=dates["supervision_end"],
+            supervision_start=dates["supervision_start"], supervision_end=dates["supervision_end"], channel=channel,
         ))
     return rows, errors
 
@@ -274,7 +289,21 @@ def _check_against_db(session: Session, rows: list[Ref]) -> list[RowError]:
             select(Supervisee.phone_index, Supervisee.case_number).where(Supervisee.phone_index.in_(chunk))
         )})
     cases_in_file = {r.case_number for r in rows}
+    on_telegram: set[str] = set()  # the file's cases with a working Telegram chat
+    for chunk in _chunks([r.case_number for r in rows if r.channel == "telegram"]):
+        on_telegram.update(session.exec(select(Supervisee.case_number).where(
+            col(Supervisee.case_number).in_(chunk), col(Supervisee.telegram_chat_id).is_not(None),
+            col(Supervisee.telegram_blocked_at).is_(None))))
+    on_voice: set[str] = set()  # the file's cases with a landline and no channel given, already on voice
+    for chunk in _chunks([r.case_number for r in rows if r.landline_as_is]):
+        on_voice.update(session.exec(select(Supervisee.case_number).where(
+            col(Supervisee.case_number).in_(chunk), Supervisee.preferred_channel == "voice")))
     for r in rows:
+        if r.channel == "telegram" and r.case_number not in on_telegram:
+            errors.append(RowError(r.line, "channel", r.channel, "no working Telegram chat: the person links it "
+                                   "themselves (their link code), then Telegram can be chosen"))
+        if r.landline_as_is and r.case_number not in on_voice:
+            errors.append(RowError(r.line, "phone", r.landline_as_is, NOT_MOBILE))
         officer = officers.get(r.officer_id) if r.officer_id is not None else None
         if r.officer_id is None:
             pass  # its own error is already on the row
@@ -303,7 +332,7 @@ def import_roster(
     rows, errors = parse_roster(data, region, default_language, refs)
     errors += _check_against_db(session, refs)  # in the same pass: one round of fixes answers everything
     if errors:
-        order = {c: i for i, c in enumerate(("file", "row", *COLUMNS))}
+        order = {c: i for i, c in enumerate(("file", "row", *COLUMNS, *OPTIONAL))}
         result.errors = sorted(errors, key=lambda e: (e.line, order.get(e.column, len(order))))
         return result
     existing: dict[str, Supervisee] = {}
@@ -315,6 +344,8 @@ def import_roster(
     updates: list[tuple[Supervisee, dict]] = []
     for r in rows:
         values = {f: getattr(r, f) for f in _FIELDS}
+        if r.channel:
+            values["preferred_channel"] = r.channel
         person = existing.get(r.case_number)
         if person is None:
             created.append(Supervisee(
@@ -343,6 +374,10 @@ def import_roster(
                                               actor=changed_by, now=now)
             notices += case_life.set_level(session, person, values["level"], actor=changed_by, now=now)
             notices += case_life.set_language(session, person, values["language"], actor=changed_by, now=now)
+            if "preferred_channel" in values:
+                person.phone = values["phone"]  # the channel is checked against the number it will use
+                notices += case_life.set_channel(session, person, values["preferred_channel"], actor=changed_by,
+                                                 now=now)
             for i, reply in enumerate(notices):
                 deliver(session, reply, now=now, dedupe_key=f"roster:{person.id}:{now.isoformat()}:{i}")
             result.notices += len(notices)

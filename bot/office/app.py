@@ -31,6 +31,7 @@ from content.formatting import day_and_time, phone_national
 from handlers import case_life, community_service, escalation, formal_warnings, leave, officer_accounts, study
 from handlers.case_life import CaseError
 from handlers.contract import Reply
+from handlers.delivery import outcome
 from handlers.officer import can_see, matches, relay, visible_people
 from storage import audit
 from storage.db import session_scope
@@ -296,6 +297,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         return render(page, "person.html", p=p, thread=thread, total=total, number=number,
                       pages=max(1, -(-total // PAGE)), reports=reports, alerts=alerts, officers=officers,
                       assigned=assigned, levels=list(Level), reasons=list(EndReason), flash=flash or [],
+                      channels=case_life.CHANNELS, outcome=lambda m: outcome(m, page.lang, zone),
                       senior=senior, today=page.now.astimezone(zone).date(),
                       weeks=month_calendar(month.year, month.month, due, page.now.astimezone(zone).date()),
                       month=month, previous=(start - timedelta(days=1)).strftime("%Y-%m"),
@@ -329,6 +331,11 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                                               now=page.now)
                 replies = [Reply(text(page.lang, "case.done_level", name=p.name, case_number=p.case_number,
                                       level=text(page.lang, f"level.{p.level}"))), *replies]
+            elif action == "channel":
+                replies = case_life.set_channel(page.db, p, str(form.get("channel", "")), actor=page.actor(),
+                                                now=page.now)
+                replies = [Reply(text(page.lang, "case.done_channel", name=p.name, case_number=p.case_number,
+                                      channel=text(page.lang, f"delivery.channel_{p.preferred_channel}"))), *replies]
             elif action == "warn":
                 formal_warnings.record(page.db, page.officer, p, str(form.get("reason", "")), page.now, zone)
                 replies = [Reply(text(page.lang, "console.warning_recorded", name=p.name))]

@@ -600,3 +600,50 @@ async def test_a_spoken_report_is_heard_in_the_console_only_by_those_allowed(off
         assert [r for r in fake.requests if "recording" in r] == [{"recording": rec}]  # elsewhere: never fetched
     finally:
         await fake.stop()
+
+
+def test_call_outcomes_in_the_thread_and_the_channel_chosen_in_the_page(office):
+    """How each call went, beside it in the person's thread (and in /case in the chat); the channel changed from the
+    page as `checkin case channel` does, audited, refused with the reason when it cannot be."""
+    from handlers.contract import Context, Sender, SenderKind
+    from handlers.officer import _thread_line
+
+    c = office.county
+    calls = [("checkin_prompt", "undelivered", "busy", None), ("checkin_prompt", "queued", "no-answer",
+             local(2027, 3, 1, 9, 45)), ("checkin_reminder", "delivered", None, None), ("reply", "sent", None, None)]
+    with session_scope(c.engine) as s:
+        for i, (kind, status, code, again) in enumerate(calls):
+            s.add(Message(direction="out", channel="voice", address="+8613800000001", supervisee_id=c.strict.id,
+                          kind=kind, body=f"电话{i}", status=status, error_code=code, next_attempt_at=again,
+                          provider_id=f"CA{i}:9" if kind == "reply" else f"CA{i}", created_at=local(2027, 3, 1, 9, i),
+                          updated_at=local(2027, 3, 1, 9, i)))
+        s.add(Message(direction="in", channel="voice", address="+8613800000001", supervisee_id=c.strict.id,
+                      kind="text", body="1", status="handled", created_at=local(2027, 3, 1, 11),
+                      updated_at=local(2027, 3, 1, 11)))
+        s.add(Message(direction="out", channel="sms", address="+8613800000001", supervisee_id=c.strict.id,
+                      kind="reply", body="短信", status="failed", error_code="30003", created_at=local(2027, 3, 1, 12),
+                      updated_at=local(2027, 3, 1, 12)))
+    client, _ = office.sign_in(c.li)
+    page = client.get("/console/people/JZ-S").text
+    for said in ("📞 电话0 <span class=\"muted\">· 占线</span>", "📞 电话1 <span class=\"muted\">· 无人接听；09:45 再次呼叫",
+                 "📞 电话2 <span class=\"muted\">· 已接听", "📞 电话3 <span class=\"muted\">· 已在通话中告知", "📞 1</li>",
+                 "短信 <span class=\"muted\">· 未送达"):
+        assert said in page, said
+    with session_scope(c.engine) as s:
+        ctx = Context(session=s, now=office.clock.now(), sender=Sender(SenderKind.officer, officer=c.li,
+                                                                       language="en"),
+                      policy=office.rt.policy, zone=office.rt.settings.zone, areas=office.rt.areas)
+        busy = s.exec(select(Message).where(Message.channel == "voice", Message.status == "undelivered")).one()
+        assert _thread_line(ctx, busy).endswith("→ 📞 电话0 (busy)")
+    assert "<dt>联系方式</dt><dd>短信</dd>" in page
+    changed = client.post("/console/people/JZ-S/channel", data={"channel": "voice", "csrf": csrf(page)})
+    assert "✅ 王伟（JZ-S）：之后通过电话联系。" in changed.text and "<dt>联系方式</dt><dd>电话</dd>" in changed.text
+    with session_scope(c.engine) as s:
+        assert s.get(Supervisee, c.strict.id).preferred_channel == "voice"
+        told = s.exec(select(Message).where(Message.kind == "case_change")).one()
+        assert told.channel == "voice"  # the person hears it by the channel they now have
+    assert ("officer:2", "case.channel") in office.audit()
+    refused = client.post("/console/people/JZ-S/channel", data={"channel": "telegram", "csrf": csrf(page)})
+    assert "JZ-S 没有可用的 Telegram。" in refused.text
+    with session_scope(c.engine) as s:
+        assert s.get(Supervisee, c.strict.id).preferred_channel == "voice"

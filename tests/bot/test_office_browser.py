@@ -130,8 +130,21 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             assert "周三参加了学习。" in await page.inner_text("main")
             assert await page.locator("svg.map circle.spot").count() == 1
             await page.screenshot(path=shots / "person.png", full_page=True)
-            # A phone's width.
+            # How she is reached: from Telegram to calls, chosen in the page's case actions.
+            await page.click("details.card summary")
+            await page.select_option("select[name=channel]", "voice")
+            await page.click("form[action$='/channel'] button")
+            await page.wait_for_selector(".flash")
+            assert "之后通过电话联系" in await page.inner_text(".flash")
+            assert "联系方式\n电话" in await page.inner_text("section.profile")
             await page.set_viewport_size({"width": 390, "height": 844})
+            await page.screenshot(path=shots / "person-phone.png", full_page=True)
+            await page.click("details.card summary")
+            await page.select_option("select[name=channel]", "telegram")  # back: the announcement below reaches her
+            await page.click("form[action$='/channel'] button")
+            await page.wait_for_selector(".flash")
+            assert "之后通过Telegram联系" in await page.inner_text(".flash")
+            # A phone's width.
             await page.goto(f"{base}/console/")
             await page.screenshot(path=shots / "inbox-phone.png", full_page=True)
             # A form without its CSRF token is refused, and changes nothing.

@@ -311,3 +311,47 @@ async def test_without_the_policy_a_person_on_sms_is_never_called(voice):
     for hour in (9, 11, 12, 13):
         await h.tick(local(2027, 3, 1, hour))
     assert fake.calls.to(TOM) == [] and len(fake.to(TOM)) == 2
+
+
+def test_a_person_on_a_landline_stays_on_voice_when_calls_fail_and_the_officer_is_asked_to_reach_them(db):
+    from content.policy import load_policy
+    from handlers.failures import delivery_failed
+    from storage import outbox
+    from tests.sim import SH, County
+
+    c, at = County(db), local(2027, 3, 1, 9)
+    with session_scope(c.engine) as s:
+        s.execute(update(Supervisee).where(Supervisee.id == c.strict.id)
+                  .values(preferred_channel="voice", phone="+861065123456"))
+        mid = outbox.enqueue(s, channel="voice", address="+861065123456", body="x", now=at, kind="checkin_prompt",
+                             supervisee_id=c.strict.id, dedupe_key="t:1")
+        s.get(Message, mid).status = "failed"
+    with session_scope(c.engine) as s:
+        delivery_failed(s, mid, "failed", at, zone=SH, policy=load_policy())
+    assert c.person(c.strict).preferred_channel == "voice"  # a landline takes no SMS
+    with session_scope(c.engine) as s:
+        assert s.exec(select(Message).where(Message.channel == "sms")).all() == []
+    (esc,) = c.escalations()
+    assert esc.kind == "unreachable" and '"fallback": false' in esc.note
+
+
+def test_calls_are_placed_at_most_checkin_voice_rate_a_second(db, monkeypatch, tmp_path):
+    """The setting reaches the drain's limiter for calls (the drain's spacing itself: tests/scheduler/test_outbox.py);
+    a rate that is not a positive number is refused by name."""
+    from bot.runtime import Runtime
+    from bot.settings import SettingsError, load_settings
+    from bot.stack import Stack
+    from scheduler.clock import FixedClock
+    from tests.conftest import clear_env
+
+    monkeypatch.chdir(tmp_path)
+    clear_env(monkeypatch)
+    twilio = dict(database_url=db.url, twilio_account_sid="AC" + "0" * 32, twilio_auth_token="token",
+                  twilio_from_number="+14155550100", public_url="http://127.0.0.1:9")
+    monkeypatch.setenv("CHECKIN_VOICE_RATE", "0.5")
+    stack = Stack(Runtime(load_settings(**twilio), db.engine, FixedClock(local(2027, 3, 1, 8))))
+    calls, texts = stack.outbox._limiters["voice"], stack.outbox._limiters["sms"]
+    assert calls.max_rate / calls.time_period == 0.5 and texts.max_rate / texts.time_period != 0.5
+    monkeypatch.setenv("CHECKIN_VOICE_RATE", "0")
+    with pytest.raises(SettingsError, match="CHECKIN_VOICE_RATE='0'"):
+        load_settings(**twilio)

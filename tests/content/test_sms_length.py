@@ -21,7 +21,7 @@ SAMPLE = {
     "title": "您的权利和义务", "n": "2", "total": "3", "q": "社区矫正期间，您是否还享有劳动的权利？",
     "choices": "A. 享有  B. 不享有", "minutes": "60", "month": "7小时0分钟", "required": "8小时0分钟",
     "missing": "1小时0分钟", "h": "8", "m": "0", "day": "20", "when": "3月1日 09:12", "start": "09:00", "end": "12:00",
-    "place": "红果镇敬老院", "hours": "3", "code": "4827", "state": "有效",
+    "place": "红果镇敬老院", "hours": "3", "code": "4827", "state": "有效", "why": "转入语音信箱，不算接听",
     "answered": "10:12", "destination": "广州市白云区太和镇", "area": "示例县", "where": "广州市", "distance": "612.4",
     "accuracy": "25", "asked": "3月1日 09:12", "acknowledged": "3月1日 13:05", "channel": "Telegram", "command": "/transfer", "leave": "1", "url": "https://checkin.example.gov.cn/console/link/Xq3V9kz2mB7pLr4TnW8sYc1dHf6gJ0aE", "oldest": "3月1日 13:00", "notes": "2", "reports": "1", "map": "https://www.openstreetmap.org/?mlat=23.13000&mlon=113.26000#map=13/23.13000/113.26000",
     "inside": "范围内", "first": "2027-03-01", "value": "2-30", "max": "30", "days": "5", "note": "外出时间太长",

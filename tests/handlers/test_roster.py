@@ -226,3 +226,59 @@ def test_row_and_database_problems_come_in_one_pass(db, officers):
     assert found == [(2, "officer_id"), (2, "supervision_start"), (3, "phone")]
     assert f"already the phone of case {taken_case}" in str(result.errors[2])
     assert _count(db) == 2  # nothing imported
+
+
+def _with_channels(data: str, channels: dict[int, str]) -> str:
+    """`data` with a channel column, `channels` giving the cell of line N (the rest empty)."""
+    lines = data.splitlines()
+    return "\n".join([lines[0] + ",channel"] + [f"{line},{channels.get(n, '')}"
+                                                   for n, line in enumerate(lines[1:], start=2)]) + "\n"
+
+
+def _channel_of(db, case: str) -> tuple[str, str]:
+    with session_scope(db.engine) as s:
+        p = s.exec(select(Supervisee).where(Supervisee.case_number == case)).one()
+        return p.preferred_channel, p.phone
+
+
+def test_the_channel_column_puts_people_on_calls_and_lets_their_number_be_a_landline(db, officers):
+    from sqlmodel import col
+
+    from storage.models import AuditEntry
+
+    data = roster_csv(4, officers)
+    landline = data.replace("139 0000 0002", "010 6512 3456")
+    refused = _import(db, _with_channels(landline, {2: "voice", 3: "sms", 4: "fax"}))
+    assert [(e.line, e.column, e.value) for e in refused.errors] == [
+        (3, "phone", "010 6512 3456"), (4, "channel", "fax")]
+    assert "a landline only with channel voice" in refused.errors[0].message and _count(db) == 0
+    result = _import(db, _with_channels(landline, {3: "电话", 4: "短信"}))
+    assert result.ok and result.created == 4, result.errors
+    assert _channel_of(db, "JZ2700002") == ("voice", "+861065123456")
+    assert _channel_of(db, "JZ2700003") == ("sms", "+8613900000003")
+    assert _channel_of(db, "JZ2700001")[0] == "sms"  # empty: SMS for someone new
+    assert _import(db, landline.replace("139 0000 0002", "010 6512 3456")).unchanged == 4  # no column: kept
+    later = datetime(2027, 4, 1, tzinfo=UTC)
+    moved = _import(db, _with_channels(landline, {3: "voice", 5: "voice"}), now=later)
+    assert (moved.updated, moved.unchanged, moved.notices) == (1, 3, 1)  # the person is told
+    assert _channel_of(db, "JZ2700004")[0] == "voice"
+    with session_scope(db.engine) as s:
+        (entry,) = s.exec(select(AuditEntry).where(AuditEntry.action == "case.channel",
+                                                   col(AuditEntry.at) == later)).all()
+        assert entry.actor == "roster"
+    telegram = _import(db, _with_channels(landline, {2: "telegram"}))  # not linked: the person links it
+    assert [(e.line, e.column) for e in telegram.errors] == [(2, "channel")]
+    assert "link code" in telegram.errors[0].message
+
+
+def test_a_person_whose_number_is_a_landline_cannot_be_put_on_sms(db, officers):
+    from handlers.case_life import Actor, CaseError, set_channel
+
+    _import(db, _with_channels(roster_csv(2, officers).replace("139 0000 0002", "010 6512 3456"), {3: "voice"}))
+    with session_scope(db.engine) as s:
+        p = s.exec(select(Supervisee).where(Supervisee.case_number == "JZ2700002")).one()
+        with pytest.raises(CaseError) as refused:
+            set_channel(s, p, "sms", actor=Actor("test"), now=NOW)
+        assert refused.value.render("en") == "JZ2700002's number is a landline: it takes calls (voice), not SMS."
+        mobile = s.exec(select(Supervisee).where(Supervisee.case_number == "JZ2700001")).one()
+        assert set_channel(s, mobile, "voice", actor=Actor("test"), now=NOW)  # told: calls from now on
