@@ -29,6 +29,7 @@ def call_again(session: Session, msg: Message, now: datetime, *, policy: Policy,
             or quiet_end_after(at, policy.quiet_hours, zone) is not None):
         return False
     msg.status, msg.next_attempt_at, msg.updated_at = MessageStatus.queued, at, now
+    msg.expires_at = ob.window_end_at  # never placed once the check-in is over, whenever the drain gets to it
     session.add(msg)
     log.info("call for message %s not answered: placed again at %s (attempt %s)", msg.id, at.isoformat(),
              msg.attempts + 1)

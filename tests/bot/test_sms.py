@@ -28,7 +28,8 @@ class Harness:
         self.county = County(db)
         s = load_settings(database_url=db.url, twilio_account_sid=fake.account_sid,
                           twilio_auth_token=fake.auth_token, twilio_from_number=fake.number,
-                          twilio_api_base_url=fake.base_url, public_url=f"http://127.0.0.1:{port}", sms_rate=50)
+                          twilio_api_base_url=fake.base_url, public_url=f"http://127.0.0.1:{port}", sms_rate=50,
+                          voice_rate=50)
         self.rt = Runtime(s, db.engine, clock)
         self.stack = Stack(self.rt)
 

@@ -134,6 +134,18 @@ async def test_an_unanswered_call_is_placed_again_twice_inside_the_window(voice)
     assert [e.kind for e in h.county.escalations() if e.supervisee_id == h.county.strict.id] == ["missed_checkin"]
 
 
+async def test_a_call_to_place_again_is_dropped_once_the_check_in_is_over(voice):
+    """However late the drain gets to it (a stopped service, a backlog), a retry never rings after the window."""
+    h, fake = voice, voice.fake
+    call = await prompt_call(h)
+    await fake.calls.ring(call.sid, outcome="no-answer")
+    await h.tick(local(2027, 3, 1, 13, 1))
+    assert len(fake.calls.to(WANG)) == 1
+    (prompt,) = h.rows(kind="checkin_prompt", address=WANG)
+    assert (prompt.status, prompt.expires_at) == ("expired", local(2027, 3, 1, 13))
+    assert h.county.obligations(h.county.strict)[0].state == "missed"
+
+
 async def test_calls_in_from_a_known_and_an_unknown_number(voice):
     h, fake = voice, voice.fake
     await h.tick(local(2027, 3, 1, 9))
