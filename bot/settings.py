@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -17,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from content.areas import load_areas
 from content.policy import load_policy
+from content.sms_templates import load_templates
 from storage.crypto import Keyring, KeyringError, new_key
 
 LANGUAGES = ("zh-CN", "en")
@@ -74,6 +77,21 @@ class Settings(BaseSettings):
     telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
+    # Which provider carries the `sms` channel: Twilio, or Tencent Cloud SMS for mainland China (docs/sms-china.md).
+    sms_provider: Literal["twilio", "tencent"] = Field("twilio", validation_alias=_env("CHECKIN_SMS_PROVIDER"))
+    tencent_secret_id: str | None = Field(None, validation_alias=_env("TENCENTCLOUD_SECRET_ID"))
+    tencent_secret_key: str | None = Field(None, validation_alias=_env("TENCENTCLOUD_SECRET_KEY"), repr=False)
+    tencent_sms_app_id: str | None = Field(None, validation_alias=_env("CHECKIN_TENCENT_SMS_APP_ID"))
+    tencent_region: str = Field("ap-guangzhou", validation_alias=_env("CHECKIN_TENCENT_REGION"))
+    # The API's address: Tencent Cloud's own, or the stand-in's (http://127.0.0.1:PORT) in tests and the demo.
+    tencent_sms_endpoint: str = Field("https://sms.tencentcloudapi.com",
+                                      validation_alias=_env("CHECKIN_TENCENT_SMS_ENDPOINT"))
+    sms_sign_name: str | None = Field(None, validation_alias=_env("CHECKIN_SMS_SIGN_NAME"))
+    sms_templates_file: str | None = Field(None, validation_alias=_env("CHECKIN_SMS_TEMPLATES_FILE"))
+    # Tencent's callbacks are not signed: their path carries this secret, and they may be held to these networks.
+    tencent_callback_secret: str | None = Field(None, min_length=24, repr=False,
+                                                validation_alias=_env("CHECKIN_TENCENT_CALLBACK_SECRET"))
+    tencent_callback_networks: str | None = Field(None, validation_alias=_env("CHECKIN_TENCENT_CALLBACK_NETWORKS"))
     # Calls (bot/channels/voice.py): from this number, else the SMS number; placed at most this many a second.
     twilio_voice_from: str | None = Field(None, validation_alias=_env("TWILIO_VOICE_FROM"))
     voice_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_VOICE_RATE"))
@@ -105,6 +123,26 @@ class Settings(BaseSettings):
         if v in (None, ""):
             return None
         load_areas(v, geometry=False)  # AreaError (a ValueError) names the feature, field and value
+        return v
+
+    @field_validator("sms_templates_file")
+    @classmethod
+    def _templates(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        load_templates(v)  # TemplateError (a ValueError) names the entry
+        return v
+
+    @field_validator("tencent_callback_networks")
+    @classmethod
+    def _networks(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        for net in v.split(","):
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{net.strip()!r} is not a network (e.g. 203.0.113.0/24)") from None
         return v
 
     @field_validator("timezone")
@@ -201,7 +239,11 @@ class Settings(BaseSettings):
 
     @property
     def sms_enabled(self) -> bool:
-        """SMS is on when Twilio credentials and a sender are set."""
+        """SMS is on when its provider's credentials and a sender are set (Twilio: a number or a messaging service;
+        Tencent Cloud: the SMS application and the county's approved signature)."""
+        if self.sms_provider == "tencent":
+            return bool(self.tencent_secret_id and self.tencent_secret_key and self.tencent_sms_app_id
+                        and self.sms_sign_name)
         return bool(
             self.twilio_account_sid
             and self.twilio_auth_token

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.calls import CallDesk
     from bot.channels.sms import SmsChannel
     from bot.channels.telegram import TelegramChannel
+    from bot.channels.tencent_sms import TencentSmsChannel
     from bot.channels.voice import VoiceChannel
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,20 @@ class Stack:
                 menus=self.menus, default_language=s.language,
             )
             self.channels["telegram"] = self.telegram
-        self.sms: SmsChannel | None = None
-        if s.sms_enabled:
+        self.sms: SmsChannel | TencentSmsChannel | None = None
+        if s.sms_enabled and s.sms_provider == "tencent":  # mainland China: approved templates (docs/sms-china.md)
+            from bot.channels.tencent_sms import TencentSmsChannel
+            from content.sms_templates import load_templates
+
+            self.sms = TencentSmsChannel(
+                s.tencent_secret_id, s.tencent_secret_key, app_id=s.tencent_sms_app_id, sign_name=s.sms_sign_name,
+                templates=load_templates(s.sms_templates_file), on_inbound=self.handle_inbound,
+                on_status=self.sms_status, now=rt.clock.now, callback_secret=s.tencent_callback_secret,
+                networks=s.tencent_callback_networks, region=s.tencent_region, endpoint=s.tencent_sms_endpoint,
+                default_language=s.language, rate=s.sms_rate,
+            )
+            self.channels["sms"] = self.sms
+        elif s.sms_enabled:
             from bot.channels.sms import SmsChannel
 
             self.sms = SmsChannel(
@@ -118,7 +131,12 @@ class Stack:
             from bot.channels.telegram import WEBHOOK_PATH
 
             out.append(Route(WEBHOOK_PATH, self.telegram.webhook, methods=["POST"]))
-        if self.sms is not None:
+        if self.sms is not None and self.rt.settings.sms_provider == "tencent":
+            from bot.channels.tencent_sms import REPLY_PATH, STATUS_PATH
+
+            out.append(Route(REPLY_PATH, self.sms.reply, methods=["POST"]))
+            out.append(Route(STATUS_PATH, self.sms.status, methods=["POST"]))
+        elif self.sms is not None:
             from bot.channels.sms import INBOUND_PATH, STATUS_PATH
 
             out.append(Route(INBOUND_PATH, self.sms.inbound, methods=["POST"]))

@@ -36,14 +36,25 @@ def catalogue(language: str) -> dict[str, str]:
         return _flatten(tomllib.load(fh))
 
 
-def placeholders(template: str) -> set[str]:
+@cache
+def placeholders(template: str) -> frozenset[str]:
     """The `{name}` fields a template uses."""
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    return frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f)
 
 
 def language_or_default(language: str | None) -> str:
     """`language` when we have it, else the default."""
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+class Said(str):
+    """A rendered text that remembers its key and values: an SMS provider that sends only approved templates
+    (content/sms_templates.py) sends it as the key's template with these values. Anything made from it (joined,
+    cut, added to) is a plain `str` again, and goes as a generic notice."""
+
+    key: str
+    lang: str
+    params: dict[str, str]
 
 
 def text(language: str | None, key: str, **params: object) -> str:
@@ -54,6 +65,9 @@ def text(language: str | None, key: str, **params: object) -> str:
     except KeyError:
         raise MissingText(f"no text {key!r} in {language_or_default(language)}") from None
     try:
-        return template.format(**params)
+        said = Said(template.format(**params))
     except KeyError as exc:
         raise MissingText(f"text {key!r} needs {exc.args[0]!r}") from None
+    said.key, said.lang = key, language_or_default(language)
+    said.params = {k: str(v) for k, v in params.items() if k in placeholders(template)}
+    return said

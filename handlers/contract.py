@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from content.areas import Areas
+from content.catalog import Said
 from content.policy import Policy
 from storage.models import Conversation, ConversationState, Officer, Supervisee
 
@@ -158,6 +159,10 @@ class Reply:
             out["remove_keyboard"] = True
         if self.sms_hint:
             out["sms_hint"] = self.sms_hint
+        if isinstance(self.text, Said):  # for an SMS provider that sends approved templates only
+            out["said"] = {"key": self.text.key, "lang": self.text.lang, "params": self.text.params}
+            if isinstance(self.sms_hint, Said) and not self.sms_hint.params:
+                out["said"]["hint"] = self.sms_hint.key
         if self.about is not None:
             out["about"] = self.about
         return out

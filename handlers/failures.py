@@ -25,10 +25,29 @@ UNREACHABLE = {
     (ChannelName.sms, "21610"): "opted_out",
     (ChannelName.sms, "21211"): "invalid_number",
     (ChannelName.sms, "21614"): "not_mobile",
+    # Tencent Cloud SMS (bot/channels/tencent_sms.py): its codes for the same two facts
+    (ChannelName.sms, "InvalidParameterValue.IncorrectPhoneNumber"): "invalid_number",
+    (ChannelName.sms, "FailedOperation.PhoneNumberInBlacklist"): "opted_out",
     (ChannelName.voice, "failed"): "failed",  # the call's status: it could not be connected
     (ChannelName.voice, "21211"): "invalid_number",
     (ChannelName.voice, "13224"): "invalid_number",
 }
+
+# Provider codes that say the county's set-up is wrong (an unapproved template or signature, the account), not the
+# number: every message fails until it is mended, so the administrators are told at once.
+SETUP_ERRORS = ("AuthFailure", "UnauthorizedOperation", "FailedOperation.TemplateIncorrectOrUnapproved",
+                "FailedOperation.SignatureIncorrectOrUnapproved", "FailedOperation.InsufficientBalanceInSmsPackage",
+                "InvalidParameterValue.TemplateParameterFormatError",
+                "InvalidParameterValue.TemplateParameterLengthLimit", "FailedOperation.ContainSensitiveWord")
+
+
+def _setup_broken(session: Session, msg: Message, code: str, now: datetime) -> None:
+    """Tell every administrator, once a day for each code, that the provider refuses our set-up."""
+    log.error("message %s: the SMS provider refused the set-up (%s)", msg.id, code)
+    for admin in administrators(session):
+        deliver(session, Reply(text(admin.language, "delivery.setup_failed", code=code, id=msg.id),
+                               to=Recipient(SenderKind.officer, admin.id), kind="delivery_failed"),
+                now=now, dedupe_key=f"setup_failed:{code[:60]}:{now.date().isoformat()}:{admin.id}")
 
 
 def _on_voice(session: Session, msg: Message) -> bool:
@@ -108,6 +127,9 @@ def delivery_failed(
     msg = session.get(Message, message_id)
     if msg is None:
         return
+    if code and code.startswith(SETUP_ERRORS):
+        _setup_broken(session, msg, code, now)
+        return  # not the person's number: nobody is marked unreachable for it
     if msg.officer_id is not None and msg.supervisee_id is None:
         _officer_not_reached(session, msg, code, now)
         return

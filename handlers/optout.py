@@ -12,7 +12,7 @@ from storage.models import EscalationKind
 log = logging.getLogger(__name__)
 
 # Twilio's default opt-out and opt-in words (it answers them itself on long codes), plus Chinese.
-STOP_WORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订")
+STOP_WORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit", "退订", "td", "t")
 START_WORDS = ("start", "unstop", "yes", "订阅")
 
 

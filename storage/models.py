@@ -226,7 +226,7 @@ class Message(SQLModel, table=True):
     payload: str | None = _secret("message.payload", nullable=True)
     status: str = Field(max_length=12)
     provider_id: str | None = Field(default=None, max_length=64)
-    error_code: str | None = Field(default=None, max_length=32)
+    error_code: str | None = Field(default=None, max_length=64)  # Tencent Cloud's codes are words
     error_detail: str | None = _secret("message.error_detail", nullable=True)  # a provider's text may quote the number
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()

@@ -17,6 +17,7 @@ from bot.cli import (  # noqa: F401  (importing a group registers its commands)
     report_commands,
     roster_commands,
     setup_commands,
+    sms_commands,
     warning_commands,
 )
 from bot.cli.base import app

@@ -53,6 +53,9 @@ app.add_typer(areas_app, name="areas")
 keys_app = typer.Typer(help="Encryption keys: make them, rotate them (re-encrypting what is stored).",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+sms_app = typer.Typer(help="SMS providers: the approved templates a provider like Tencent Cloud needs.",
+                      no_args_is_help=True)
+app.add_typer(sms_app, name="sms")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -11,7 +11,6 @@ The Calls API and the telephone at the other end are in `twilio_calls.py`.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import secrets
@@ -29,6 +28,7 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
 from bot.sandbox.loopback import LoopbackServer
+from bot.sandbox.phones import SentMessages
 from bot.sandbox.twilio_calls import Calls
 
 ERRORS = {
@@ -52,22 +52,20 @@ class Sms:
     statuses: list[str] = field(default_factory=list)
 
 
-class FakeTwilio(LoopbackServer):
+class FakeTwilio(SentMessages, LoopbackServer):
     """The Twilio API and the phone network, on loopback."""
 
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-auth-token",
                  number: str = "+15005550006", now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.account_sid, self.auth_token, self.number, self.now = account_sid, auth_token, number, now
-        self.sent: list[Sms] = []
         self.by_sid: dict[str, Sms] = {}
         self.faults: dict[str, list[tuple[int, int | None]]] = defaultdict(list)  # to -> [(status, code)]
-        self.unsubscribed: set[str] = set()
         self.requests: list[dict] = []
         self.service_url: str | None = None  # the public URL the service signs against
-        self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self.calls = Calls(self)  # the Calls API and the telephones it rings (bot/sandbox/twilio_calls.py)
-        super().__init__(Starlette(routes=[
+        SentMessages.__init__(self)
+        LoopbackServer.__init__(self, Starlette(routes=[
             Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
             Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls.create, methods=["POST"]),
             Route("/2010-04-01/Accounts/{sid}/Recordings/{rec}.mp3", self.calls.recording, methods=["GET"]),
@@ -85,18 +83,6 @@ class FakeTwilio(LoopbackServer):
     def fail_next(self, to: str, status: int, code: int | None = None, times: int = 1) -> None:
         """The next `times` sends to `to` fail with HTTP `status` and Twilio error `code`."""
         self.faults[to].extend([(status, code)] * times)
-
-    def unsubscribe(self, phone: str) -> None:
-        """The carrier has this number opted out (STOP): sends to it fail with 21610."""
-        self.unsubscribed.add(phone)
-
-    def to(self, phone: str) -> list[Sms]:
-        """What the service sent to `phone`, oldest first."""
-        return [m for m in self.sent if m.to == phone]
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
 
     # ---- the phone network's side --------------------------------------------------
 
@@ -180,8 +166,7 @@ class FakeTwilio(LoopbackServer):
         msg.statuses.append("queued")
         self.sent.append(msg)
         self.by_sid[msg.sid] = msg
-        async with self._changed:
-            self._changed.notify_all()
+        await self._arrived()
         stamp = format_datetime(msg.date, usegmt=True)
         return JSONResponse(status_code=201, content={
             "account_sid": self.account_sid, "api_version": "2010-04-01", "body": msg.body,

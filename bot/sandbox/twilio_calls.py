@@ -118,8 +118,7 @@ class Calls:
                     form.get("MachineDetection"))
         self.placed.append(call)
         self.by_sid[call.sid] = call
-        async with fake._changed:
-            fake._changed.notify_all()
+        await fake._arrived()
         stamp = format_datetime(fake.now(), usegmt=True)
         return JSONResponse(status_code=201, content={
             "account_sid": fake.account_sid, "annotation": None, "answered_by": None, "api_version": "2010-04-01",

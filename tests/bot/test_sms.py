@@ -1,4 +1,7 @@
-"""The real twilio Client against the Twilio stand-in; inbound and status webhooks signed as Twilio signs them."""
+"""SMS through both providers behind the one `sms` channel: the real twilio Client against the Twilio stand-in
+(inbound and status webhooks signed as Twilio signs them), and Tencent Cloud's SDK against the Tencent Cloud stand-in
+(TC3-signed requests, approved templates, JSON callbacks on the secret path). The flows a person and an officer go
+through run against both (the `sms` fixture); what only one provider has runs against that one."""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ from sqlmodel import select
 
 from bot.runtime import Runtime
 from bot.sandbox.loopback import LoopbackServer, free_port
+from bot.sandbox.tencent_sms import FakeTencentSms
 from bot.sandbox.twilio_api import FakeTwilio
 from bot.settings import load_settings
 from bot.stack import Stack
 from bot.web import make_app
+from content.sms_templates import load_templates
 from scheduler.clock import FixedClock
 from storage.db import session_scope
 from storage.models import Message, WrittenReport
@@ -22,14 +27,23 @@ from tests.conftest import clear_env
 from tests.sim import County, local
 
 
+def provider_settings(fake) -> dict:
+    """The settings that point the service at `fake`, a Twilio or a Tencent Cloud stand-in."""
+    if isinstance(fake, FakeTencentSms):
+        return dict(sms_provider="tencent", tencent_secret_id=fake.secret_id, tencent_secret_key=fake.secret_key,
+                    tencent_sms_app_id=fake.app_id, sms_sign_name=fake.sign_name,
+                    tencent_sms_endpoint=fake.endpoint, tencent_callback_secret=fake.callback_secret)
+    return dict(twilio_account_sid=fake.account_sid, twilio_auth_token=fake.auth_token,
+                twilio_from_number=fake.number, twilio_api_base_url=fake.base_url)
+
+
 class Harness:
-    def __init__(self, db, fake: FakeTwilio, clock: FixedClock, port: int) -> None:
+    def __init__(self, db, fake: FakeTwilio | FakeTencentSms, clock: FixedClock, port: int, **settings) -> None:
         self.db, self.fake, self.clock, self.port = db, fake, clock, port
+        self.provider = "tencent" if isinstance(fake, FakeTencentSms) else "twilio"
         self.county = County(db)
-        s = load_settings(database_url=db.url, twilio_account_sid=fake.account_sid,
-                          twilio_auth_token=fake.auth_token, twilio_from_number=fake.number,
-                          twilio_api_base_url=fake.base_url, public_url=f"http://127.0.0.1:{port}", sms_rate=50,
-                          voice_rate=50)
+        s = load_settings(**{**dict(database_url=db.url, public_url=f"http://127.0.0.1:{port}", sms_rate=50,
+                                    voice_rate=50), **provider_settings(fake), **settings})
         self.rt = Runtime(s, db.engine, clock)
         self.stack = Stack(self.rt)
 
@@ -52,14 +66,15 @@ class Harness:
 
 
 @asynccontextmanager
-async def serving(db, monkeypatch, tmp_path, prepare: Callable[[Harness], None] | None = None):
-    """The service with the Twilio stand-in, on loopback; `prepare` changes the county before it starts."""
+async def serving(db, monkeypatch, tmp_path, prepare: Callable[[Harness], None] | None = None,
+                  provider: str = "twilio", **settings):
+    """The service with the provider's stand-in, on loopback; `prepare` changes the county before it starts."""
     monkeypatch.chdir(tmp_path)
     clear_env(monkeypatch)
-    fake = FakeTwilio()
+    fake = FakeTencentSms(load_templates()) if provider == "tencent" else FakeTwilio()
     await fake.start()
     port = free_port()
-    h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), port)
+    h = Harness(db, fake, FixedClock(local(2027, 3, 1, 8)), port, **settings)
     if prepare is not None:
         prepare(h)
     fake.service_url = f"http://127.0.0.1:{port}"
@@ -74,10 +89,39 @@ async def serving(db, monkeypatch, tmp_path, prepare: Callable[[Harness], None] 
         await fake.stop()
 
 
+@pytest.fixture(params=["twilio", "tencent"])
+async def sms(request, db, monkeypatch, tmp_path):
+    """The service on one provider, then the other."""
+    async with serving(db, monkeypatch, tmp_path, provider=request.param) as h:
+        yield h
+
+
 @pytest.fixture
-async def sms(db, monkeypatch, tmp_path):
+async def twilio_sms(db, monkeypatch, tmp_path):
     async with serving(db, monkeypatch, tmp_path) as h:
         yield h
+
+
+# What each provider answers for the same fact: the code stored with the message.
+UNSUBSCRIBED = {"twilio": "21610", "tencent": "FailedOperation.PhoneNumberInBlacklist"}
+UNDELIVERED = {"twilio": 30003, "tencent": "MK:0005"}  # a carrier's code in a receipt
+STOP = {"twilio": "STOP", "tencent": "TD"}  # what a person texts to opt out
+
+
+def fail_next(h, phone: str, fault: str) -> str:
+    """Make the provider refuse the next send to `phone` for `fault` (rate_limit, server_error); the code stored."""
+    if h.provider == "tencent":
+        code = {"rate_limit": "LimitExceeded.PhoneNumberThirtySecondLimit", "server_error": "InternalError"}[fault]
+        h.fake.fail_next(phone, code)
+        return code
+    status, code = {"rate_limit": (429, 20429), "server_error": (503, None)}[fault]
+    h.fake.fail_next(phone, status, code)
+    return str(code or status)
+
+
+def words(body: str) -> str:
+    """A message's words with its line breaks as spaces: a notice (Tencent Cloud) carries its text on one line."""
+    return " ".join(body.split())
 
 
 WANG, TOM = "+8613800000001", "+8613800000003"
@@ -88,11 +132,15 @@ async def test_check_in_keywords_in_chinese_and_english(sms):
     await h.tick(local(2027, 3, 1, 9))
     (prompt,) = fake.to(WANG)
     assert prompt.body == "今天的报到时间到了。请在 13:00 前回复。\n回复1表示正常，回复2联系协管员。"
-    assert prompt.status_callback == f"http://127.0.0.1:{h.port}/twilio/status"
+    if h.provider == "twilio":
+        assert prompt.status_callback == f"http://127.0.0.1:{h.port}/twilio/status"
+    else:  # the check-in's approved template, with the county's signature
+        assert prompt.texts == [f"【{fake.sign_name}】{prompt.body}"] and prompt.template_ids == ["1100001"]
     assert fake.to(TOM)[0].body.endswith("Reply 1 if all is well, 2 to reach your officer.")
     h.clock.set(local(2027, 3, 1, 9, 5))
     resp = await h.text(WANG, "好")
-    assert resp.status_code == 200 and "<Response></Response>" in resp.text  # replies go by REST, not TwiML
+    assert resp.status_code == 200  # replies go by the provider's API, not in the callback's answer
+    assert ("<Response></Response>" in resp.text) if h.provider == "twilio" else (resp.json()["result"] == 0)
     assert fake.to(WANG)[-1].body.startswith("已收到，谢谢。下次报到：明天 09:00")
     await h.text(TOM, "HELP ME")
     assert fake.to(TOM)[-1].body == "Received. We have asked 李娜 to contact you soon."
@@ -121,8 +169,8 @@ async def test_two_part_report_by_sms(sms):
     assert fake.to(TOM)[-1].body.startswith("Report received (1 messages). Receipt: R-2027-")
 
 
-async def test_forged_missing_and_altered_signatures_are_refused(sms):
-    h, fake = sms, sms.fake
+async def test_forged_missing_and_altered_signatures_are_refused(twilio_sms):
+    h, fake = twilio_sms, twilio_sms.fake
     params = fake.inbound_params(WANG, "1")
     assert (await fake.post_signed("/twilio/sms", params, signature="")).status_code == 403
     assert (await fake.post_signed("/twilio/sms", params, signature="bm90IGEgc2lnbmF0dXJl")).status_code == 403
@@ -142,7 +190,7 @@ async def test_a_message_sid_delivered_three_times_is_handled_once(sms):
 
 async def test_stop_is_escalated_and_start_undoes_it(sms):
     h, fake = sms, sms.fake
-    await h.text(WANG, "STOP")
+    await h.text(WANG, STOP[h.provider])
     assert fake.to(WANG) == []  # the carrier confirms STOP itself
     person = h.county.person(h.county.strict)
     assert person.sms_blocked_reason == "opted_out"
@@ -155,12 +203,13 @@ async def test_stop_is_escalated_and_start_undoes_it(sms):
     assert fake.to(WANG)[-1].body.startswith("已恢复短信提醒")
 
 
-async def test_21610_marks_unreachable_and_escalates(sms):
+async def test_an_unsubscribed_number_is_unreachable_and_escalated(sms):
+    """Twilio's 21610, Tencent Cloud's blacklisted number: the same fact, the same course."""
     h, fake = sms, sms.fake
     fake.unsubscribe(WANG)
     await h.tick(local(2027, 3, 1, 9))
     (row,) = h.rows(kind="checkin_prompt", address=WANG)
-    assert (row.status, row.error_code) == ("failed", "21610")
+    assert (row.status, row.error_code) == ("failed", UNSUBSCRIBED[h.provider])
     person = h.county.person(h.county.strict)
     assert person.sms_blocked_reason == "opted_out"
     (esc,) = [e for e in h.county.escalations() if e.supervisee_id == person.id]
@@ -181,21 +230,20 @@ async def test_status_callbacks_and_repeated_undelivered(sms):
     assert row.status == "delivered"
     for _ in range(3):
         await h.text(WANG, "帮助")
-        await fake.report_status(fake.to(WANG)[-1].sid, "undelivered", error_code=30003)
+        await fake.report_status(fake.to(WANG)[-1].sid, "undelivered", error_code=UNDELIVERED[h.provider])
     rows = h.rows(address=WANG, direction="out")
-    assert [r.status for r in rows][-3:] == ["undelivered"] * 3 and rows[-1].error_code == "30003"
+    assert [r.status for r in rows][-3:] == ["undelivered"] * 3 and rows[-1].error_code == str(UNDELIVERED[h.provider])
     assert h.county.person(h.county.strict).sms_blocked_reason == "undelivered"
     assert [e.kind for e in h.county.escalations()] == ["unreachable"]
 
 
 async def test_rate_limit_and_server_errors_are_retried(sms):
     h, fake = sms, sms.fake
-    fake.fail_next(WANG, 429, 20429)
-    fake.fail_next(TOM, 503, None)
+    limited, broken = fail_next(h, WANG, "rate_limit"), fail_next(h, TOM, "server_error")
     await h.tick(local(2027, 3, 1, 9))
     retry = {r.address: r for r in h.rows(kind="checkin_prompt") if r.channel == "sms"}
-    assert (retry[WANG].status, retry[WANG].error_code) == ("queued", "20429")
-    assert (retry[TOM].status, retry[TOM].error_code) == ("queued", "503")
+    assert (retry[WANG].status, retry[WANG].error_code) == ("queued", limited)
+    assert (retry[TOM].status, retry[TOM].error_code) == ("queued", broken)
     await h.tick(local(2027, 3, 1, 9) + timedelta(minutes=1))
     assert len(fake.to(WANG)) == 1 and len(fake.to(TOM)) == 1
     assert {r.status for r in h.rows(kind="checkin_prompt") if r.channel == "sms"} == {"sent"}
@@ -231,12 +279,13 @@ async def test_logs_carry_ids_not_phone_numbers_or_text(sms, caplog):
     await h.tick(local(2027, 3, 1, 14))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "message" in logged  # something was logged
-    for secret in (WANG, "13800000001", "138 0000 0001", "私人的内容", "王伟", fake.auth_token):
+    credential = fake.secret_key if h.provider == "tencent" else fake.auth_token
+    for secret in (WANG, "13800000001", "138 0000 0001", "私人的内容", "王伟", credential):
         assert secret not in logged, secret
 
 
-async def test_21614_a_landline_is_unreachable_by_sms_and_escalated(sms):
-    h, fake = sms, sms.fake
+async def test_21614_a_landline_is_unreachable_by_sms_and_escalated(twilio_sms):
+    h, fake = twilio_sms, twilio_sms.fake
     fake.fail_next(WANG, 400, 21614)
     await h.tick(local(2027, 3, 1, 9))
     (row,) = h.rows(kind="checkin_prompt", address=WANG)
@@ -248,8 +297,10 @@ async def test_21614_a_landline_is_unreachable_by_sms_and_escalated(sms):
     assert len(h.rows(kind="checkin_prompt", address=WANG)) == 1 and fake.to(WANG) == []
 
 
-async def test_an_officer_on_sms_gets_a_list_of_alerts_and_runs_the_case_by_text(db, monkeypatch, tmp_path):
-    """李娜 has no Telegram: everything the officer's side does reaches her by the real twilio client."""
+@pytest.mark.parametrize("provider", ["twilio", "tencent"])
+async def test_an_officer_on_sms_gets_a_list_of_alerts_and_runs_the_case_by_text(db, monkeypatch, tmp_path, provider):
+    """李娜 has no Telegram: everything the officer's side does reaches her by SMS (on Tencent Cloud, the long
+    alerts and cards go as notices: the same words on one line, in as many SMS as they take)."""
     from storage.models import Officer, Supervisee
     from tests.factories import supervisee
 
@@ -263,7 +314,7 @@ async def test_an_officer_on_sms_gets_a_list_of_alerts_and_runs_the_case_by_text
             supervisee(h.db.engine, local(2027, 3, 1), h.county.li.id, case_number=f"JZ-{n}", name=f"张{n}",
                        phone=f"+861390000000{n}", level="strict")
 
-    async with serving(db, monkeypatch, tmp_path, sms_officer) as h:
+    async with serving(db, monkeypatch, tmp_path, sms_officer, provider=provider) as h:
         fake = h.fake
         for t in (9, 11, 13):
             await h.tick(local(2027, 3, 1, t))
@@ -274,12 +325,12 @@ async def test_an_officer_on_sms_gets_a_list_of_alerts_and_runs_the_case_by_text
         await h.text(li, f"知悉 {esc.id}")
         assert fake.to(li)[-1].body.startswith(f"✅ 已知悉 #{esc.id}")
         await h.text(li, "/find 王")
-        assert fake.to(li)[-1].body == "找到 1 人，显示 1 人：\n· 王伟（JZ-S，严管，红果镇，在矫）138 0000 0001"
+        assert words(fake.to(li)[-1].body) == words("找到 1 人，显示 1 人：\n· 王伟（JZ-S，严管，红果镇，在矫）138 0000 0001")
         await h.text(li, "/pause JZ-S 3 住院")
         assert fake.to(li)[-1].body.startswith("✅ 王伟（JZ-S）从 2027-03-01 到 2027-03-03 暂停报到")
         assert fake.to(WANG)[-1].body.startswith("您的报到从 2027-03-01 到 2027-03-03 暂停。")
         await h.text(li, "/case JZ-S")
-        card = fake.to(li)[-1].body
+        card = words(fake.to(li)[-1].body)
         assert "暂停中：2027-03-01 至 2027-03-03，原因：住院" in card and "→ 您的报到从 2027-03-01" in card
         with session_scope(h.db.engine) as s:
             assert s.get(Supervisee, h.county.strict.id).paused_until is not None
