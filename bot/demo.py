@@ -38,11 +38,13 @@ from bot.demo_summary import Outcome, persona_rates, print_personas, summarise  
 from bot.runtime import build
 from bot.sandbox.loopback import LoopbackServer, free_port
 from bot.sandbox.telegram_api import FakeTelegram
+from bot.sandbox.tencent_sms import FakeTencentSms
 from bot.sandbox.twilio_api import FakeTwilio
 from bot.settings import load_settings, own_keys
 from bot.stack import Stack
 from bot.web import make_app
 from content.areas import METRES_PER_DEGREE
+from content.sms_templates import load_templates
 from scheduler.clock import FastClock, RealClock
 from scheduler.ticker import make_scheduler
 from storage.db import migrate, session_scope
@@ -61,8 +63,9 @@ TRIPS = [("贵阳", (26.60, 106.70), "看望住院的母亲"), ("广州", (23.12
 class Simulation:
     """People and officers who read what the stand-ins delivered and answer on the simulated clock."""
 
-    def __init__(self, rt, tg: FakeTelegram, tw: FakeTwilio, seed: int) -> None:
+    def __init__(self, rt, tg: FakeTelegram, tw: FakeTwilio, seed: int, sms: FakeTencentSms | None = None) -> None:
         self.rt, self.tg, self.tw, self.rng = rt, tg, tw, random.Random(seed)
+        self.sms = sms or tw  # the SMS network: Twilio's, or Tencent Cloud's (`checkin demo --sms tencent`)
         self.queue: list = []
         self.order = itertools.count()
         self.seen_tg: dict[int, int] = {}
@@ -102,7 +105,7 @@ class Simulation:
                 if telegram:
                     self.trips[address] = trip
                     return self.tg.send_text(address, f"/leave {words}")
-                return self.tw.send_sms(address, f"请假 {words}")
+                return self.sms.send_sms(address, f"请假 {words}")
             self.later(ask_day * 24 * 60 + 3 * 60 + n * 7, ask)
 
     def point_at_home(self) -> tuple[float, float]:
@@ -144,7 +147,7 @@ class Simulation:
         """Reactions running or due, or deliveries not yet read (read from the service's thread: a hint)."""
         if self.tasks or (self.queue and self.queue[0][0] <= self.rt.clock.now()):
             return True
-        if len(self.tw.sent) > self.seen_sms or len(self.tw.calls.placed) > self.seen_calls:
+        if len(self.sms.sent) > self.seen_sms or len(self.tw.calls.placed) > self.seen_calls:
             return True
         return any(len(msgs) > self.seen_tg.get(chat, 0) for chat, msgs in list(self.tg.sent.items()))
 
@@ -155,9 +158,9 @@ class Simulation:
             for m in msgs[start:]:
                 self.react_tg(chat, m)
             self.seen_tg[chat] = len(msgs)
-        for m in self.tw.sent[self.seen_sms:]:
+        for m in self.sms.sent[self.seen_sms:]:
             self.react_sms(m)
-        self.seen_sms = len(self.tw.sent)
+        self.seen_sms = len(self.sms.sent)
         calls = self.tw.calls.placed
         for call in calls[self.seen_calls:len(calls)]:
             self.react_call(call)
@@ -235,20 +238,20 @@ class Simulation:
         if body.startswith("今天的报到") or body.startswith("Time for your check-in"):
             self.intend(person, r)
             if r < reliable:
-                self.later(self.rng.uniform(5, 100), lambda: self.tw.send_sms(m.to, "1"))
+                self.later(self.rng.uniform(5, 100), lambda: self.sms.send_sms(m.to, "1"))
             elif r < reliable + 0.1:
-                self.later(self.rng.uniform(250, 400), lambda: self.tw.send_sms(m.to, "1"))
+                self.later(self.rng.uniform(250, 400), lambda: self.sms.send_sms(m.to, "1"))
         elif ("测验" in body or "Quiz" in body) and r < reliable:
-            self.later(self.rng.uniform(30, 600), lambda: self.tw.send_sms(m.to, self.rng.choice("AAAB")))
+            self.later(self.rng.uniform(30, 600), lambda: self.sms.send_sms(m.to, self.rng.choice("AAAB")))
         elif "前提交" in body and r < reliable:
             async def report():
-                await self.tw.send_sms(m.to, "汇报 按时上班，在家附近打零工。")
-                await self.tw.send_sms(m.to, "完成")
+                await self.sms.send_sms(m.to, "汇报 按时上班，在家附近打零工。")
+                await self.sms.send_sms(m.to, "完成")
             self.later(self.rng.uniform(60, 1500), report)
         elif body.startswith(("今天是您请假", "Today is the last day of your leave")) and r < 0.8:
-            self.later(self.rng.uniform(300, 700), lambda: self.tw.send_sms(m.to, "销假"))
-        self.later(1, lambda: self.tw.report_status(m.sid, "delivered" if r < 0.97 else "undelivered", None
-                                                    if r < 0.97 else 30003))
+            self.later(self.rng.uniform(300, 700), lambda: self.sms.send_sms(m.to, "销假"))
+        self.later(1, lambda: self.sms.report_status(m.sid, "delivered" if r < 0.97 else "undelivered", None
+                                                     if r < 0.97 else self.sms.UNDELIVERED))
 
 
     def react_call(self, call) -> None:
@@ -276,9 +279,10 @@ class Simulation:
 class PeopleThread(threading.Thread):
     """The stand-ins and the simulated people, on an event loop of their own in this thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, sms: str = "twilio") -> None:
         super().__init__(name="demo-people", daemon=True)
         self.tg, self.tw = FakeTelegram(), FakeTwilio()
+        self.tc = FakeTencentSms(load_templates()) if sms == "tencent" else None
         self.sim: Simulation | None = None
         self.ready, self.stop = threading.Event(), threading.Event()
         self.go = threading.Event()  # set once `sim` is in place
@@ -294,6 +298,8 @@ class PeopleThread(threading.Thread):
     async def _main(self) -> None:
         await self.tg.start()
         await self.tw.start()
+        if self.tc is not None:
+            await self.tc.start()
         self.ready.set()
         try:
             while not self.stop.is_set():
@@ -305,10 +311,12 @@ class PeopleThread(threading.Thread):
         finally:
             await self.tg.stop()
             await self.tw.stop()
+            if self.tc is not None:
+                await self.tc.stop()
 
 
 async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int = 7,
-              console: Console | None = None):
+              console: Console | None = None, sms: str = "twilio"):
     """Run the demo; returns its runtime and the simulation (the database stays behind)."""
     out = console or Console(highlight=False)
     # The terminal shows the demo's own output: the libraries' INFO lines (PTB's "Application started") stay out.
@@ -322,14 +330,18 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     zone = load_settings().zone
     today = RealClock().now().astimezone(zone).date()
     start = datetime.combine(today - timedelta(days=days), time(START_HOUR), tzinfo=zone)
-    people = PeopleThread()
+    people = PeopleThread(sms)
     people.start()
     people.ready.wait(30)
     if people.error is not None:
         raise people.error
-    tg, tw = people.tg, people.tw
+    tg, tw, tc = people.tg, people.tw, people.tc
     port = free_port()
     keys = own_keys(directory / "checkin.keys")
+    by_tencent = {} if tc is None else dict(  # SMS through Tencent Cloud's stand-in; calls stay on Twilio's
+        sms_provider="tencent", tencent_secret_id=tc.secret_id, tencent_secret_key=tc.secret_key,
+        tencent_sms_app_id=tc.app_id, sms_sign_name=tc.sign_name, tencent_sms_endpoint=tc.endpoint,
+        tencent_callback_secret=tc.callback_secret)
     settings = load_settings(
         **keys, database_url=f"sqlite:///{db_file}", clock=f"{start.isoformat()}@{speed:.0f}",
         public_url=f"http://127.0.0.1:{port}",
@@ -337,7 +349,7 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
         twilio_account_sid=tw.account_sid, twilio_auth_token=tw.auth_token, twilio_from_number=tw.number,
         twilio_api_base_url=tw.base_url, http_port=port,
         # Rate limits run in real time; on a clock this fast they would hold messages for simulated hours.
-        sms_rate=500, telegram_rate=1000, telegram_chat_rate=100,
+        sms_rate=500, telegram_rate=1000, telegram_chat_rate=100, **by_tencent,
     )
     rt = build(settings)
     watch = Stopwatch()
@@ -348,6 +360,8 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     tg.now = lambda: rt.clock.now().timestamp()  # the stand-ins stamp messages on the simulated clock
     tw.now = rt.clock.now
     tw.service_url = settings.public_url
+    if tc is not None:
+        tc.now, tc.service_url = rt.clock.now, settings.public_url
     migrate(rt.engine)
     sample.seed(rt.engine, rt.clock.now())
     with session_scope(rt.engine) as s:  # officers and half the people on Telegram
@@ -365,7 +379,7 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     web = LoopbackServer(make_app(rt.clock, {}, stack.routes()))
     await web.start(port=port)
     await stack.start()
-    sim = Simulation(rt, tg, tw, seed)
+    sim = Simulation(rt, tg, tw, seed, sms=tc)
     sim.load()
     sim.plan_leave(days)
     people.sim = sim

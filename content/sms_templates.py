@@ -129,7 +129,7 @@ def load_templates(path: str | Path | None = None) -> Templates:
             first, _, hint = key.partition("+")
             if first not in texts or (hint and hint not in texts):
                 raise TemplateError(f"{path}: [{language}.templates] {key!r}: no such text in the catalogue")
-            _text, names = numbered(texts[first])
+            _text, names = numbered(_with_hint(language, key))
             out.by_key[(language, key)] = Template(key, str(entry["id"]), entry["text"], names,
                                                    int(entry.get("max_chars", default_chars)))
     if not out.notice:
@@ -137,12 +137,16 @@ def load_templates(path: str | Path | None = None) -> Templates:
     return out
 
 
-def expected_text(language: str, key: str) -> str:
-    """The template text a key needs registered: its catalogue text numbered, the hint on the next line."""
+def _with_hint(language: str, key: str) -> str:
+    """The catalogue text of KEY, or of KEY+HINT_KEY: the text, the hint on the next line (as the SMS says it)."""
     texts = catalogue(language)
     first, _, hint = key.partition("+")
-    body, _names = numbered(texts[first])
-    return body + (f"\n{texts[hint]}" if hint else "")
+    return texts[first] + (f"\n{texts[hint]}" if hint else "")
+
+
+def expected_text(language: str, key: str) -> str:
+    """The template text a key needs registered: its catalogue text (and hint) with the values numbered."""
+    return numbered(_with_hint(language, key))[0]
 
 
 @dataclass

@@ -159,10 +159,12 @@ class Reply:
             out["remove_keyboard"] = True
         if self.sms_hint:
             out["sms_hint"] = self.sms_hint
-        if isinstance(self.text, Said):  # for an SMS provider that sends approved templates only
-            out["said"] = {"key": self.text.key, "lang": self.text.lang, "params": self.text.params}
-            if isinstance(self.sms_hint, Said) and not self.sms_hint.params:
+        if isinstance(self.text, Said) and (not self.sms_hint or isinstance(self.sms_hint, Said)):
+            # for an SMS provider that sends approved templates only: the text's key and values (and its hint's)
+            out["said"] = {"key": self.text.key, "lang": self.text.lang, "params": dict(self.text.params)}
+            if self.sms_hint:
                 out["said"]["hint"] = self.sms_hint.key
+                out["said"]["params"].update(self.sms_hint.params)
         if self.about is not None:
             out["about"] = self.about
         return out

@@ -85,8 +85,12 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve", help="Then keep the web console up on the demo's database "
                                                         "until Ctrl-C")] = False,
     port: Annotated[int, typer.Option("--port", help="With --serve: the console's port")] = 8080,
+    sms: Annotated[str, typer.Option("--sms", help="The SMS provider's stand-in: twilio, or tencent (mainland "
+                                                   "China: approved templates)")] = "twilio",
 ) -> None:
     """The whole service offline on a sample county: two simulated weeks, then what happened and the report."""
+    if sms not in ("twilio", "tencent"):
+        fail(f"--sms {sms!r}: twilio or tencent", 2)
     url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
     if console_only:
         directory.mkdir(parents=True, exist_ok=True)
@@ -103,9 +107,10 @@ def demo(
         return
     from bot import demo as simulation
 
-    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram, SMS and call "
-              "stand-ins on loopback, the real stack, the fast clock.")
-    outcome = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out))
+    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram, SMS "
+              f"({'Tencent Cloud' if sms == 'tencent' else 'Twilio'}) and call stand-ins on loopback, the real stack, "
+              "the fast clock.")
+    outcome = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out, sms=sms))
     rt, zone = outcome.rt, outcome.rt.settings.zone
     simulation.print_personas(simulation.persona_rates(outcome), out)
     months = outcome.months()

@@ -61,6 +61,8 @@ class Sms:
 class FakeTencentSms(SentMessages, LoopbackServer):
     """Tencent Cloud's SMS API and the phone network, on loopback."""
 
+    UNDELIVERED = "MK:0005"  # a carrier's code in a receipt for a message not delivered
+
     def __init__(self, templates: Templates, *, secret_id: str = "AKID" + "0" * 32, secret_key: str = "test-key",
                  app_id: str = "1400000001", sign_name: str = "示例县司法局",
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:

@@ -55,6 +55,8 @@ class Sms:
 class FakeTwilio(SentMessages, LoopbackServer):
     """The Twilio API and the phone network, on loopback."""
 
+    UNDELIVERED = 30003  # a carrier's code in a receipt for a message not delivered
+
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-auth-token",
                  number: str = "+15005550006", now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.account_sid, self.auth_token, self.number, self.now = account_sid, auth_token, number, now

@@ -161,8 +161,10 @@ def _persona_rows(out: str) -> list[tuple[int, int, int]]:
 
 
 @pytest.mark.slow
-def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
-    """The demo as a user runs it: a process of its own, a clean stderr, people who answer as they mean to."""
+@pytest.mark.parametrize("sms", ["twilio", "tencent"])
+def test_demo_simulates_the_whole_service(tmp_path, monkeypatch, sms):
+    """The demo as a user runs it: a process of its own, a clean stderr, people who answer as they mean to; its
+    SMS through Twilio's stand-in or Tencent Cloud's (approved templates, TC3-signed)."""
     import os
     import subprocess
     import sys
@@ -172,7 +174,7 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch):
     clear_env(monkeypatch)
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--dir", str(tmp_path / "d"), "--days", "3",
-                           "--seconds", "15"], capture_output=True, text=True, timeout=600,
+                           "--seconds", "15", "--sms", sms], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "COLUMNS": "100", "PYTHONPATH": str(root)}, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, done.stderr

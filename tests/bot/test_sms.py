@@ -169,6 +169,24 @@ async def test_two_part_report_by_sms(sms):
     assert fake.to(TOM)[-1].body.startswith("Report received (1 messages). Receipt: R-2027-")
 
 
+async def test_leave_asked_for_by_sms(sms):
+    """A person on a feature phone asks for leave in four texts; the officer is asked to decide."""
+    from storage.models import Leave
+
+    h, fake = sms, sms.fake
+    h.clock.set(local(2027, 3, 5, 10))
+    await h.text(WANG, "请假")
+    assert fake.to(WANG)[-1].body.startswith("请问要去哪里？")
+    await h.text(WANG, "贵阳")
+    await h.text(WANG, "3月20日到3月22日")
+    await h.text(WANG, "探望母亲")
+    with session_scope(h.db.engine) as s:
+        (leave,) = s.exec(select(Leave)).all()
+    assert (leave.destination, leave.reason, leave.state) == ("贵阳", "探望母亲", "requested")
+    assert fake.to(WANG)[-1].body.startswith(f"请假申请已提交（编号 {leave.id}）：贵阳，2027-03-20 至 2027-03-22。")
+    assert [r.kind for r in h.rows(officer_id=h.county.li.id)] == ["leave_request"]
+
+
 async def test_forged_missing_and_altered_signatures_are_refused(twilio_sms):
     h, fake = twilio_sms, twilio_sms.fake
     params = fake.inbound_params(WANG, "1")
