@@ -40,6 +40,12 @@ def templates_check(
         mine = sum(1 for (lang, _key) in templates.by_key if lang == language)
         out.print(f"[{language}] notice {t.id} ({t.max_chars} characters a part); {mine} templates; "
                   f"{len(found.without[language])} message keys without one (they go as notices)", markup=False)
+        by_section: dict[str, list[str]] = {}
+        for key in found.without[language]:
+            section, _, rest = key.partition(".")
+            by_section.setdefault(section, []).append(rest)
+        for section, keys in sorted(by_section.items()):
+            out.print(f"  as notices: {section}: {', '.join(keys)}", markup=False)
     if texts:
         for (language, key), t in sorted(templates.by_key.items()):
             out.print(f"\n[{language}] {key} (id {t.id}, variables {', '.join(t.names) or 'none'})", markup=False)
