@@ -156,3 +156,21 @@ def test_settings_name_a_bad_templates_file_or_network(tmp_path, monkeypatch):
         load_settings(sms_templates_file=str(broken))
     with pytest.raises(SettingsError, match="'10.0.0.0/33' is not a network"):
         load_settings(tencent_callback_networks="10.0.0.0/33")
+
+
+async def test_a_holiday_greeting_in_bulk_goes_as_its_approved_template(tencent):
+    """Bulk rows are written when claimed: the greeting's text and values travel with them to the adapter."""
+    from datetime import date
+
+    from handlers import greetings
+
+    h, fake = tencent, tencent.fake
+    holiday = greetings.find_holiday("CN", today=date(2027, 1, 1), name="qingming")
+    with session_scope(h.db.engine) as s:
+        greetings.enqueue_bulk(s, key=greetings.greeting_key(holiday), kind="greeting", section="greeting",
+                               template=holiday.slug, now=local(2027, 3, 1, 8), audience=greetings.Audience(),
+                               holiday=holiday)
+    await h.tick(local(2027, 3, 1, 8, 1))
+    (sms,) = fake.to(WANG)
+    t = h.stack.sms.templates.by_key[("zh-CN", f"greeting.{holiday.slug}")]
+    assert sms.template_ids == [t.id] and sms.body == t.text.replace("{1}", "王伟").replace("{2}", "李娜")
