@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 
 from handlers.contract import Inbound
 from handlers.router import Handled, Router, cleaned
+from scheduler.metrics import INBOUND
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,10 @@ class Inbox:
         self.pending += 1
         self._idle.clear()
         self._arrivals.put((cleaned(inbound), future))
-        return await future
+        stored = await future
+        if stored is not None:  # a provider's repeat is not a message received
+            INBOUND.labels(inbound.channel).inc()
+        return stored
 
     async def join(self) -> None:
         """Wait until everything submitted is handled."""

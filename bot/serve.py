@@ -11,6 +11,8 @@ from datetime import datetime
 
 import uvicorn
 
+from bot.doctor import readiness
+from bot.metrics import exposition
 from bot.runtime import Runtime
 from bot.stack import Stack
 from bot.web import make_app
@@ -50,7 +52,9 @@ async def serve(rt: Runtime, *, scheduler: bool = True, stop_at: datetime | None
 
     console, console_errors = office_routes(rt, stack.kick)  # the office's web console under /console
     server = uvicorn.Server(uvicorn.Config(
-        make_app(rt.clock, status, stack.routes() + console, console_errors), host=rt.settings.http_host,
+        make_app(rt.clock, status, stack.routes() + console, console_errors,
+                 ready=lambda: readiness(rt.engine, rt.clock.now()),
+                 metrics=exposition(rt.engine, rt.clock.now)), host=rt.settings.http_host,
         port=rt.settings.http_port,
         log_level="warning", lifespan="off",
     ))

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     telegram_concurrency: int = Field(8, ge=1, le=512, validation_alias=_env("CHECKIN_TELEGRAM_CONCURRENCY"))
     telegram_chat_rate: float = Field(1.0, gt=0, le=100, validation_alias=_env("CHECKIN_TELEGRAM_CHAT_RATE"))
     sms_rate: float = Field(1.0, gt=0, le=1000, validation_alias=_env("CHECKIN_SMS_RATE"))
+    # Logging (bot/logs.py): the level (default WARNING for commands, INFO for `checkin run`), text or JSON lines.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
+        None, validation_alias=_env("CHECKIN_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("CHECKIN_LOG_FORMAT"))
     # Which provider carries the `sms` channel: Twilio, or Tencent Cloud SMS for mainland China (docs/sms-china.md).
     sms_provider: Literal["twilio", "tencent"] = Field("twilio", validation_alias=_env("CHECKIN_SMS_PROVIDER"))
     tencent_secret_id: str | None = Field(None, validation_alias=_env("TENCENTCLOUD_SECRET_ID"))

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from handlers import greetings
+from scheduler import metrics
 from scheduler.channels import Channel, PermanentSendError, SendError, SendResult, TransientSendError
 from storage import outbox
 from storage.db import session_scope
@@ -172,6 +173,7 @@ class Outbox:
             if isinstance(out, SendResult):
                 report.sent += 1
                 report.by_channel[row.channel] += 1
+                metrics.SENDS.labels(row.channel).inc()
             else:
                 self._record(session, row, out, now, report)
 
@@ -180,6 +182,7 @@ class Outbox:
         if isinstance(outcome, PermanentSendError) or row.attempts >= MAX_ATTEMPTS:
             outbox.record_failed(session, row.id, outcome.code, outcome.detail, now)
             report.failed += 1
+            metrics.failed_send(row.channel, "failed", outcome.code)
             if self.on_failure is not None:
                 self.on_failure(session, row, outcome, now)
             log.warning("message %s failed on %s: code=%s", row.id, row.channel, outcome.code)
@@ -187,5 +190,6 @@ class Outbox:
             retry_at = now + backoff(row.attempts, outcome.retry_after)
             outbox.record_retry(session, row.id, outcome.code, outcome.detail, retry_at, now)
             report.retried += 1
+            metrics.failed_send(row.channel, "retry", outcome.code)
             log.info("message %s retry at %s (attempt %s)", row.id, retry_at.isoformat(), row.attempts)
 

@@ -10,6 +10,7 @@ so running it twice, or in two workers at once, creates and sends nothing twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -43,6 +44,7 @@ from storage.models import (
     written_in,
 )
 from storage.outbox import enqueue_many
+from storage.service_models import beat
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def _sweep_lock(engine: Engine) -> Iterator[bool]:
 def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
     """One sweep at `now`: each step of `STEPS` in its own transaction(s)."""
     rep = SweepReport()
+    started = time.perf_counter()
     with _sweep_lock(engine) as got:
         if not got:
             rep.skipped = True
@@ -141,6 +144,8 @@ def sweep(engine: Engine, now: datetime, cfg: SweepConfig) -> SweepReport:
                     more = step(s, now, cfg, rep)
                 if not more:
                     break
+        with session_scope(engine) as s:  # for checkin doctor, /healthz and /metrics: the sweep is alive
+            beat(s, "sweep", now, time.perf_counter() - started)
     if any(v for k, v in rep.as_dict().items() if k != "skipped"):
         log.info("sweep at %s: %s", now.isoformat(), {k: v for k, v in rep.as_dict().items() if v})
     return rep

@@ -395,3 +395,4 @@ def _index_phone(_mapper, connection, target) -> None:
 # The web console's tables live in their own module; imported here so that the schema is whole wherever the
 # models are (Alembic's comparison, create_all in tests).
 from storage.console_models import LoginAttempt, LoginLink, WebSession  # noqa: E402, F401
+from storage.service_models import Heartbeat  # noqa: E402, F401

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from bot.cli import (  # noqa: F401  (importing a group registers its commands)
     areas_commands,
     audit_commands,
@@ -11,6 +9,7 @@ from bot.cli import (  # noqa: F401  (importing a group registers its commands)
     case_commands,
     community_service_commands,
     console_commands,
+    doctor_commands,
     leave_commands,
     officer_commands,
     process_commands,
@@ -27,5 +26,12 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Entry point of the `checkin` console script."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot import logs
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
+    except SettingsError:  # the command says what is wrong with them
+        logs.configure(None)
     app()

@@ -30,6 +30,23 @@ class _Commands(TyperGroup):
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=_Commands)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"checkin {version('checkin-bot')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("checkin (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit")) -> None:
+    """checkin: keeps people under community supervision in touch with their officers."""
 officer_app = typer.Typer(help="Officers: assistant officers, township supervisors, administrators.",
                           no_args_is_help=True)
 roster_app = typer.Typer(help="The roster of people under supervision.", no_args_is_help=True)

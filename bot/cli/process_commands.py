@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot import sample
+from bot import logs, sample
 from bot.cli.base import app, fail, instant, out, runtime
 from bot.cli.console_commands import console_as
 from bot.report_view import month_status, print_report
@@ -64,7 +64,7 @@ def run(
     """The service: web routes, channels, the clock job (sweep and drain) and the outbox."""
     rt = runtime()
     until = instant(stop_at, "--stop-at")
-    logging.getLogger().setLevel(logging.INFO)
+    logs.configure(rt.settings.log_level, rt.settings.log_format, default=logging.INFO)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))

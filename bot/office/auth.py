@@ -12,6 +12,7 @@ import pyotp
 import segno
 from sqlmodel import Session, func, select
 
+from scheduler.metrics import LOGINS
 from storage import queries
 from storage.console_models import LoginAttempt, WebSession
 from storage.crypto import keyring_for
@@ -88,6 +89,7 @@ def record_attempt(session: Session, officer_id: int | None, address: str, ok: b
     keys = [address_key(session, address)] + ([f"officer:{officer_id}"] if officer_id is not None else [])
     for key in keys:
         session.add(LoginAttempt(key=key, at=now, ok=ok))
+    LOGINS.labels("ok" if ok else "refused").inc()
 
 
 def start_session(session: Session, officer: Officer, now: datetime) -> str:

@@ -68,6 +68,8 @@ class FakeTwilio(SentMessages, LoopbackServer):
         self.calls = Calls(self)  # the Calls API and the telephones it rings (bot/sandbox/twilio_calls.py)
         SentMessages.__init__(self)
         LoopbackServer.__init__(self, Starlette(routes=[
+            Route("/2010-04-01/Accounts/{sid}.json", self._account, methods=["GET"]),
+            Route("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json", self._numbers, methods=["GET"]),
             Route("/2010-04-01/Accounts/{sid}/Messages.json", self._create, methods=["POST"]),
             Route("/2010-04-01/Accounts/{sid}/Calls.json", self.calls.create, methods=["POST"]),
             Route("/2010-04-01/Accounts/{sid}/Recordings/{rec}.mp3", self.calls.recording, methods=["GET"]),
@@ -142,6 +144,27 @@ class FakeTwilio(SentMessages, LoopbackServer):
         except ValueError:
             return False
         return user == sid == self.account_sid and password == self.auth_token
+
+    async def _account(self, request: Request) -> JSONResponse:
+        """The account, as `checkin doctor` fetches it."""
+        sid = request.path_params["sid"]
+        if not self._authorised(request, sid):
+            return self._error(401, 20003, "Authenticate")
+        return JSONResponse({"sid": sid, "friendly_name": "county", "status": "active", "type": "Full",
+                             "uri": f"/2010-04-01/Accounts/{sid}.json"})
+
+    async def _numbers(self, request: Request) -> JSONResponse:
+        """The account's numbers, filtered by PhoneNumber as Twilio filters them."""
+        sid = request.path_params["sid"]
+        if not self._authorised(request, sid):
+            return self._error(401, 20003, "Authenticate")
+        wanted = request.query_params.get("PhoneNumber")
+        owned = [n for n in (self.number,) if wanted in (None, n)]
+        return JSONResponse({"incoming_phone_numbers": [
+            {"sid": "PN" + "0" * 32, "account_sid": sid, "phone_number": n,
+             "capabilities": {"sms": True, "voice": True}} for n in owned],
+            "page": 0, "page_size": 50, "start": 0, "end": len(owned) - 1, "next_page_uri": None,
+            "previous_page_uri": None, "first_page_uri": request.url.path, "uri": request.url.path})
 
     async def _create(self, request: Request) -> JSONResponse:
         sid = request.path_params["sid"]

@@ -185,6 +185,6 @@ async def test_kill_during_inbound_handling(db, tmp_path, monkeypatch):
 
 def _up(port: str) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5).status_code == 200
     except httpx.TransportError:
         return False

@@ -19,7 +19,7 @@ def test_migrations_match_the_models(db):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), SQLModel.metadata)
     assert diff == []
-    assert current_revision(db.engine) == head_revision() == "0019"
+    assert current_revision(db.engine) == head_revision() == "0020"
 
 
 def test_migrate_twice_is_a_no_op(db):
