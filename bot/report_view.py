@@ -99,28 +99,63 @@ def print_report(out: Console, lines, month: str, township: str | None, target: 
                   f"{verdict} the {target:g}‰ target.")
 
 
-def draw_chart(lines, month: str, target: float, path: Path) -> None:
-    """Response rate and lost contact per township, with the target line (matplotlib, no screen)."""
+# Fonts that write Chinese, best first (Debian's fonts-noto-cjk, Adobe's Source Han, WenQuanYi, Windows' own).
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "Source Han Sans CN",
+             "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "Noto Sans CJK JP",
+             "Noto Serif CJK JP")
+
+
+def cjk_font() -> str | None:
+    """The name of an installed font that writes Chinese, or None."""
+    from matplotlib import font_manager
+
+    def known() -> str | None:
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    found = known()
+    if found is None:  # matplotlib's font cache predates the font's installation: look at the files themselves
+        for path in font_manager.findSystemFonts():
+            if any(part in path.lower() for part in ("cjk", "wqy", "sourcehan", "simhei", "msyh")):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        found = known()
+    return found
+
+
+def chart_labels(names: list[str], font: str | None) -> list[str]:
+    """The townships' own names when the chart can write them (a CJK font, or names in plain Latin letters);
+    else T1, T2 ... (the command prints the key)."""
+    if font is not None or all(n.isascii() for n in names):
+        return names
+    return [f"T{i + 1}" for i in range(len(names))]
+
+
+def draw_chart(lines, month: str, target: float, path: Path, font: str | None = None) -> list[str]:
+    """Response rate and lost contact per township, with the target line (matplotlib, no screen); the labels
+    it used for the townships."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     towns = [line for line in lines if line.township != compliance.COUNTY]
-    names = [line.township for line in towns] or ["(none)"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    left.bar(range(len(towns)), [100 * (line.response_rate or 0) for line in towns], color="#4a7ab5")
-    left.set_title(f"Check-in response rate, {month}")
-    left.set_ylabel("%")
-    left.set_ylim(0, 100)
-    right.bar(range(len(towns)), [line.lost_per_mille or 0 for line in towns], color="#c0504d")
-    right.axhline(target, color="black", linestyle="--", label=f"target {target:g}‰")
-    right.set_title("Lost contact (per mille)")
-    right.legend()
-    for axis in (left, right):
-        axis.set_xticks(range(len(names)), [f"T{i + 1}" for i in range(len(names))])
-    # Township names are often Chinese and the machine may have no CJK font: label T1, T2 ...,
-    # and the command prints the key.
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    labels = chart_labels([line.township for line in towns] or ["(none)"], font)
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+        left.bar(range(len(towns)), [100 * (line.response_rate or 0) for line in towns], color="#4a7ab5")
+        left.set_title(f"Check-in response rate, {month}")
+        left.set_ylabel("%")
+        left.set_ylim(0, 100)
+        right.bar(range(len(towns)), [line.lost_per_mille or 0 for line in towns], color="#c0504d")
+        right.axhline(target, color="black", linestyle="--", label=f"target {target:g}‰")
+        right.set_title("Lost contact (per mille)")
+        right.legend()
+        for axis in (left, right):
+            axis.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0)
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+        plt.close(fig)
+    return labels

@@ -146,8 +146,7 @@ def xlsx_to_csv(data: bytes) -> str:
             elif isinstance(v, float) and v.is_integer():
                 v = int(v)
             cells.append("" if v is None else str(v))
-        if any(cells):
-            writer.writerow(cells)
+        writer.writerow(cells if any(cells) else [])  # an empty row too: errors name rows as Excel numbers them
     return out.getvalue()
 
 

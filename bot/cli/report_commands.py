@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.base import app, fail, out, runtime
-from bot.report_view import draw_chart, month_status, print_report, report_csv
+from bot.report_view import cjk_font, draw_chart, month_status, print_report, report_csv, report_xlsx
 from handlers import compliance
 from storage.db import session_scope
 
@@ -17,7 +17,9 @@ from storage.db import session_scope
 def report(
     month: Annotated[str, typer.Option("--month", help="YYYY-MM")],
     township: Annotated[str | None, typer.Option("--township")] = None,
-    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the figures to this CSV file")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Also write the figures to this CSV file (UTF-8 "
+                                                               "with a BOM: Excel opens it as written)")] = None,
+    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", help="Also write them as an Excel workbook")] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="Also draw the rates per township to this PNG")] = None,
 ) -> None:
     """Monthly compliance report, per township and for the county."""
@@ -37,7 +39,14 @@ def report(
     if csv_file is not None:
         csv_file.write_bytes(report_csv(lines, month))
         out.print(f"wrote {csv_file}")
+    if xlsx_file is not None:
+        xlsx_file.write_bytes(report_xlsx(lines, month))
+        out.print(f"wrote {xlsx_file}")
     if chart is not None:
-        draw_chart(lines, month, target, chart)
-        key = ", ".join(f"T{i + 1} = {line.township}" for i, line in enumerate(lines[:-1]))
-        out.print(f"wrote {chart} ({key})")
+        labels = draw_chart(lines, month, target, chart, font=cjk_font())
+        towns = [line.township for line in lines[:-1]]
+        if labels == towns:
+            out.print(f"wrote {chart}")
+        else:  # no font here writes the names: the key, and how to get one
+            key = ", ".join(f"{label} = {town}" for label, town in zip(labels, towns, strict=True))
+            out.print(f"wrote {chart} ({key}; for the names on the chart: apt-get install fonts-noto-cjk)")

@@ -20,7 +20,8 @@ from storage.models import Supervisee
 
 @roster_app.command("import")
 def roster_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Roster CSV (UTF-8)")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="Roster: CSV (UTF-8, or GBK) or an Excel workbook")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing")] = False,
 ) -> None:
     """Import or update people from CSV: all rows or none."""
@@ -46,6 +47,25 @@ def roster_import(
               f"({result.created + result.updated} {verb} written).")
 
 
+@roster_app.command("export")
+def roster_export(
+    file: Annotated[Path, typer.Argument(help="The file to write: .xlsx for a workbook, else CSV")],
+    chinese: Annotated[bool, typer.Option("--chinese", help="Chinese headers and words (案号, 严管, 缓刑 ...)")]
+    = False,
+    township: Annotated[str | None, typer.Option("--township")] = None,
+) -> None:
+    """The people under supervision, in the columns `roster import` reads (importing it back changes nothing)."""
+    from handlers.roster_export import as_csv, as_xlsx, roster_rows
+
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        rows = roster_rows(session, chinese=chinese, township=township)
+        audit.append(session, actor=operator(), action="roster.export", now=rt.clock.now(),
+                     details={"file": file.name, "people": len(rows) - 1})
+    file.write_bytes(as_xlsx(rows) if file.suffix.lower() == ".xlsx" else as_csv(rows))
+    out.print(f"wrote {len(rows) - 1} people to {file} (personal data: keep it as the roster is kept)")
+
+
 @roster_app.command("list")
 def roster_list(
     township: Annotated[str | None, typer.Option("--township")] = None,
@@ -64,7 +84,7 @@ def roster_list(
                Column("status"), Column("officer", justify="right"), Column("channel"), Column("category"),
                Column("start"), Column("end")]
     rows = [[p.case_number, p.name, p.township, p.level, p.status, str(p.officer_id),
-             "telegram" if p.telegram_chat_id else "sms", p.category,
+             p.preferred_channel, p.category,
              p.supervision_start.isoformat(), p.supervision_end.isoformat()] for p in people]
     out.print(fitted(columns, rows, width=out.width, title=f"{len(people)} people",
                      note_more=" (a wider terminal, or `checkin roster export`, shows them)"))
