@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import holidays
-import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+import bot.channels  # noqa: F401  (first: httpx without its command-line client, bot/channels/__init__.py)
 from bot.settings import Settings
 from storage.crypto import DecryptError, KeyringError
 from storage.db import current_revision, head_revision, make_engine, session_scope
@@ -191,6 +191,8 @@ def _holidays(s: Settings, now: datetime) -> Finding:
 
 
 def _telegram(s: Settings) -> list[Finding]:
+    import httpx  # after bot.channels: without httpx's command-line client (bot/channels/__init__.py)
+
     base = f"{s.telegram_base_url}{s.telegram_bot_token}"
     try:
         me = httpx.get(f"{base}/getMe", timeout=10).json()
@@ -256,6 +258,8 @@ def _public_url(s: Settings) -> Finding:
     if not s.public_url:
         return warn("public url", "not set: no webhooks, no calls, no console links",
                     "set CHECKIN_PUBLIC_URL to the HTTPS address in front of the service")
+    import httpx
+
     url = f"{s.public_url.rstrip('/')}/livez"
     try:
         resp = httpx.get(url, timeout=10)
