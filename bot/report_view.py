@@ -158,4 +158,4 @@ def draw_chart(lines, month: str, target: float, path: Path, font: str | None = 
         fig.tight_layout()
         fig.savefig(path, format="png")
         plt.close(fig)
-    return labels
+    return labels if towns else []
