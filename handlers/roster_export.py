@@ -37,11 +37,18 @@ def roster_rows(session: Session, *, chinese: bool = False, township: str | None
         values = {"case_number": p.case_number, "name": p.name, "phone": phone_national(p.phone),
                   "language": p.language, "category": p.category, "level": p.level, "township": p.township,
                   "officer_id": str(p.officer_id), "supervision_start": p.supervision_start.isoformat(),
-                  "supervision_end": p.supervision_end.isoformat(), "channel": p.preferred_channel}
+                  "supervision_end": p.supervision_end.isoformat(), "channel": _channel(p)}
         if chinese:
             values = {c: ZH_WORDS.get(c, {}).get(v, v) for c, v in values.items()}
         rows.append([values[c] for c in EXPORTED])
     return rows
+
+
+def _channel(p: Supervisee) -> str:
+    """The person's channel as the import takes it back: Telegram only while the chat works (else empty: kept)."""
+    if p.preferred_channel == "telegram" and (p.telegram_chat_id is None or p.telegram_blocked_at is not None):
+        return ""
+    return p.preferred_channel
 
 
 def as_csv(rows: list[list[str]]) -> bytes:

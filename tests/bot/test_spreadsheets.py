@@ -37,9 +37,13 @@ def _import(db, data):
 def roster(db):
     ids = [officer(db.engine, NOW, name=f"协管员{i}").id for i in range(3)]
     assert _import(db, roster_csv(30, ids)).created == 30
-    with session_scope(db.engine) as s:  # one on calls
+    with session_scope(db.engine) as s:  # one on calls; one on Telegram, one whose Telegram stopped working
         s.execute(update(Supervisee).where(Supervisee.case_number == "JZ2700004")
                   .values(preferred_channel="voice"))
+        s.execute(update(Supervisee).where(Supervisee.case_number == "JZ2700005")
+                  .values(preferred_channel="telegram", telegram_chat_id=7005))
+        s.execute(update(Supervisee).where(Supervisee.case_number == "JZ2700006")
+                  .values(preferred_channel="telegram", telegram_chat_id=7006, telegram_blocked_at=NOW))
     return db
 
 
@@ -50,8 +54,10 @@ def test_the_roster_exported_imports_back_unchanged(roster, chinese, xlsx):
     data = as_xlsx(rows) if xlsx else as_csv(rows)
     assert data.startswith(b"PK\x03\x04") if xlsx else data.startswith("\ufeff".encode())
     assert rows[0][0] == ("案号" if chinese else "case_number") and len(rows) == 31
-    voice = next(r for r in rows if r[0] == "JZ2700004")
-    assert voice[-1] == ("电话" if chinese else "voice") and voice[2] == "139 0000 0004"
+    channel = {r[0]: r[-1] for r in rows[1:]}
+    assert channel["JZ2700004"] == ("电话" if chinese else "voice") and channel["JZ2700005"] == "telegram"
+    assert channel["JZ2700006"] == ""  # not a channel the import would take back
+    assert next(r for r in rows if r[0] == "JZ2700004")[2] == "139 0000 0004"
     if chinese:
         assert {r[5] for r in rows[1:]} <= {"严管", "普管", "宽管"}
     result = _import(roster, data)
