@@ -145,3 +145,19 @@ async def test_a_database_behind_its_migrations_fails_and_the_command_exits_1(se
     migrate(server.db.engine)
     well = await asyncio.to_thread(CliRunner().invoke, app, ["doctor"], env={"COLUMNS": "200"})
     assert well.exit_code == 0 and "all well" in well.output, well.output
+
+
+async def test_the_tencent_templates_are_checked(server, tmp_path):
+    import asyncio
+
+    from content.sms_templates import DEFAULT_FILE
+
+    tencent = dict(sms_provider="tencent", tencent_secret_id="AKID", tencent_secret_key="k", tencent_sms_app_id="1",
+                   sms_sign_name="示例县司法局", twilio_account_sid=None)
+    got = await asyncio.to_thread(server.levels, **tencent)
+    assert got["sms templates"] == ("ok", "match the messages ") and "twilio" not in got
+    drifted = tmp_path / "t.toml"
+    drifted.write_text(DEFAULT_FILE.read_text(encoding="utf-8").replace("这次报到已经收到了", "报到已收到"),
+                       encoding="utf-8")
+    bad = await asyncio.to_thread(server.levels, **tencent, sms_templates_file=str(drifted))
+    assert bad["sms templates"][0] == "fail" and "checkin sms templates check" in bad["sms templates"][1]
