@@ -15,14 +15,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import holidays
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 import bot.channels  # noqa: F401  (first: httpx without its command-line client, bot/channels/__init__.py)
 from bot.settings import Settings
+from storage import outbox
 from storage.crypto import DecryptError, KeyringError
 from storage.db import current_revision, head_revision, make_engine, session_scope
-from storage.models import Message, MessageStatus, Officer, Supervisee
+from storage.models import Officer, Supervisee
 from storage.service_models import last_beat
 
 OUTBOX_WARN, OUTBOX_FAIL = timedelta(minutes=10), timedelta(hours=1)  # the oldest message due and not sent
@@ -117,8 +118,7 @@ def _stored(engine, now: datetime) -> list[Finding]:
         except DecryptError as exc:
             out.append(fail("keys", f"cannot open the stored data ({exc})",
                             "use the key file this database was made with (CHECKIN_KEY_FILE)"))
-        oldest = db.execute(select(func.min(Message.next_attempt_at)).where(
-            Message.status == MessageStatus.queued, Message.next_attempt_at <= now)).scalar()
+        oldest = outbox.oldest_due(db, now)
         if oldest is None:
             out.append(ok("outbox", "nothing waiting"))
         else:
@@ -146,8 +146,7 @@ def readiness(engine, now: datetime) -> tuple[bool, dict]:
     try:
         with session_scope(engine) as db:
             beat = last_beat(db, "sweep")
-            oldest = db.execute(select(func.min(Message.next_attempt_at)).where(
-                Message.status == MessageStatus.queued, Message.next_attempt_at <= now)).scalar()
+            oldest = outbox.oldest_due(db, now)
     except Exception as exc:  # the database is down, or not ours
         return False, {"database": f"{type(exc).__name__}"}
     sweep_age = (now - beat.at).total_seconds() if beat else None

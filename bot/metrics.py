@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from scheduler.metrics import REGISTRY
+from storage import outbox
 from storage.db import session_scope
 from storage.models import Escalation, EscalationState, Message, MessageStatus
 from storage.service_models import last_beat
@@ -40,8 +41,7 @@ class DatabaseGauges(Collector):
                                                 .where(Message.status.in_(PENDING))
                                                 .group_by(Message.channel, Message.status)):
                 depth.add_metric([channel, str(state)], n)
-            first = db.execute(select(func.min(Message.next_attempt_at)).where(
-                Message.status == MessageStatus.queued, Message.next_attempt_at <= now)).scalar()
+            first = outbox.oldest_due(db, now)
             oldest.add_metric([], (now - first).total_seconds() if first else 0.0)
             counts: dict[tuple[str, str], int] = {}
             for kind, opened in db.execute(select(Escalation.kind, Escalation.opened_at).where(

@@ -56,6 +56,15 @@ class Said(str):
     lang: str
     params: dict[str, str]
 
+    def remembered(self, hint: Said | None = None) -> dict:
+        """What an outbox row keeps of it (its payload's `said`): key, language and values, and those of the SMS
+        hint on its next line."""
+        out = {"key": self.key, "lang": self.lang, "params": dict(self.params)}
+        if hint:
+            out["hint"] = hint.key
+            out["params"].update(hint.params)
+        return out
+
 
 def text(language: str | None, key: str, **params: object) -> str:
     """Render `key` in `language` with `params`; a missing key or placeholder raises."""

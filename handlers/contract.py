@@ -161,10 +161,7 @@ class Reply:
             out["sms_hint"] = self.sms_hint
         if isinstance(self.text, Said) and (not self.sms_hint or isinstance(self.sms_hint, Said)):
             # for an SMS provider that sends approved templates only: the text's key and values (and its hint's)
-            out["said"] = {"key": self.text.key, "lang": self.text.lang, "params": dict(self.text.params)}
-            if self.sms_hint:
-                out["said"]["hint"] = self.sms_hint.key
-                out["said"]["params"].update(self.sms_hint.params)
+            out["said"] = self.text.remembered(self.sms_hint or None)
         if self.about is not None:
             out["about"] = self.about
         return out

@@ -16,7 +16,7 @@ import holidays
 from sqlalchemy import String, Text, and_, bindparam, case, cast, func, literal, not_, or_, select, update
 from sqlmodel import Session, col
 
-from content.catalog import LANGUAGES, catalogue, placeholders, text
+from content.catalog import LANGUAGES, catalogue, text
 from handlers.addressing import console_address
 from storage import outbox
 from storage.crypto import keyring_for
@@ -260,13 +260,13 @@ def render_claimed(session: Session, rows: list[Outgoing], now: datetime) -> lis
                                  f"{row.channel} address any more", now)
             log.info("bulk message %s: supervisee %s has no %s address", row.id, row.supervisee_id, row.channel)
             continue
-        template = spec["text"] if "text" in spec else catalogue(spec["language"])[spec["template"]]
         values = dict(name=person.name, officer=officers.get(person.officer_id, ""), **spec["extra"])
-        body = template.format(**values)
         payload = {}
-        if "template" in spec:  # a catalogue text: its template, for a provider that sends approved ones only
-            payload["said"] = {"key": spec["template"], "lang": spec["language"],
-                               "params": {k: str(v) for k, v in values.items() if k in placeholders(template)}}
+        if "text" in spec:  # an administrator's own words
+            body = spec["text"].format(**values)
+        else:  # a catalogue text: remembered, for a provider that sends approved templates only
+            body = text(spec["language"], spec["template"], **values)
+            payload["said"] = body.remembered()
         updates.append({"mid": row.id, "address": address, "body": body,
                         "payload": json.dumps(payload, ensure_ascii=False) if payload else None})
         out.append(replace(row, address=address, body=body, payload=payload))

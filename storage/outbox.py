@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from storage.db import insert_ignoring
@@ -95,6 +95,12 @@ def expire(session: Session, now: datetime) -> int:
                Message.expires_at.is_not(None), Message.expires_at <= now)
         .values(status=MessageStatus.expired, error_code="expired", updated_at=now))
     return result.rowcount or 0
+
+
+def oldest_due(session: Session, now: datetime) -> datetime | None:
+    """When the longest-waiting message due and not yet sent fell due (None: nothing waits)."""
+    return session.execute(select(func.min(Message.next_attempt_at)).where(
+        Message.status == MessageStatus.queued, Message.next_attempt_at <= now)).scalar()
 
 
 def enqueue_many(session: Session, rows: list[dict]) -> None:

@@ -26,9 +26,17 @@ from tests.sim import SH, County, local
 NOW = local(2027, 3, 1, 14)
 
 
-class Slow(RecordingChannel):
+class Held(RecordingChannel):
+    """Sends the first `free` messages, then holds the rest until `go` is set: the drain is mid-way meanwhile."""
+
+    def __init__(self, name: str = "sms", free: int = 200) -> None:
+        super().__init__(name)
+        self.free, self.holding, self.go = free, asyncio.Event(), asyncio.Event()
+
     async def send(self, message):
-        await asyncio.sleep(0.0005)
+        if len(self.sent) >= self.free:
+            self.holding.set()
+            await self.go.wait()
         return await super().send(message)
 
 
@@ -73,12 +81,13 @@ async def test_a_backup_during_a_drain_restores_whole(db, tmp_path, empty_place)
             outbox.enqueue(s, channel="sms", address=f"+86139{i:08d}", body=f"节日问候 {i}", now=NOW,
                            dedupe_key=f"g:{i}")
     before = _state(db.engine)
-    channel = Slow()
-    drain = asyncio.create_task(Outbox(db.engine, {"sms": channel, "telegram": Slow("telegram")}).drain(NOW))
-    while not channel.sent:  # the drain is under way
-        await asyncio.sleep(0.01)
+    channel = Held()
+    drain = asyncio.create_task(Outbox(db.engine, {"sms": channel, "telegram": RecordingChannel("telegram")})
+                                .drain(NOW))
+    await asyncio.wait_for(channel.holding.wait(), 60)  # the drain is under way: 200 sent, the rest claimed
     copied = await asyncio.to_thread(backup, db.engine, tmp_path / "checkin.backup")
     assert not drain.done()  # taken while the drain was sending
+    channel.go.set()
     await drain
     assert copied.messages == len(before[2]) and copied.audit_entries == before[1][1] > 0
     kept = (tmp_path / "checkin.backup").read_bytes()
