@@ -22,13 +22,16 @@ from urllib.parse import unquote
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from content.refusals import Refused
 from storage.crypto import keyring_for
 from storage.db import current_revision, has_schema, make_engine, session_scope
 from storage.models import AuditEntry, Message, Supervisee
 
 
-class BackupError(RuntimeError):
-    """A backup or restore that cannot be done; the message says what to do."""
+class BackupError(Refused):
+    """A backup or restore that cannot be done; `render` says what to do in the reader's language."""
+
+    section = "backup"
 
 
 @dataclass(frozen=True)
@@ -61,22 +64,21 @@ def _pg(engine: Engine) -> tuple[str, str]:
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise BackupError(f"{name} is not on the PATH: install PostgreSQL's client programs "
-                          f"(Debian: apt-get install postgresql-client, of the server's major version or newer)")
+        raise BackupError("no_program", program=name)
     return found
 
 
 def backup(engine: Engine, target: Path) -> Copied:
     """A consistent copy of the database in `target` (which must not exist)."""
     if target.exists():
-        raise BackupError(f"{target} exists: give a new file (backups are never overwritten)")
+        raise BackupError("exists", path=target)
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()
         try:
             with sqlite3.connect(target) as copy:
                 raw.driver_connection.backup(copy)  # the online backup API: pages copied under a read lock
                 if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                    raise BackupError(f"the copy in {target} failed its integrity check")
+                    raise BackupError("copy_damaged", path=target)
         finally:
             raw.close()
         copied = make_engine(f"sqlite:///{target}", keyring_for(engine))
@@ -88,27 +90,26 @@ def backup(engine: Engine, target: Path) -> Copied:
     done = subprocess.run([_tool("pg_dump"), "--format=custom", "--no-owner", f"--schema={schema}",
                            f"--file={target}", f"--dbname={dsn}"], capture_output=True, text=True)
     if done.returncode != 0:
-        raise BackupError(f"pg_dump failed: {done.stderr.strip()[:300]}")
+        raise BackupError("failed", program="pg_dump", error=done.stderr.strip()[:300])
     return _counts(engine)
 
 
 def restore(source: Path, engine: Engine) -> Copied:
     """Put the backup `source` into the empty database of `engine`."""
     if not source.exists():
-        raise BackupError(f"{source} does not exist")
+        raise BackupError("no_file", path=source)
     if has_schema(engine):
-        raise BackupError(f"{engine.url.render_as_string(hide_password=True)} already has checkin tables: restore "
-                          "into an empty database (a new file, a new database), then point the service at it")
+        raise BackupError("not_empty", where=engine.url.render_as_string(hide_password=True))
     if engine.dialect.name == "sqlite":
         with sqlite3.connect(source) as backup_db, sqlite3.connect(_sqlite_path(engine)) as target:
             if backup_db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-                raise BackupError(f"{source} is damaged (integrity check)")
+                raise BackupError("damaged", path=source)
             backup_db.backup(target)
     else:
         dsn, _schema = _pg(engine)
         done = subprocess.run([_tool("pg_restore"), "--no-owner", "--exit-on-error", f"--dbname={dsn}", str(source)],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            raise BackupError(f"pg_restore failed: {done.stderr.strip()[:300]}")
+            raise BackupError("failed", program="pg_restore", error=done.stderr.strip()[:300])
     engine.dispose()  # connections opened before the restore saw an empty database
     return _counts(engine)

@@ -24,6 +24,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from content.refusals import Refused
+
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
@@ -33,8 +35,10 @@ METRES_PER_DEGREE = 111_320.0
 EDGE_TOLERANCE_M = 0.01
 
 
-class AreaError(ValueError):
-    """The area file is unreadable or has a bad feature; the message names feature, field and value."""
+class AreaError(Refused):
+    """The area file is unreadable or has a bad feature; `render` names feature, field and value."""
+
+    section = "area_file"
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def _build(feature: dict, radius_m: float | None, where: str) -> tuple[BaseGeome
         local = _to_local(geom, origin).buffer(float(radius_m), 64)
     else:
         if not geom.is_valid:
-            raise AreaError(f"{where}: geometry is not a valid polygon: {explain_validity(geom)}")
+            raise AreaError("invalid_polygon", where=where, why=explain_validity(geom))
         c = geom.centroid
         origin = (c.x, c.y)
         local = _to_local(geom, origin)
@@ -130,42 +134,42 @@ def _build(feature: dict, radius_m: float | None, where: str) -> tuple[BaseGeome
 def _position(value: object, where: str) -> tuple[float, float]:
     if not (isinstance(value, (list, tuple)) and len(value) >= 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value[:2])):
-        raise AreaError(f"{where}: geometry: {value!r} is not a [longitude, latitude] position")
+        raise AreaError("not_position", where=where, value=repr(value))
     lon, lat = float(value[0]), float(value[1])
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise AreaError(f"{where}: geometry: coordinate [{lon}, {lat}] is not [longitude, latitude]")
+        raise AreaError("bad_coordinate", where=where, lon=lon, lat=lat)
     return lon, lat
 
 
 def _polygon(rings: object, where: str) -> None:
     if not isinstance(rings, list) or not rings:
-        raise AreaError(f"{where}: geometry: a polygon needs a list of rings")
+        raise AreaError("no_rings", where=where)
     for ring in rings:
         if not isinstance(ring, list) or len(ring) < 4:
-            raise AreaError(f"{where}: geometry: a ring needs at least 4 positions")
+            raise AreaError("short_ring", where=where)
         points = [_position(v, where) for v in ring]
         if points[0] != points[-1]:
-            raise AreaError(f"{where}: geometry: a ring must end where it starts")
+            raise AreaError("open_ring", where=where)
 
 
 def _area(index: int, feature: object) -> Area:
-    where = f"feature {index + 1}"
+    where = f"features[{index}]"
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise AreaError(f"{where}: not a GeoJSON Feature")
+        raise AreaError("not_feature", where=where)
     props = feature.get("properties") or {}
     key = props.get("id")
     if not isinstance(key, str) or not key.strip():
-        raise AreaError(f"{where}: properties.id={key!r}: a non-empty text id is needed")
-    where = f"feature {index + 1} ({key})"
+        raise AreaError("bad_id", where=where, value=repr(key))
+    where = f"features[{index}] ({key})"
     kind = props.get("kind")
     if kind not in KINDS:
-        raise AreaError(f"{where}: properties.kind={kind!r}: expected one of {', '.join(KINDS)}")
+        raise AreaError("bad_kind", where=where, value=repr(kind), kinds=", ".join(KINDS))
     for name in ("name_zh", "name_en"):
         if not isinstance(props.get(name), str) or not props[name].strip():
-            raise AreaError(f"{where}: properties.{name}={props.get(name)!r}: a name is needed")
+            raise AreaError("no_name", where=where, field=name, value=repr(props.get(name)))
     aliases = props.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise AreaError(f"{where}: properties.aliases={aliases!r}: expected a list of names")
+        raise AreaError("bad_aliases", where=where, value=repr(aliases))
     geometry = feature.get("geometry")
     kind_of = geometry.get("type") if isinstance(geometry, dict) else None
     coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
@@ -174,16 +178,16 @@ def _area(index: int, feature: object) -> Area:
         _position(coordinates, where)
         radius = props.get("radius_m")
         if not isinstance(radius, (int, float)) or radius <= 0:
-            raise AreaError(f"{where}: properties.radius_m={radius!r}: a Point area needs a radius in metres")
+            raise AreaError("no_radius", where=where, value=repr(radius))
     elif kind_of == "Polygon":
         _polygon(coordinates, where)
     elif kind_of == "MultiPolygon":
         if not isinstance(coordinates, list) or not coordinates:
-            raise AreaError(f"{where}: geometry: a MultiPolygon needs a list of polygons")
+            raise AreaError("no_polygons", where=where)
         for part in coordinates:
             _polygon(part, where)
     else:
-        raise AreaError(f"{where}: geometry.type={kind_of!r}: expected Polygon, MultiPolygon or Point")
+        raise AreaError("bad_type", where=where, value=repr(kind_of))
     return Area(key.strip(), kind, props["name_zh"].strip(), props["name_en"].strip(),
                 tuple(a.strip() for a in aliases if a.strip()), geometry, radius, where)
 
@@ -196,10 +200,10 @@ class Areas:
         self.by_key: dict[str, Area] = {}
         for a in areas:
             if a.key in self.by_key:
-                raise AreaError(f"{source}: id {a.key!r} is used by two features")
+                raise AreaError("duplicate_id", where=source, id=repr(a.key))
             self.by_key[a.key] = a
         if not any(a.kind == "county" for a in areas):
-            raise AreaError(f"{source}: no feature of kind 'county'")
+            raise AreaError("no_county", where=source)
 
     def __iter__(self):
         return iter(self.by_key.values())
@@ -239,17 +243,17 @@ class Areas:
 def parse_areas(data: object, source: str = "areas", geometry: bool = True) -> Areas:
     """The areas of a GeoJSON FeatureCollection; `geometry` builds (and so checks) every polygon now."""
     if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
-        raise AreaError(f"{source}: expected a GeoJSON FeatureCollection")
+        raise AreaError("not_collection", where=source)
     features = data.get("features")
     if not isinstance(features, list) or not features:
-        raise AreaError(f"{source}: no features")
+        raise AreaError("no_features", where=source)
     try:
         areas = [_area(i, f) for i, f in enumerate(features)]
         if geometry:
             for a in areas:
                 a.geometry  # noqa: B018 - built for its check
     except AreaError as exc:
-        raise AreaError(f"{source}: {exc}") from None
+        raise AreaError("in_source", cause=exc, where=source) from None
     return Areas(areas, source)
 
 
@@ -260,10 +264,10 @@ def load_areas(path: str | Path | None = None, geometry: bool = True) -> Areas:
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise AreaError(f"area file {source}: {exc.strerror}") from None
+        raise AreaError("unreadable", path=source, error=exc.strerror) from None
     except ValueError as exc:
-        raise AreaError(f"area file {source}: not valid JSON ({exc})") from None
-    return parse_areas(data, f"area file {source}", geometry)
+        raise AreaError("not_json", path=source, error=exc) from None
+    return parse_areas(data, str(source), geometry)
 
 
 def map_link(template: str, lat: float, lon: float) -> str:

@@ -29,11 +29,18 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
-    """All texts of one language, keyed by dotted name."""
+    """All texts of one language, keyed by dotted name: what people and officers read (`locales/LANG.toml`),
+    and the office's (the command line, the errors of what officers import and change: `locales/office/LANG.toml`,
+    its keys under `office.`)."""
     if language not in LANGUAGES:
         raise MissingText(f"no catalogue for language {language!r}")
     with (LOCALES / f"{language}.toml").open("rb") as fh:
-        return _flatten(tomllib.load(fh))
+        texts = _flatten(tomllib.load(fh))
+    if any(k.startswith("office.") for k in texts):
+        raise MissingText(f"{language}.toml: the [office] texts live in office/{language}.toml")
+    with (LOCALES / "office" / f"{language}.toml").open("rb") as fh:
+        texts.update(_flatten(tomllib.load(fh), "office."))
+    return texts
 
 
 @cache
@@ -66,7 +73,7 @@ class Said(str):
         return out
 
 
-def text(language: str | None, key: str, **params: object) -> str:
+def text(language: str | None, key: str, /, **params: object) -> str:
     """Render `key` in `language` with `params`; a missing key or placeholder raises."""
     texts = catalogue(language_or_default(language))
     try:

@@ -26,16 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from content.catalog import LANGUAGES, catalogue
+from content.refusals import Refused
 
 DEFAULT_FILE = Path(__file__).with_name("sms_templates.toml")
 # Catalogue sections never sent as an SMS of their own: the console's words, Telegram's menu, what a call says, and
 # the words that only go inside other texts.
 NOT_MESSAGES = ("console.", "menu.", "role.", "category.", "voice.", "level.", "status.", "end_reason.",
-                "alert_kind.", "contact_kind.", "what.", "when.")
+                "alert_kind.", "contact_kind.", "what.", "when.", "office.")
 
 
-class TemplateError(ValueError):
-    """The templates file cannot be used; the message names the entry and what is wrong."""
+class TemplateError(Refused):
+    """The templates file cannot be used; `render` names the entry and what is wrong."""
+
+    section = "template_file"
 
 
 def numbered(catalogue_text: str) -> tuple[str, tuple[str, ...]]:
@@ -106,7 +109,7 @@ def load_templates(path: str | Path | None = None) -> Templates:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TemplateError(f"{path}: {exc}") from None
+        raise TemplateError("unreadable", path=path, error=exc) from None
     default_chars = raw.get("param_chars", 35)
     out = Templates(notice={})
     for language in LANGUAGES:
@@ -115,25 +118,25 @@ def load_templates(path: str | Path | None = None) -> Templates:
             continue
         notice = section.get("notice")
         if not isinstance(notice, dict) or "id" not in notice or "text" not in notice:
-            raise TemplateError(f"{path}: [{language}] needs notice = {{ id = ..., text = \"...{{1}}\" }}")
+            raise TemplateError("no_notice", path=path, language=language)
         if notice["text"].count("{1}") != 1 or "{2}" in notice["text"]:
-            raise TemplateError(f"{path}: [{language}] notice: its text must have exactly one variable, {{1}}")
+            raise TemplateError("notice_variables", path=path, language=language)
         chars = int(notice.get("max_chars", default_chars))
         if chars < 20:
-            raise TemplateError(f"{path}: [{language}] notice: max_chars={chars}: at least 20, or nothing fits")
+            raise TemplateError("notice_chars", path=path, language=language, chars=chars)
         out.notice[language] = Template("notice", str(notice["id"]), notice["text"], ("text",), chars)
         for key, entry in section.get("templates", {}).items():
             if not isinstance(entry, dict) or "id" not in entry or "text" not in entry:
-                raise TemplateError(f"{path}: [{language}.templates] {key!r}: needs id and text")
+                raise TemplateError("no_id_text", path=path, language=language, key=repr(key))
             texts = catalogue(language)
             first, _, hint = key.partition("+")
             if first not in texts or (hint and hint not in texts):
-                raise TemplateError(f"{path}: [{language}.templates] {key!r}: no such text in the catalogue")
+                raise TemplateError("no_such_text", path=path, language=language, key=repr(key))
             _text, names = numbered(_with_hint(language, key))
             out.by_key[(language, key)] = Template(key, str(entry["id"]), entry["text"], names,
                                                    int(entry.get("max_chars", default_chars)))
     if not out.notice:
-        raise TemplateError(f"{path}: no language has templates (expected [zh-CN] and/or [en])")
+        raise TemplateError("no_language", path=path)
     return out
 
 
@@ -155,7 +158,7 @@ class Check:
 
     without: dict[str, list[str]] = field(default_factory=dict)  # language -> message keys going as notices
     drifted: list[str] = field(default_factory=list)  # approved text no longer the catalogue's
-    too_long: list[str] = field(default_factory=list)  # a value the sample shows over its limit
+    too_long: list[dict] = field(default_factory=list)  # a value the sample shows over its limit: where, how long
 
     @property
     def ok(self) -> bool:
@@ -175,6 +178,6 @@ def check(templates: Templates, samples: dict[str, str]) -> Check:
             out.drifted.append(f"[{language}] {key} (id {t.id})")
         for name in t.names:
             if len(samples.get(name, "")) > t.max_chars:
-                out.too_long.append(f"[{language}] {key} (id {t.id}): {{{name}}} may be {len(samples[name])} "
-                                    f"characters, the template takes {t.max_chars} (longer values go as a notice)")
+                out.too_long.append({"line": f"[{language}] {key} (id {t.id})", "name": name,
+                                     "length": len(samples[name]), "limit": t.max_chars})
     return out

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from content.catalog import text
 from content.formatting import day_and_time, duration, hm
 from content.policy import Policy
+from content.refusals import Refused
 from handlers.contract import Button, Context, Inbound, Recipient, Reply, SenderKind, target, zone_of
 from handlers.officer import can_see
 from storage import audit, queries
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 
 
 
-class ServiceError(ValueError):
-    """A session or a verification that cannot be made: the message says why."""
+class ServiceError(Refused):
+    """A session or a verification that cannot be made; `render` says why in the reader's language."""
+
+    section = "service"
 
 
 def _fmt_hours(hours: float) -> str:
@@ -53,21 +56,21 @@ def create(
     """A session, its attendees, and for each an obligation: announced a day before, reminded two hours before,
     open until the session ends."""
     if ends_at <= starts_at:
-        raise ServiceError("the session must end after it starts")
+        raise ServiceError("end_before_start")
     if not 0 < hours <= 24:
-        raise ServiceError(f"hours={hours}: must be more than 0 and at most 24")
+        raise ServiceError("bad_hours", hours=f"{hours:g}")
     if ends_at <= now:
-        raise ServiceError("the session is already over")
+        raise ServiceError("over")
     people = []
     for case in case_numbers:
         person = queries.supervisee_by_case(session, case)
         if person is None:
-            raise ServiceError(f"no person with case number {case!r}")
+            raise ServiceError("no_person", case=repr(case))
         if not can_see(session, officer, person):
-            raise ServiceError(f"{case} is not in officer {officer.id}'s caseload")
+            raise ServiceError("not_in_caseload", case=case, officer=officer.id)
         people.append(person)
     if not people:
-        raise ServiceError("name at least one person who attends")
+        raise ServiceError("nobody")
     svc = ServiceSession(place=place.strip()[:200], township=officer.township, starts_at=starts_at, ends_at=ends_at,
                          hours=hours, code=f"{secrets.randbelow(10000):04d}", officer_id=officer.id, created_at=now)
     session.add(svc)
@@ -149,13 +152,13 @@ def verify(session: Session, officer: Officer, attendance_id: int, now: datetime
     """The officer's word: hours credited (the session's, or corrected), or absent."""
     attendance = session.get(ServiceAttendance, attendance_id)
     if attendance is None:
-        raise ServiceError(f"no attendance {attendance_id}")
+        raise ServiceError("no_attendance", id=attendance_id)
     person = session.get(Supervisee, attendance.supervisee_id)
     if not can_see(session, officer, person):
-        raise ServiceError(f"{person.case_number} is not in officer {officer.id}'s caseload")
+        raise ServiceError("not_in_caseload", case=person.case_number, officer=officer.id)
     svc = session.get(ServiceSession, attendance.session_id)
     if hours is not None and not 0 <= hours <= 24:
-        raise ServiceError(f"hours={hours}: must be between 0 and 24")
+        raise ServiceError("bad_verified_hours", hours=f"{hours:g}")
     attendance.state = "absent" if absent else "verified"
     attendance.hours = 0.0 if absent else (svc.hours if hours is None else hours)
     attendance.verified_at, attendance.verified_by = now, officer.id

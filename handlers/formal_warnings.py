@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from content.catalog import text
 from content.formatting import day_and_time
+from content.refusals import Refused
 from handlers.contract import Context, Inbound, Recipient, Reply, SenderKind, zone_of
 from handlers.delivery import deliver
 from handlers.officer import can_see, person_in_scope
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 MAX_REASON = 500
 
 
-class WarningError(ValueError):
-    """A warning that cannot be recorded: the message says why."""
+class WarningError(Refused):
+    """A warning that cannot be recorded; `render` says why in the reader's language."""
+
+    section = "warning"
 
 
 @dataclass
@@ -40,9 +43,9 @@ def record(session: Session, officer: Officer, person: Supervisee, reason: str, 
     """Record a warning and tell the person, in their language, with the reason."""
     reason = reason.strip()[:MAX_REASON]
     if not reason:
-        raise WarningError("a warning needs a reason")
+        raise WarningError("no_reason")
     if not can_see(session, officer, person):
-        raise WarningError(f"{person.case_number} is not in officer {officer.id}'s caseload")
+        raise WarningError("not_in_caseload", case=person.case_number, officer=officer.id)
     entry = Warning_(supervisee_id=person.id, officer_id=officer.id, kind="warning", reason=reason, created_at=now)
     session.add(entry)
     session.flush()
@@ -60,13 +63,13 @@ def amend(session: Session, officer: Officer, warning_id: int, reason: str, now:
     """A correction (new reason) or a withdrawal of warning `warning_id`, as a new entry; the person is told."""
     original = session.get(Warning_, warning_id)
     if original is None or original.kind != "warning":
-        raise WarningError(f"no warning {warning_id}")
+        raise WarningError("no_warning", id=warning_id)
     person = session.get(Supervisee, original.supervisee_id)
     if not can_see(session, officer, person):
-        raise WarningError(f"{person.case_number} is not in officer {officer.id}'s caseload")
+        raise WarningError("not_in_caseload", case=person.case_number, officer=officer.id)
     reason = reason.strip()[:MAX_REASON]
     if not reason:
-        raise WarningError("an amendment needs a reason")
+        raise WarningError("no_amend_reason")
     entry = Warning_(supervisee_id=person.id, officer_id=officer.id, kind="withdrawal" if withdraw else "correction",
                      amends_id=original.id, reason=reason, created_at=now)
     session.add(entry)

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from content.catalog import text
+from content.refusals import PhoneError, Refused
 from handlers.contract import Context, Inbound, Reply
 from storage import audit, queries
 from storage.console_models import LoginLink, WebSession
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 EDITABLE = ("name", "township", "role", "supervisor_id", "telegram_id", "phone", "language")
 
 
-class AccountError(ValueError):
-    """A change that cannot be made; the message names the field and value."""
+class AccountError(Refused):
+    """A change that cannot be made; `render` names the field and value in the reader's language (`field` and
+    `value` in its params: the command line says the field as its option)."""
+
+    section = "account"
 
 
 @dataclass
@@ -58,33 +62,34 @@ def checked_changes(session: Session, officer: Officer, raw: dict, region: str =
     for field in ("name", "township"):
         if raw.get(field) is not None:
             if not str(raw[field]).strip():
-                raise AccountError(f"{field}: must not be empty")
+                raise AccountError("empty", field=field)
             changes[field] = str(raw[field]).strip()
     if raw.get("role") is not None:
         if raw["role"] not in Role.__members__:
-            raise AccountError(f"role={raw['role']!r}: must be one of {', '.join(Role)}")
+            raise AccountError("one_of", field="role", value=repr(raw["role"]), values=", ".join(Role))
         changes["role"] = raw["role"]
     if raw.get("language") is not None:
         if raw["language"] not in LANGUAGES:
-            raise AccountError(f"language={raw['language']!r}: must be one of {', '.join(LANGUAGES)}")
+            raise AccountError("one_of", field="language", value=repr(raw["language"]), values=", ".join(LANGUAGES))
         changes["language"] = raw["language"]
     if raw.get("phone") is not None:
         try:
             changes["phone"] = normalise_phone(str(raw["phone"]), region)
-        except ValueError as exc:
-            raise AccountError(f"phone={raw['phone']!r}: {exc}") from None
+        except PhoneError as exc:
+            raise AccountError("phone", field="phone", value=repr(raw["phone"]),
+                               cause=exc) from None
         other = queries.officer_by_phone(session, changes["phone"])
         if other is not None and other.id != officer.id:
-            raise AccountError(f"phone={raw['phone']!r}: already used by officer {other.id}")
+            raise AccountError("phone_taken", field="phone", value=repr(raw["phone"]), officer=other.id)
     if raw.get("supervisor_id") is not None:
         boss = session.get(Officer, int(raw["supervisor_id"]))
         if boss is None or boss.role not in (Role.supervisor, Role.admin) or not boss.active:
-            raise AccountError(f"supervisor={raw['supervisor_id']}: no active supervisor with this id")
+            raise AccountError("no_supervisor", field="supervisor", value=raw["supervisor_id"])
         changes["supervisor_id"] = boss.id
     if raw.get("telegram_id") is not None:
         other = queries.officer_by_telegram(session, int(raw["telegram_id"]))
         if other is not None and other.id != officer.id:
-            raise AccountError(f"telegram_id={raw['telegram_id']}: already used by officer {other.id}")
+            raise AccountError("telegram_taken", field="telegram_id", value=raw["telegram_id"], officer=other.id)
         changes["telegram_id"] = int(raw["telegram_id"])
     return changes
 
@@ -93,7 +98,7 @@ def edit(session: Session, officer: Officer, changes: dict, now: datetime, *, ac
     """Change the given fields (as `checked_changes` gives them); the names of the fields that changed."""
     changed = [f for f in EDITABLE if f in changes and getattr(officer, f) != changes[f]]
     if "supervisor_id" in changed and changes["supervisor_id"] == officer.id:
-        raise AccountError(f"--supervisor={officer.id}: an officer cannot be their own supervisor")
+        raise AccountError("own_supervisor", field="supervisor", value=officer.id)
     for f in changed:
         setattr(officer, f, changes[f])
     session.add(officer)
@@ -113,24 +118,25 @@ def add(session: Session, *, name: str, township: str, role: str, now: datetime,
 
     name, township = name.strip(), township.strip()
     if not name or not township:
-        raise AccountError("name and township are needed")
+        raise AccountError("name_township")
     if role not in Role.__members__:
-        raise AccountError(f"role={role!r}: must be one of {', '.join(Role)}")
+        raise AccountError("one_of", field="role", value=repr(role), values=", ".join(Role))
     if language not in LANGUAGES:
-        raise AccountError(f"language={language!r}: must be one of {', '.join(LANGUAGES)}")
+        raise AccountError("one_of", field="language", value=repr(language), values=", ".join(LANGUAGES))
     if phone:
         try:
             phone = normalise_phone(phone, region)
-        except ValueError as exc:
-            raise AccountError(f"phone={phone!r}: {exc}") from None
+        except PhoneError as exc:
+            raise AccountError("phone", field="phone", value=repr(phone),
+                               cause=exc) from None
         if queries.officer_by_phone(session, phone):
-            raise AccountError(f"phone={phone}: already used by another officer")
+            raise AccountError("phone_taken_other", field="phone", value=phone)
     if supervisor_id is not None:
         boss = session.get(Officer, supervisor_id)
         if boss is None or boss.role not in (Role.supervisor, Role.admin):
-            raise AccountError(f"supervisor={supervisor_id}: no supervisor with this id")
+            raise AccountError("no_supervisor", field="supervisor", value=supervisor_id)
     if telegram_id is not None and queries.officer_by_telegram(session, telegram_id):
-        raise AccountError(f"telegram_id={telegram_id}: already used by another officer")
+        raise AccountError("telegram_taken_other", field="telegram_id", value=telegram_id)
     officer = queries.add_officer(session, name=name, township=township, role=role, now=now,
                                   supervisor_id=supervisor_id, telegram_id=telegram_id, phone=phone or None,
                                   language=language)
@@ -144,14 +150,14 @@ def deactivate(session: Session, officer: Officer, successor: Officer | None, no
     """End an officer's access. Their people, open alerts, leave and subordinates go to `successor`;
     refused while anything would be left without an officer."""
     if not officer.active:
-        raise AccountError(f"officer {officer.id} is already deactivated")
+        raise AccountError("already_deactivated", officer=officer.id)
     people = session.exec(select(func.count()).select_from(Supervisee).where(
         Supervisee.officer_id == officer.id, Supervisee.status != Status.ended)).one()
     if successor is None:
         if people:
-            raise AccountError(f"officer {officer.id} still supervises {people} people: give --reassign-to ID")
+            raise AccountError("still_supervises", officer=officer.id, people=people)
     elif successor.id == officer.id or not successor.active or successor.role == Role.admin:
-        raise AccountError(f"--reassign-to={successor.id}: must be another active assistant or supervisor")
+        raise AccountError("bad_successor", field="reassign_to", value=successor.id)
     moved = Handover()
     if successor is not None:
         moved.people = session.execute(update(Supervisee).where(Supervisee.officer_id == officer.id)
@@ -185,15 +191,15 @@ MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 
 
-class PasswordError(ValueError):
-    pass
+class PasswordError(Refused):
+    section = "password"
 
 
 def set_password(session: Session, officer: Officer, password: str, now: datetime, *, actor: str,
                  totp_secret: str | None = None) -> None:
     """Set (or reset) an officer's console password, an argon2 hash; every session of theirs ends."""
     if len(password) < MIN_PASSWORD:
-        raise PasswordError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise PasswordError("too_short", min=MIN_PASSWORD)
     officer.password_hash, officer.password_set_at = _hasher.hash(password), now
     if totp_secret is not None:
         officer.totp_secret = totp_secret

@@ -12,7 +12,9 @@ import phonenumbers
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
+from content import catalog
 from content.formatting import MOBILE_TYPES, is_mobile
+from content.refusals import PhoneError
 from handlers import case_life
 from handlers.case_life import Actor
 from handlers.contract import row_id
@@ -27,7 +29,6 @@ COLUMNS = (
 )
 OPTIONAL = ("channel",)  # columns a file may leave out (an empty cell keeps what the person has)
 CHANNELS = ("sms", "telegram", "voice")
-NOT_MOBILE = "not a mobile number (SMS needs a mobile; a landline only with channel voice)"
 LANGUAGE_ALIASES = {"zh-cn": "zh-CN", "zh_cn": "zh-CN", "zh": "zh-CN", "en": "en", "en-us": "en", "en-gb": "en"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-/]{0,39}$")
@@ -39,15 +40,24 @@ _CADENCE = ("level", "supervision_start", "supervision_end")
 
 @dataclass(frozen=True)
 class RowError:
-    """One bad value: where it is and what is wrong with it."""
+    """One bad value: where it is and what is wrong with it (`key`, under `office.`, and its values), said in the
+    reader's language by `render`."""
 
     line: int
     column: str
     value: str
-    message: str
+    key: str
+    params: dict = field(default_factory=dict, compare=False)
+
+    def message(self, lang: str) -> str:
+        return catalog.text(lang, f"office.{self.key}", **self.params)
+
+    def render(self, lang: str) -> str:
+        return catalog.text(lang, "office.roster.row_error", line=self.line, column=self.column, value=repr(self.value),
+                    message=self.message(lang))
 
     def __str__(self) -> str:
-        return f"line {self.line}, {self.column}={self.value!r}: {self.message}"
+        return self.render("en")
 
 
 @dataclass(frozen=True)
@@ -99,15 +109,15 @@ class ImportResult:
 
 def normalise_phone(raw: str, region: str, *, landline: bool = False) -> str:
     """E.164 for a valid mobile number (any valid number with `landline`: calls reach a fixed line), else
-    ValueError saying why."""
+    PhoneError saying why."""
     try:
         number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number ({exc})") from None
+    except phonenumbers.NumberParseException:
+        raise PhoneError("not_a_number") from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"not a valid number for region {region}")
+        raise PhoneError("invalid", region=region)
     if not landline and phonenumbers.number_type(number) not in MOBILE_TYPES:
-        raise ValueError(NOT_MOBILE)
+        raise PhoneError("not_mobile")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -127,6 +137,12 @@ VALUE_ALIASES = {
     "channel": {"短信": "sms", "电话": "voice", "语音": "voice", "语音电话": "voice"},
 }
 XLSX_MAGIC = b"PK\x03\x04"
+
+
+def _choices(column: str, values) -> str:
+    """The values a column takes, each with the Chinese word a spreadsheet may use: `strict (严管), ...`."""
+    words = {code: word for word, code in reversed(VALUE_ALIASES[column].items())}
+    return ", ".join(f"{v} ({words[v]})" if v in words else str(v) for v in values)
 
 
 def xlsx_to_csv(data: bytes) -> str:
@@ -172,18 +188,18 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
     try:
         text = _decode(data)
     except UnicodeDecodeError as exc:
-        return [], [RowError(1, "file", "", f"neither UTF-8 nor GBK (bad byte at offset {exc.start})")]
+        return [], [RowError(1, "file", "", "roster.encoding", {"offset": exc.start})]
     except Exception as exc:  # a damaged XLSX
-        return [], [RowError(1, "file", "", f"not a readable XLSX workbook ({type(exc).__name__})")]
+        return [], [RowError(1, "file", "", "roster.bad_xlsx", {"error": type(exc).__name__})]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [HEADER_ALIASES.get(h.strip(), h.strip()) for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in COLUMNS if c not in header]
     extra = [c for c in header if c not in COLUMNS + OPTIONAL]
     for c in missing:
-        errors.append(RowError(1, c, "", "column missing from the header"))
+        errors.append(RowError(1, c, "", "roster.missing_column"))
     for c in extra:
-        errors.append(RowError(1, c, c, "unknown column (expected: " + ",".join(COLUMNS + OPTIONAL) + ")"))
+        errors.append(RowError(1, c, c, "roster.unknown_column", {"expected": ",".join(COLUMNS + OPTIONAL)}))
     if missing or extra:
         return [], errors
 
@@ -193,7 +209,7 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
     for raw in reader:
         line = reader.line_num
         if raw.get(None):
-            errors.append(RowError(line, "row", ",".join(raw[None]), "more fields than the header has"))
+            errors.append(RowError(line, "row", ",".join(raw[None]), "roster.extra_fields"))
             continue
         values = {c: (raw.get(c) or "").strip() for c in COLUMNS + OPTIONAL}
         for column, words in VALUE_ALIASES.items():
@@ -202,62 +218,62 @@ def parse_roster(data: bytes | str, region: str, default_language: str,
             continue
         row_errors: list[RowError] = []
 
-        def bad(column: str, message: str) -> None:
-            row_errors.append(RowError(line, column, values[column], message))
+        def bad(column: str, key: str, **params: object) -> None:
+            row_errors.append(RowError(line, column, values[column], key, params))
 
         case = values["case_number"]
         if not _CASE.match(case):
-            bad("case_number", "must be 1-40 letters, digits, '-', '_' or '/'")
+            bad("case_number", "roster.bad_case")
         elif case in seen_case:
-            bad("case_number", f"duplicate case number (also on line {seen_case[case]})")
+            bad("case_number", "roster.duplicate_case", line=seen_case[case])
         else:
             seen_case[case] = line
         if not values["name"]:
-            bad("name", "must not be empty")
+            bad("name", "roster.empty")
         elif len(values["name"]) > 100:
-            bad("name", "longer than 100 characters")
+            bad("name", "roster.long_name")
         channel = values["channel"].lower()
         if channel and channel not in CHANNELS:
-            bad("channel", "must be sms, telegram or voice (or empty to keep the person's)")
+            bad("channel", "roster.bad_channel")
         phone, landline = "", False
         try:
             phone = normalise_phone(values["phone"], region, landline=True)
-        except ValueError as exc:
-            bad("phone", str(exc))
+        except PhoneError as exc:
+            bad("phone", exc.ref, **exc.params)
         else:
             landline = not is_mobile(phone)  # fine for calls: a person on voice (this row's channel, or the database's)
             if landline and channel and channel != "voice":
-                bad("phone", NOT_MOBILE)
+                bad("phone", "phone.not_mobile")
             if phone in seen_phone:
-                bad("phone", f"same phone as line {seen_phone[phone]}")
+                bad("phone", "roster.same_phone", line=seen_phone[phone])
             seen_phone.setdefault(phone, line)
         language = LANGUAGE_ALIASES.get(values["language"].lower(), None) if values["language"] else default_language
         if language is None:
-            bad("language", "must be zh-CN or en (or empty for the default)")
+            bad("language", "roster.bad_language")
         category, level = values["category"].lower(), values["level"].lower()
         if category not in Category.__members__:
-            bad("category", "must be one of " + ", ".join(Category))
+            bad("category", "roster.one_of", values=_choices("category", Category))
         if level not in Level.__members__:
-            bad("level", "must be one of " + ", ".join(Level))
+            bad("level", "roster.one_of", values=_choices("level", Level))
         if not values["township"]:
-            bad("township", "must not be empty")
+            bad("township", "roster.empty")
         officer_id = row_id(values["officer_id"])
         if officer_id is None:
-            bad("officer_id", "must be an officer id (a whole number; see `checkin officer list`)")
+            bad("officer_id", "roster.bad_officer_id")
         dates: dict[str, date] = {}
         for column in ("supervision_start", "supervision_end"):
             if not _DATE.match(values[column]):
-                bad(column, "must be a date as YYYY-MM-DD")
+                bad(column, "roster.bad_date")
                 continue
             try:
                 dates[column] = date.fromisoformat(values[column])
             except ValueError:
-                bad(column, "no such date")
+                bad(column, "roster.no_such_date")
         if refs is not None:
             refs.append(Ref(line, case, officer_id, phone or None, channel,
                             values["phone"] if landline and not channel else ""))
         if len(dates) == 2 and dates["supervision_end"] <= dates["supervision_start"]:
-            bad("supervision_end", f"must be after supervision_start ({values['supervision_start']})")
+            bad("supervision_end", "roster.end_before_start", start=values["supervision_start"])
         if row_errors:
             errors.extend(row_errors)
             continue
@@ -299,21 +315,19 @@ def _check_against_db(session: Session, rows: list[Ref]) -> list[RowError]:
             col(Supervisee.case_number).in_(chunk), Supervisee.preferred_channel == "voice")))
     for r in rows:
         if r.channel == "telegram" and r.case_number not in on_telegram:
-            errors.append(RowError(r.line, "channel", r.channel, "no working Telegram chat: the person links it "
-                                   "themselves (their link code), then Telegram can be chosen"))
+            errors.append(RowError(r.line, "channel", r.channel, "roster.no_telegram"))
         if r.landline_as_is and r.case_number not in on_voice:
-            errors.append(RowError(r.line, "phone", r.landline_as_is, NOT_MOBILE))
+            errors.append(RowError(r.line, "phone", r.landline_as_is, "phone.not_mobile"))
         officer = officers.get(r.officer_id) if r.officer_id is not None else None
         if r.officer_id is None:
             pass  # its own error is already on the row
         elif officer is None:
-            errors.append(RowError(r.line, "officer_id", str(r.officer_id), "no officer with this id"))
+            errors.append(RowError(r.line, "officer_id", str(r.officer_id), "roster.no_officer"))
         elif officer.role == Role.admin or not officer.active:
-            errors.append(RowError(r.line, "officer_id", str(r.officer_id),
-                                   "officer is an administrator or inactive and cannot supervise"))
+            errors.append(RowError(r.line, "officer_id", str(r.officer_id), "roster.cannot_supervise"))
         holder = holders.get(blind(r.phone)) if r.phone else None
         if holder is not None and holder != r.case_number and holder not in cases_in_file:
-            errors.append(RowError(r.line, "phone", r.phone, f"already the phone of case {holder}"))
+            errors.append(RowError(r.line, "phone", r.phone, "roster.phone_taken", {"case": holder}))
     return errors
 
 

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from bot.report_view import REPORT_COLUMNS, month_status, report_csv, report_xlsx
 from content.catalog import LANGUAGES
+from content.refusals import said
 from content.sms import segments
 from handlers import compliance, greetings, officer_accounts
 from handlers.roster import import_roster
@@ -43,7 +44,7 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
                 supervisor_id=int(f["supervisor"]) if str(f.get("supervisor", "")).strip().isdigit() else None,
                 language=str(f.get("language", "zh-CN")))
         except officer_accounts.AccountError as exc:
-            return await officers(page, [str(exc)])
+            return await officers(page, [said(exc, page.lang)])
         return await officers(page, [page.t("officer_added", id=officer.id, name=officer.name)])
 
     async def officer_edit(page) -> Response:
@@ -57,7 +58,7 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
             changes = officer_accounts.checked_changes(page.db, officer, raw, rt.settings.phone_region)
             changed = officer_accounts.edit(page.db, officer, changes, page.now, actor=f"officer:{page.officer.id}")
         except (officer_accounts.AccountError, ValueError) as exc:
-            return await officers(page, [str(exc)])
+            return await officers(page, [said(exc, page.lang)])
         return await officers(page, [page.t("officer_edited", name=officer.name, fields=", ".join(changed) or "-")])
 
     async def officer_deactivate(page) -> Response:
@@ -70,7 +71,7 @@ def admin_routes(rt, signed_in, render) -> list[Route]:
             moved = officer_accounts.deactivate(page.db, officer, successor, page.now,
                                                 actor=f"officer:{page.officer.id}")
         except officer_accounts.AccountError as exc:
-            return await officers(page, [str(exc)])
+            return await officers(page, [said(exc, page.lang)])
         return await officers(page, [page.t("officer_deactivated", name=officer.name, people=moved.people,
                                             alerts=moved.alerts)])
 

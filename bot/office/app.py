@@ -28,6 +28,7 @@ from bot.office.page import LANG_COOKIE, PAGE, Page, about, cookie_language, mon
 from bot.office.views import Spot, area_map, month_calendar
 from content.catalog import LANGUAGES, text
 from content.formatting import day_and_time, phone_national
+from content.refusals import said
 from handlers import case_life, community_service, escalation, formal_warnings, leave, officer_accounts, study
 from handlers.case_life import CaseError
 from handlers.contract import Reply
@@ -368,7 +369,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
         except CaseError as exc:
             return await person(page, [exc.render(page.lang)])
         except formal_warnings.WarningError as exc:
-            return await person(page, [str(exc)])
+            return await person(page, [exc.render(page.lang)])
         said = page.deliver(replies, f"{action}{p.id}")
         if not can_see(page.db, page.officer, p):  # transferred out of this officer's scope
             return await inbox(page, said)
@@ -403,7 +404,7 @@ def office_routes(rt, kick: Callable[[], None] | None = None) -> tuple[list, dic
                                            starts_at=starts, ends_at=ends, hours=float(f.get("hours") or 0),
                                            case_numbers=cases, now=page.now)
         except (ValueError, community_service.ServiceError) as exc:
-            return await service(page, [page.t("service_refused", reason=str(exc))])
+            return await service(page, [page.t("service_refused", reason=said(exc, page.lang))])
         return await service(page, [page.t("service_created", id=svc.id, code=svc.code, count=len(cases))])
 
     async def service_verify(page: Page) -> Response:

@@ -222,7 +222,7 @@ def test_the_passwd_command_sets_a_password_and_an_administrators_totp_qr(db, mo
     c = County(db)
     monkeypatch.setenv("CHECKIN_DATABASE_URL", db.url)
     monkeypatch.setenv("CHECKIN_CLOCK", "2027-03-01T10:00+08:00@1")
-    runner = CliRunner()
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
     short = runner.invoke(app, ["officer", "passwd", str(c.li.id), "--password-stdin"], input="short\n")
     assert short.exit_code == 2 and "at least 10 characters" in short.output
     ok = runner.invoke(app, ["officer", "passwd", str(c.li.id), "--password-stdin"], input=f"{PASSWORD}\n")
@@ -378,7 +378,7 @@ def test_officers_added_reset_and_deactivated_in_the_page(office):
     token = csrf(page.text)
     bad = client.post("/console/admin/officers", data={"name": "孙新", "township": "两河镇", "role": "assistant",
                                                        "phone": "12345", "csrf": token})
-    assert "12345" in bad.text and "not a valid number" in bad.text
+    assert "12345" in bad.text and "不是 CN 地区的有效号码" in bad.text  # in the officer's language
     added = client.post("/console/admin/officers", data={"name": "孙新", "township": "两河镇", "role": "assistant",
                                                          "phone": "139 0000 7777", "csrf": token})
     assert "已添加 #" in added.text and "孙新" in added.text
@@ -410,6 +410,7 @@ def test_roster_upload_checks_every_row_then_imports_all_or_nothing(office):
 
     refused = upload(bad, dry=False)
     assert "有 1 处问题，整份没有导入" in refused.text and "2027-13-01" in refused.text
+    assert "<td>没有这一天</td>" in refused.text  # the row's problem in the officer's language
     checked = upload(good, dry=True)
     assert "检查通过：将新增 3 人" in checked.text
     with session_scope(c.engine) as s:
@@ -426,6 +427,7 @@ def test_the_report_page_with_its_chart_and_downloads(office):
     page = client.get("/console/admin/report?month=2027-03")
     assert page.status_code == 200 and "月度报表 2027-03" in page.text and "本月到目前为止" in page.text
     assert 'class="bar-row"><span class="bar-label">红果镇</span>' in page.text and "全县" in page.text
+    assert "<th>学习未达标</th>" in page.text and "under_study" not in page.text  # figures named in words
     csv_file = client.get("/console/admin/report.csv?month=2027-03")
     assert csv_file.content.startswith(b"\xef\xbb\xbfmonth,township,")
     assert "红果镇" in csv_file.content.decode("utf-8-sig")
@@ -491,7 +493,7 @@ def test_community_service_and_warnings_from_the_console(office):
     refused = client.post("/console/service", data={"day": "2027-03-05", "start": "09:00", "end": "12:00",
                                                     "hours": "3", "place": "敬老院", "cases": "JZ-O,JZ-X",
                                                     "csrf": token})
-    assert "没有安排：no person with case number" in refused.text and "JZ-X" in refused.text
+    assert "没有安排：没有案号为 &#39;JZ-X&#39; 的矫正对象" in refused.text  # in the officer's language (escaped)
     made = client.post("/console/service", data={"day": "2027-03-05", "start": "09:00", "end": "12:00", "hours": "3",
                                                  "place": "敬老院", "cases": "JZ-O，JZ-S", "csrf": token})
     assert "已安排 #1" in made.text and "2 人会收到通知" in made.text and "待参加" in made.text
@@ -524,9 +526,9 @@ def test_an_officer_edited_in_the_page_as_the_cli_checks(office):
     client = _admin(office)
     token = csrf(client.get("/console/admin/officers").text)
     bad = client.post(f"/console/admin/officers/{c.other.id}", data={"phone": "12345", "csrf": token})
-    assert "not a valid number" in bad.text
+    assert "phone=&#39;12345&#39;：不是 CN 地区的有效号码" in bad.text
     taken = client.post(f"/console/admin/officers/{c.other.id}", data={"telegram_id": "5001", "csrf": token})
-    assert "already used by officer 2" in taken.text
+    assert "已被工作人员 2 使用" in taken.text
     ok = client.post(f"/console/admin/officers/{c.other.id}", data={
         "name": "赵强", "township": "红果镇", "role": "assistant", "phone": "139 0000 8888", "supervisor_id": str(c.boss.id),
         "telegram_id": "5002", "language": "en", "csrf": token})

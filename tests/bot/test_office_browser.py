@@ -183,6 +183,7 @@ async def test_an_officers_evening_in_the_browser(db, monkeypatch, tmp_path):
             await page.click("form[enctype] button")
             assert "整份没有导入" in await page.inner_text("#roster-result")
             assert "特管" in await page.inner_text("#roster-result table")
+            assert "须为以下之一：strict (严管), ordinary (普管)" in await page.inner_text("#roster-result table")
             await page.screenshot(path=shots / "roster.png", full_page=True)
             roster.write_bytes(f"{header}\r\n{row}\r\n".encode("gbk"))
             await page.set_input_files("input[name=file]", roster)

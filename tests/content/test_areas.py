@@ -84,8 +84,8 @@ SQUARE = {"type": "Polygon", "coordinates": [[[106, 27], [106.1, 27], [106.1, 27
 
 
 @pytest.mark.parametrize("feature, expected", [
-    (_feature(SQUARE, id=""), "feature 1: properties.id=''"),
-    (_feature(SQUARE, kind="city"), "feature 1 (county): properties.kind='city'"),
+    (_feature(SQUARE, id=""), "features[0]: properties.id=''"),
+    (_feature(SQUARE, kind="city"), "features[0] (county): properties.kind='city'"),
     (_feature(SQUARE, name_en=None), "properties.name_en=None"),
     (_feature({"type": "Point", "coordinates": [106, 27]}), "properties.radius_m=None: a Point area needs a radius"),
     (_feature({"type": "Polygon", "coordinates": [[[106, 27], [106.1, 27.1], [106.1, 27], [106, 27.1], [106, 27]]]}),
@@ -137,9 +137,9 @@ def test_the_areas_commands(tmp_path, monkeypatch):
     from bot.cli import app
     clear_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     listed = runner.invoke(app, ["areas", "list"])
-    assert listed.exit_code == 0 and "lianghe" in listed.output and "7 areas from area file" in listed.output
+    assert listed.exit_code == 0 and "lianghe" in listed.output and "7 areas from " in listed.output and "areas.geojson" in listed.output
     where = runner.invoke(app, ["areas", "where", "27.10", "106.30"])
     assert where.output.strip() == "county: inside; in lianghe"
     lon, lat = west_of(*VERTEX, 60)

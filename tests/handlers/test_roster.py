@@ -104,7 +104,7 @@ def test_duplicate_case_number_names_both_lines(db, officers):
     lines[7] = lines[7].replace("JZ2700007", "JZ2700003")
     result = _import(db, "\n".join(lines))
     assert [(e.line, e.column, e.value) for e in result.errors] == [(8, "case_number", "JZ2700003")]
-    assert "also on line 4" in result.errors[0].message
+    assert "also on line 4" in result.errors[0].message("en")
     assert _count(db) == 0
 
 
@@ -131,7 +131,7 @@ def test_header_problems_and_bom(db, officers):
     missing = _import(db, data.replace("township,", ""))
     assert any(e.column == "township" and e.line == 1 for e in missing.errors)
     garbage = _import(db, b"case_number,name\n\x81\xff\xfe\x80,x\n")  # neither UTF-8 nor GBK
-    assert garbage.errors[0].column == "file" and "neither UTF-8 nor GBK" in garbage.errors[0].message
+    assert garbage.errors[0].column == "file" and "neither UTF-8 nor GBK" in garbage.errors[0].message("en")
 
 
 def test_the_offices_spreadsheets_gbk_csv_xlsx_chinese_headers_and_words(db, officers):
@@ -161,7 +161,7 @@ def test_the_offices_spreadsheets_gbk_csv_xlsx_chinese_headers_and_words(db, off
     result = _import(db, buffer.getvalue())
     assert result.ok and result.created == 3, result.errors
     broken = _import(db, b"PK\x03\x04 not really a workbook")
-    assert broken.errors[0].column == "file" and "not a readable XLSX workbook" in broken.errors[0].message
+    assert broken.errors[0].column == "file" and "not a readable XLSX workbook" in broken.errors[0].message("en")
     bad_word = _import(db, (header + "\n" + rows[0].replace("严管", "特管").replace("宽管", "特管")).encode("gbk"))
     assert any(e.column == "level" and e.value == "特管" for e in bad_word.errors)
 
@@ -184,7 +184,7 @@ def test_normalise_phone_formats():
 def test_cli_import_dry_run_and_errors(env, officers, tmp_path):
     good = tmp_path / "roster.csv"
     good.write_text(roster_csv(30, officers), encoding="utf-8")
-    runner = CliRunner()
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
     dry = runner.invoke(app, ["roster", "import", str(good), "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "30 created" in dry.output and _count(env) == 0
@@ -251,7 +251,7 @@ def test_the_channel_column_puts_people_on_calls_and_lets_their_number_be_a_land
     refused = _import(db, _with_channels(landline, {2: "voice", 3: "sms", 4: "fax"}))
     assert [(e.line, e.column, e.value) for e in refused.errors] == [
         (3, "phone", "010 6512 3456"), (4, "channel", "fax")]
-    assert "a landline only with channel voice" in refused.errors[0].message and _count(db) == 0
+    assert "a landline only with channel voice" in refused.errors[0].message("en") and _count(db) == 0
     result = _import(db, _with_channels(landline, {3: "电话", 4: "短信"}))
     assert result.ok and result.created == 4, result.errors
     assert _channel_of(db, "JZ2700002") == ("voice", "+861065123456")
@@ -268,7 +268,7 @@ def test_the_channel_column_puts_people_on_calls_and_lets_their_number_be_a_land
         assert entry.actor == "roster"
     telegram = _import(db, _with_channels(landline, {2: "telegram"}))  # not linked: the person links it
     assert [(e.line, e.column) for e in telegram.errors] == [(2, "channel")]
-    assert "link code" in telegram.errors[0].message
+    assert "link code" in telegram.errors[0].message("en")
 
 
 def test_a_person_whose_number_is_a_landline_cannot_be_put_on_sms(db, officers):
