@@ -44,6 +44,7 @@ from bot.settings import load_settings, own_keys
 from bot.stack import Stack
 from bot.web import make_app
 from content.areas import METRES_PER_DEGREE
+from content.catalog import text
 from content.sms_templates import load_templates
 from scheduler.clock import FastClock, RealClock
 from scheduler.ticker import make_scheduler
@@ -403,7 +404,7 @@ async def run(directory: Path, *, days: int = 14, seconds: float = 90, seed: int
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[now]}"),
                       console=out) as bar:
-            task = bar.add_task("simulating", total=days * 24, now="")
+            task = bar.add_task(text(rt.settings.language, "office.demo.progress"), total=days * 24, now="")
             while not done.is_set():
                 now = rt.clock.now()
                 hours = (now - start).total_seconds() / 3600

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import func, select
 
+from content.catalog import DEFAULT_LANGUAGE, text
 from storage.db import session_scope
 from storage.models import (
     Escalation,
@@ -78,17 +79,22 @@ def persona_rates(outcome: Outcome) -> list[PersonaRate]:
     return rates
 
 
-def print_personas(rates: list[PersonaRate], out: Console) -> None:
-    """The personas' intended and achieved rates, side by side."""
-    table = Table("persona", "people", "prompts", "meant to answer", "answered in time",
-                  title="simulated people: check-ins answered in time, as meant and as achieved")
+def _say(lang: str, key: str, /, **params: object) -> str:
+    return text(lang, f"office.demo.{key}", **params)
+
+
+def print_personas(rates: list[PersonaRate], out: Console, lang: str = DEFAULT_LANGUAGE) -> None:
+    """The personas' intended and achieved rates, side by side (headings in `lang`)."""
+    table = Table(*(_say(lang, f"col_{c}") for c in ("persona", "people", "prompts", "meant", "achieved")),
+                  title=_say(lang, "personas"))
     for r in rates:
         table.add_row(f"{r.reliability:.0%}", str(r.people), str(r.prompts), f"{r.intended:.0%}", f"{r.achieved:.0%}")
     out.print(table)
 
 
 def summarise(rt, out: Console) -> None:
-    """Messages by kind and channel, escalations and how they ended."""
+    """Messages by kind and channel, escalations and how they ended (in the office's language)."""
+    lang = rt.settings.language
     with session_scope(rt.engine) as s:
         rows = s.exec(select(Message.kind, Message.channel, func.count()).where(Message.direction == "out")
                       .group_by(Message.kind, Message.channel)).all()
@@ -99,18 +105,19 @@ def summarise(rt, out: Console) -> None:
         inbound = s.exec(select(func.count()).select_from(Message).where(Message.direction == "in")).one()
         points = s.exec(select(LocationCheck.inside, func.count()).group_by(LocationCheck.inside)).all()
         leave = s.exec(select(Leave.state, Leave.mode, func.count()).group_by(Leave.state, Leave.mode)).all()
-    table = Table("kind", "channel", "messages", title="outbound messages")
+    table = Table(*(_say(lang, f"col_{c}") for c in ("kind", "channel", "messages")), title=_say(lang, "outbound"))
     for kind, channel, n in sorted(rows):
         table.add_row(kind, channel, str(n))
     out.print(table)
-    out.print(f"inbound messages: {inbound}")
+    out.print(_say(lang, "inbound", count=inbound), markup=False)
     shared = {inside: n for inside, n in points}
-    out.print(f"location check-ins: {shared.get(True, 0)} inside, {shared.get(False, 0)} outside, "
-              f"{shared.get(None, 0)} not checked (leave)")
-    out.print("leave: " + (", ".join(f"{n} {state}{' (' + mode + ')' if mode else ''}"
-                                      for state, mode, n in sorted(leave, key=lambda r: (r[0], r[1] or "")))
-                           or "none"))
-    table = Table("escalation", "state", "how it ended", "to supervisor", "count", title="escalations")
+    out.print(_say(lang, "locations", inside=shared.get(True, 0), outside=shared.get(False, 0),
+                   unchecked=shared.get(None, 0)), markup=False)
+    out.print(_say(lang, "leave", what=", ".join(f"{n} {state}{' (' + mode + ')' if mode else ''}"
+                                                for state, mode, n in sorted(leave, key=lambda r: (r[0], r[1] or "")))
+                   or _say(lang, "none")), markup=False)
+    table = Table(*(_say(lang, f"col_{c}") for c in ("escalation", "state", "ended", "up", "count")),
+                  title=_say(lang, "escalations"))
     for kind, state, resolution, up, n in sorted(escs, key=lambda r: (r[0], r[1], r[2] or "", r[3])):
-        table.add_row(kind, state, resolution or "", "yes" if up else "", str(n))
+        table.add_row(kind, state, resolution or "", text(lang, "office.base.yes") if up else "", str(n))
     out.print(table)

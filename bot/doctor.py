@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 import bot.channels  # noqa: F401  (first: httpx without its command-line client, bot/channels/__init__.py)
 from bot.settings import Settings
+from content import catalog
 from storage import outbox
 from storage.crypto import DecryptError, KeyringError
 from storage.db import current_revision, head_revision, make_engine, session_scope
@@ -31,24 +32,51 @@ SWEEP_FAIL = timedelta(minutes=10)  # the sweep runs every minute while the serv
 PENDING_UPDATES_WARN = 100
 
 
+class Words(str):
+    """A value that is itself a text of `office.doctor.`: said in the reader's language too."""
+
+
 @dataclass(frozen=True)
 class Finding:
-    check: str
+    """One check's verdict: what it found and what to do, as keys of the office's texts (`office.doctor.`) with
+    their values, said in the reader's language."""
+
+    check: str  # the check's name: "database", "key file" ...
     level: str  # ok, warn, fail
-    says: str
-    fix: str = ""
+    found: str
+    todo: str = ""
+    params: dict = field(default_factory=dict, compare=False)
+
+    def label(self, lang: str) -> str:
+        return catalog.text(lang, f"office.doctor.check_{self.check.replace(' ', '_')}")
+
+    def says(self, lang: str) -> str:
+        return catalog.text(lang, f"office.doctor.{self.found}", **self._values(lang))
+
+    def fix(self, lang: str) -> str:
+        return catalog.text(lang, f"office.doctor.{self.todo}", **self._values(lang)) if self.todo else ""
+
+    def _values(self, lang: str) -> dict:
+        """The values, with `minutes` also said as an `age` in the reader's words (25 min, 2 h 5 min)."""
+        values = {k: catalog.text(lang, f"office.doctor.{v}") if isinstance(v, Words) else v
+                  for k, v in self.params.items()}
+        if "minutes" in values:
+            h, m = divmod(int(values["minutes"]), 60)
+            values["age"] = catalog.text(lang, "office.doctor.hours", h=h, m=m) if h \
+                else catalog.text(lang, "office.doctor.minutes", m=m)
+        return values
 
 
-def ok(check: str, says: str) -> Finding:
-    return Finding(check, "ok", says)
+def ok(check: str, found: str, /, **params: object) -> Finding:
+    return Finding(check, "ok", found, "", params)
 
 
-def warn(check: str, says: str, fix: str) -> Finding:
-    return Finding(check, "warn", says, fix)
+def warn(check: str, found: str, todo: str, /, **params: object) -> Finding:
+    return Finding(check, "warn", found, todo, params)
 
 
-def fail(check: str, says: str, fix: str) -> Finding:
-    return Finding(check, "fail", says, fix)
+def fail(check: str, found: str, todo: str, /, **params: object) -> Finding:
+    return Finding(check, "fail", found, todo, params)
 
 
 def examine(s: Settings, now: datetime) -> list[Finding]:
@@ -73,16 +101,15 @@ def _paths(s: Settings) -> Finding:
     if not s.data_keys and not Path(s.key_file).is_absolute():
         relative.append(f"CHECKIN_KEY_FILE={s.key_file}")
     if relative:
-        return warn("paths", "relative to the working directory: " + ", ".join(relative),
-                    "give absolute paths (a service started by systemd runs in /): see deploy/checkin.env")
-    return ok("paths", "absolute")
+        return warn("paths", "paths_relative", "paths_fix", paths=", ".join(relative))
+    return ok("paths", "paths_ok")
 
 
 def _database_and_keys(s: Settings, now: datetime) -> list[Finding]:
     try:
         keyring = s.keyring()
     except KeyringError as exc:
-        return [fail("keys", str(exc), "set CHECKIN_KEY_FILE to the key file kept with this database")]
+        return [fail("keys", "keys_error", "keys_fix", error=exc)]
     engine = make_engine(s.database_url, keyring)
     where = engine.url.render_as_string(hide_password=True)
     try:
@@ -91,16 +118,15 @@ def _database_and_keys(s: Settings, now: datetime) -> list[Finding]:
         revision, head = current_revision(engine), head_revision()
     except Exception as exc:  # any driver's error: the operator needs its words
         engine.dispose()
-        return [fail("database", f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                     "check CHECKIN_DATABASE_URL and that the server is up")]
+        return [fail("database", "database_error", "database_fix", where=where,
+                     error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")]
     out = []
     if revision is None:
-        out.append(fail("database", f"{where} has no checkin tables", "run `checkin init`"))
+        out.append(fail("database", "database_empty", "database_init", where=where))
     elif revision != head:
-        out.append(fail("database", f"{where} is at revision {revision}, this version needs {head}",
-                        "run `checkin init` (it migrates), then restart the service"))
+        out.append(fail("database", "database_behind", "database_migrate", where=where, revision=revision, head=head))
     else:
-        out.append(ok("database", f"{where} at revision {revision} (the latest)"))
+        out.append(ok("database", "database_ok", where=where, revision=revision))
     if revision == head:  # an older schema lacks what the checks of the stored data read
         out += _stored(engine, now)
     engine.dispose()
@@ -114,30 +140,26 @@ def _stored(engine, now: datetime) -> list[Finding]:
         try:
             sample = (db.execute(select(Supervisee.name).limit(1)).scalar()
                       or db.execute(select(Officer.name).limit(1)).scalar())
-            out.append(ok("keys", "open the stored data" if sample else "loaded (nothing stored yet to open)"))
+            out.append(ok("keys", "keys_open" if sample else "keys_loaded"))
         except DecryptError as exc:
-            out.append(fail("keys", f"cannot open the stored data ({exc})",
-                            "use the key file this database was made with (CHECKIN_KEY_FILE)"))
+            out.append(fail("keys", "keys_cannot_open", "keys_other_file", error=exc))
         oldest = outbox.oldest_due(db, now)
         if oldest is None:
-            out.append(ok("outbox", "nothing waiting"))
+            out.append(ok("outbox", "outbox_empty"))
         else:
             age = now - oldest
-            words = f"the oldest message due has waited {_age(age)}"
             level = fail if age > OUTBOX_FAIL else warn if age > OUTBOX_WARN else None
-            out.append(level("outbox", words, "is `checkin run` running, and are the channels set up? "
-                             "see the log for send errors") if level else ok("outbox", words))
+            out.append(level("outbox", "outbox_waited", "outbox_fix", minutes=_minutes(age)) if level
+                       else ok("outbox", "outbox_waited", minutes=_minutes(age)))
         beat = last_beat(db, "sweep")
     if beat is None:
-        out.append(warn("sweep", "has never run on this database", "start the service (`checkin run`)"))
+        out.append(warn("sweep", "sweep_never", "sweep_start"))
     elif beat.at > now + timedelta(minutes=1):
-        out.append(warn("sweep", f"last ran at {beat.at.isoformat()}, after this machine's time",
-                        "check the clock (timedatectl) and CHECKIN_CLOCK"))
+        out.append(warn("sweep", "sweep_future", "sweep_clock", at=beat.at.isoformat()))
     elif now - beat.at > SWEEP_FAIL:
-        out.append(fail("sweep", f"last ran {_age(now - beat.at)} ago", "start `checkin run` (with the "
-                        "scheduler: one process without --no-scheduler)"))
+        out.append(fail("sweep", "sweep_stale", "sweep_run", minutes=_minutes(now - beat.at)))
     else:
-        out.append(ok("sweep", f"last ran {_age(now - beat.at)} ago, in {beat.seconds:.2f} s"))
+        out.append(ok("sweep", "sweep_ok", minutes=_minutes(now - beat.at), seconds=f"{beat.seconds:.2f}"))
     return out
 
 
@@ -156,37 +178,36 @@ def readiness(engine, now: datetime) -> tuple[bool, dict]:
     return ready, {"database": "ok", "sweep_age_seconds": sweep_age, "oldest_due_seconds": outbox_age}
 
 
-def _age(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
 
 
 def _key_file(s: Settings) -> Finding:
     if s.data_keys:
-        return ok("key file", "keys come from the environment (CHECKIN_DATA_KEYS)")
+        return ok("key file", "key_file_env")
     path = Path(s.key_file)
     if not path.exists():
-        return fail("key file", f"{path} does not exist", "restore it from its copy (never from the backup)")
+        return fail("key file", "key_file_missing", "key_file_restore", path=path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        return fail("key file", f"{path} is readable by others (mode {mode:o})", f"chmod 600 {path}")
+        return fail("key file", "key_file_open", "key_file_chmod", path=path, mode=f"{mode:o}")
     if hasattr(os, "getuid") and path.stat().st_uid != os.getuid():
-        return warn("key file", f"{path} belongs to another user", "chown it to the user the service runs as")
-    return ok("key file", f"{path}, mode {mode:o}")
+        return warn("key file", "key_file_owner", "key_file_chown", path=path)
+    return ok("key file", "key_file_ok", path=path, mode=f"{mode:o}")
 
 
 def _time_zone(s: Settings, now: datetime) -> Finding:
     local = now.astimezone(s.zone)
-    return ok("time zone", f"{s.timezone}: {local:%Y-%m-%d %H:%M} (UTC{local:%z})")
+    return ok("time zone", "time_zone", zone=s.timezone, local=f"{local:%Y-%m-%d %H:%M}", offset=f"{local:%z}")
 
 
 def _holidays(s: Settings, now: datetime) -> Finding:
     year = now.astimezone(s.zone).year
     missing = [y for y in (year, year + 1) if not holidays.country_holidays(s.holiday_country, years=y)]
     if missing:
-        return warn("holidays", f"the {s.holiday_country} calendar has no holidays for {missing}",
-                    "upgrade the holidays package (pip install -U holidays): greetings and working days use it")
-    return ok("holidays", f"{s.holiday_country} calendar covers {year} and {year + 1}")
+        return warn("holidays", "holidays_missing", "holidays_upgrade", country=s.holiday_country,
+                    years=", ".join(map(str, missing)))
+    return ok("holidays", "holidays_ok", country=s.holiday_country, year=year, next=year + 1)
 
 
 def _telegram(s: Settings) -> list[Finding]:
@@ -196,23 +217,23 @@ def _telegram(s: Settings) -> list[Finding]:
     try:
         me = httpx.get(f"{base}/getMe", timeout=10).json()
         if not me.get("ok"):
-            return [fail("telegram", f"getMe refused: {me.get('description')}",
-                         "check TELEGRAM_BOT_TOKEN (BotFather's /token)")]
+            return [fail("telegram", "telegram_refused", "telegram_token", error=me.get("description"))]
         info = httpx.get(f"{base}/getWebhookInfo", timeout=10).json().get("result", {})
     except (httpx.HTTPError, ValueError) as exc:
-        return [fail("telegram", f"Bot API not reachable ({type(exc).__name__})",
-                     "check the server's way out to api.telegram.org (TELEGRAM_BASE_URL)")]
-    out = [ok("telegram", f"@{me['result'].get('username')}")]
+        return [fail("telegram", "telegram_unreachable", "telegram_way_out", error=type(exc).__name__)]
+    out = [ok("telegram", "telegram_ok", username=me["result"].get("username"))]
     want = f"{s.public_url.rstrip('/')}/telegram/webhook" if s.public_url else ""
     if info.get("url", "") != want:
-        out.append(fail("telegram webhook", f"registered: {info.get('url') or 'none (polling)'}; expected: "
-                        f"{want or 'none (polling)'}", "restart `checkin run`: it registers the webhook for "
-                        "CHECKIN_PUBLIC_URL (or deletes it for polling)"))
+        polling = Words("webhook_polling")
+        out.append(fail("telegram webhook", "webhook_wrong", "webhook_restart", registered=info.get("url") or polling,
+                        expected=want or polling))
+    elif want:
+        out.append(ok("telegram webhook", "webhook_ok", url=want))
     else:
-        out.append(ok("telegram webhook", want or "none (polling)"))
+        out.append(ok("telegram webhook", "webhook_polling"))
     pending = int(info.get("pending_update_count") or 0)
     if pending > PENDING_UPDATES_WARN:
-        out.append(warn("telegram updates", f"{pending} waiting at Telegram", "is the service receiving? see its log"))
+        out.append(warn("telegram updates", "updates_waiting", "updates_fix", count=pending))
     return out
 
 
@@ -227,18 +248,16 @@ def _twilio(s: Settings) -> list[Finding]:
         numbers = [s.twilio_voice_from or "", s.twilio_from_number or ""]
         owned = {n for n in numbers if n and client.incoming_phone_numbers.list(phone_number=n, limit=1)}
     except TwilioRestException as exc:
-        return [fail("twilio", f"refused (HTTP {exc.status}, code {exc.code})",
-                     "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")]
+        return [fail("twilio", "twilio_refused", "twilio_credentials", status=exc.status, code=exc.code)]
     except OSError as exc:
-        return [fail("twilio", f"not reachable ({type(exc).__name__})", "check the server's way out to Twilio")]
-    out = [ok("twilio", f"account {account.status}") if account.status == "active" else
-           fail("twilio", f"account {account.status}", "reactivate it in the Twilio console")]
+        return [fail("twilio", "twilio_unreachable", "twilio_way_out", error=type(exc).__name__)]
+    out = [ok("twilio", "twilio_account", status=account.status) if account.status == "active" else
+           fail("twilio", "twilio_account", "twilio_reactivate", status=account.status)]
     for check, n, setting in (("twilio voice number", numbers[0], "TWILIO_VOICE_FROM"),
                               ("twilio number", numbers[1], "TWILIO_FROM_NUMBER")):
         if n:
-            out.append(ok(check, f"{n[:4]}…{n[-2:]} is the account's") if n in owned else
-                       fail(check, f"{n[:4]}…{n[-2:]} is not a number of this account",
-                            f"set {setting} to a number the account owns"))
+            out.append(ok(check, "number_owned", number=f"{n[:4]}…{n[-2:]}") if n in owned else
+                       fail(check, "number_not_owned", "number_set", number=f"{n[:4]}…{n[-2:]}", setting=setting))
     return out
 
 
@@ -248,23 +267,21 @@ def _templates(s: Settings) -> Finding:
 
     found = check(load_templates(s.sms_templates_file), SAMPLE)
     if not found.ok:
-        return fail("sms templates", f"{len(found.drifted)} drifted, {len(found.too_long)} over a limit",
-                    "run `checkin sms templates check`")
-    return ok("sms templates", "match the messages")
+        return fail("sms templates", "templates_wrong", "templates_check", drifted=len(found.drifted),
+                    too_long=len(found.too_long))
+    return ok("sms templates", "templates_ok")
 
 
 def _public_url(s: Settings) -> Finding:
     if not s.public_url:
-        return warn("public url", "not set: no webhooks, no calls, no console links",
-                    "set CHECKIN_PUBLIC_URL to the HTTPS address in front of the service")
+        return warn("public url", "public_url_unset", "public_url_set")
     import httpx
 
     url = f"{s.public_url.rstrip('/')}/livez"
     try:
         resp = httpx.get(url, timeout=10)
     except httpx.HTTPError as exc:
-        return fail("public url", f"{url} not reachable from here ({type(exc).__name__})",
-                    "is the service running, and the reverse proxy in front of it (deploy/Caddyfile)?")
+        return fail("public url", "public_url_unreachable", "public_url_proxy", url=url, error=type(exc).__name__)
     if resp.status_code != 200:
-        return fail("public url", f"{url} answered {resp.status_code}", "check the reverse proxy's upstream")
-    return ok("public url", f"{url} answers")
+        return fail("public url", "public_url_status", "public_url_upstream", url=url, status=resp.status_code)
+    return ok("public url", "public_url_ok", url=url)

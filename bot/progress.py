@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.runtime import Runtime
 from bot.stack import Stack
+from content.catalog import text
 from handlers import greetings
 from storage.db import session_scope
 
@@ -18,7 +19,7 @@ async def drain_with_progress(rt: Runtime, key: str, total: int, out: Console) -
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=out, transient=False) as bar:
-            task = bar.add_task("sending", total=total)
+            task = bar.add_task(text(rt.settings.language, "office.bulk.progress"), total=total)
             while True:
                 report = await stack.outbox.drain(rt.clock.now(), max_batches=1)
                 with session_scope(rt.engine) as session:

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bot.tables import show, transposed
+from content.catalog import DEFAULT_LANGUAGE, text
 from handlers import compliance
 
 # The report's figures, by the names the CSV's columns and the table's rows both use.
@@ -71,32 +72,36 @@ def month_status(month: str, now: datetime, zone: tzinfo) -> str:
 
 
 def print_report(out: Console, lines, month: str, township: str | None, target: float, *,
-                 status: str = "past") -> None:
-    """The report, figures as rows and one column per township (in blocks that fit the terminal)."""
-    where = f" in {township}" if township else ""
+                 status: str = "past", lang: str = DEFAULT_LANGUAGE) -> None:
+    """The report, figures as rows and one column per township (in blocks that fit the terminal), in `lang`."""
+    def say(key: str, /, **params: object) -> str:
+        return text(lang, f"office.report.{key}", **params)
+
     if status == "future":
-        out.print(f"{month} has not begun: nothing to report yet.")
+        out.print(say("future", month=month), markup=False)
         return
     county = lines[-1]
+    so_far = status == "current"
     if county.active == 0:
-        out.print(f"No one was under supervision in {month}{where}: nothing to report.")
-    heads = [("county" if not township else f"{township} (total)") if line.township == compliance.COUNTY
-             else line.township for line in lines]
+        out.print(say("nobody_in", month=month, township=township) if township else say("nobody", month=month),
+                  markup=False)
+    heads = [(say("county") if not township else say("total", township=township))
+             if line.township == compliance.COUNTY else line.township for line in lines]
     figures = REPORT_COLUMNS[1:]
     values = [[_cell(k, getattr(line, k)) for k in figures] for line in lines]
-    title = f"compliance {month}{' so far' if status == 'current' else ''} (lost-contact target ≤ {target:g}‰)"
-    show(out, transposed(figures, heads, values, width=out.width, title=title))
+    title = say("title_so_far" if so_far else "title", month=month, target=f"{target:g}")
+    show(out, transposed([say(f"figure_{k}") for k in figures], heads, values, width=out.width, title=title))
     if county.active and county.due == 0:
-        out.print(f"No check-ins were due in {month}{' so far' if status == 'current' else ''}: no response rate.")
+        out.print(say("none_due_so_far" if so_far else "none_due", month=month), markup=False)
     if county.paused:
-        out.print(f"{county.paused} people are paused on the report's date: apart from the active and every rate.")
+        out.print(say("paused", count=county.paused), markup=False)
     if county.not_yet_active:
-        out.print(f"{county.not_yet_active} people begin supervision later in {month}: not counted as active yet.")
+        out.print(say("later", count=county.not_yet_active, month=month), markup=False)
     if county.lost_per_mille is not None:
-        verdict = "within" if county.lost_per_mille <= target else "ABOVE"
-        so_far = " so far" if status == "current" else ""
-        out.print(f"Lost contact{so_far}: {county.lost_contact} of {county.active} = {county.lost_per_mille:.1f}‰, "
-                  f"{verdict} the {target:g}‰ target.")
+        within = county.lost_per_mille <= target
+        out.print(say(("lost_so_far_" if so_far else "lost_") + ("within" if within else "above"),
+                      lost=county.lost_contact, active=county.active, rate=f"{county.lost_per_mille:.1f}",
+                      target=f"{target:g}"), markup=False)
 
 
 # Fonts that write Chinese, best first (Debian's fonts-noto-cjk, Adobe's Source Han, WenQuanYi, Windows' own).
@@ -133,25 +138,31 @@ def chart_labels(names: list[str], font: str | None) -> list[str]:
     return [f"T{i + 1}" for i in range(len(names))]
 
 
-def draw_chart(lines, month: str, target: float, path: Path, font: str | None = None) -> list[str]:
+def draw_chart(lines, month: str, target: float, path: Path, font: str | None = None,
+               lang: str = DEFAULT_LANGUAGE) -> list[str]:
     """Response rate and lost contact per township, with the target line (matplotlib, no screen); the labels
-    it used for the townships."""
+    it used for the townships. Titles in `lang` when a CJK font writes them (else in English)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     towns = [line for line in lines if line.township != compliance.COUNTY]
-    labels = chart_labels([line.township for line in towns] or ["(none)"], font)
+    words = lang if font is not None else "en"
+
+    def say(key: str, /, **params: object) -> str:
+        return text(words, f"office.report.{key}", **params)
+
+    labels = chart_labels([line.township for line in towns] or [say("chart_none")], font)
     with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
         left.bar(range(len(towns)), [100 * (line.response_rate or 0) for line in towns], color="#4a7ab5")
-        left.set_title(f"Check-in response rate, {month}")
+        left.set_title(say("chart_response", month=month))
         left.set_ylabel("%")
         left.set_ylim(0, 100)
         right.bar(range(len(towns)), [line.lost_per_mille or 0 for line in towns], color="#c0504d")
-        right.axhline(target, color="black", linestyle="--", label=f"target {target:g}‰")
-        right.set_title("Lost contact (per mille)")
+        right.axhline(target, color="black", linestyle="--", label=say("chart_target", target=f"{target:g}"))
+        right.set_title(say("chart_lost"))
         right.legend()
         for axis in (left, right):
             axis.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 6 else 0)

@@ -16,7 +16,11 @@ from storage.db import has_schema, make_engine
 
 
 class NotInitialised(RuntimeError):
-    """The database has no checkin schema yet."""
+    """The database has no checkin schema yet; `where` is its URL without the password."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"the database at {where} has no checkin tables: run `checkin init` first")
+        self.where = where
 
 
 def make_clock(settings: Settings) -> Clock:
@@ -53,10 +57,7 @@ class Runtime:
 
     def require_schema(self) -> None:
         if not has_schema(self.engine):
-            raise NotInitialised(
-                f"the database at {self.engine.url.render_as_string(hide_password=True)} has no "
-                "checkin tables: run `checkin init` first"
-            )
+            raise NotInitialised(self.engine.url.render_as_string(hide_password=True))
 
 
 def build(settings: Settings) -> Runtime:

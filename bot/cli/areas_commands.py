@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import areas_app, fail, out, runtime
+from bot.cli.base import areas_app, fail, office_language, out, runtime, say
 from bot.tables import Column, fitted
 from content.areas import AreaError, load_areas
 
@@ -22,14 +22,15 @@ def areas_list(
         try:
             found = load_areas(str(file))
         except AreaError as exc:
-            fail(str(exc), 2)
+            fail(exc.render(office_language()), 2)
     else:
         found = runtime(schema=False).areas
-    columns = [Column("id", key=True), Column("kind", key=True), Column("name (zh)"), Column("name (en)"),
-               Column("km²", justify="right"), Column("aliases", wrap=True)]
+    columns = [Column(say("areas.col_id"), key=True), Column(say("areas.col_kind"), key=True),
+               Column(say("areas.col_name_zh")), Column(say("areas.col_name_en")),
+               Column("km²", justify="right"), Column(say("areas.col_aliases"), wrap=True)]
     rows = [[a.key, a.kind, a.name_zh, a.name_en, f"{a.geometry.area / 1e6:,.0f}", ", ".join(a.aliases)] for a in found]
     out.print(fitted(columns, rows, width=out.width))
-    out.print(f"{len(list(found))} areas from {found.source}")
+    out.print(say("areas.listed", count=len(list(found)), source=found.source), markup=False)
 
 
 @areas_app.command("where")
@@ -43,13 +44,11 @@ def areas_where(
     home = rt.areas.home(rt.policy.location.home_area)
     fix = home.check(lat, lon, accuracy, rt.policy.location.accuracy_credit_m)
     where = rt.areas.where(lat, lon)
-    verdict = (
-        "inside"
-        if fix.inside and not fix.within_accuracy
-        else (
-            f"inside (within accuracy, {fix.distance_m:.0f} m out)"
-            if fix.inside
-            else f"outside by {fix.distance_m:,.0f} m"
-        )
-    )
-    out.print(f"{home.key}: {verdict}; in {where.key if where else 'no known area'}")
+    if fix.inside and not fix.within_accuracy:
+        verdict = say("areas.inside")
+    elif fix.inside:
+        verdict = say("areas.within_accuracy", metres=f"{fix.distance_m:.0f}")
+    else:
+        verdict = say("areas.outside", metres=f"{fix.distance_m:,.0f}")
+    out.print(say("areas.where", home=home.key, verdict=verdict, area=where.key if where else say("areas.unknown")),
+              markup=False)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import audit_app, fail, out, runtime
+from bot.cli.base import audit_app, fail, out, runtime, say
 from bot.tables import Column, fitted
 from storage import audit, queries
 from storage.db import session_scope
@@ -28,14 +28,12 @@ def audit_verify(
     with session_scope(rt.engine) as session:
         verdict = audit.verify(session, expect=wanted)
     if not verdict.ok:
-        fail(f"audit trail broken at entry {verdict.first_bad}: {verdict.reason} "
-              f"({verdict.entries} entries before it are intact)", 1)
+        fail(say("audit.broken", entry=verdict.first_bad, reason=verdict.reason, count=verdict.entries), 1)
     missing = sorted(wanted - verdict.seen)
     if missing:
-        fail(f"audit trail cut short: {', '.join(missing)} (an earlier head) is no longer in the chain of "
-             f"{verdict.entries} entries, whose head is now {verdict.head}: entries were removed from its end", 1)
-    purged = f" ({verdict.purged} with details removed by a purge)" if verdict.purged else ""
-    out.print(f"audit trail intact: {verdict.entries} entries{purged}; head {verdict.head}")
+        fail(say("audit.cut_short", missing=", ".join(missing), count=verdict.entries, head=verdict.head), 1)
+    out.print(say("audit.intact_purged" if verdict.purged else "audit.intact", count=verdict.entries,
+                  purged=verdict.purged, head=verdict.head), markup=False)
 
 
 @audit_app.command("show")
@@ -46,7 +44,7 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
     with session_scope(rt.engine) as session:
         person = queries.supervisee_by_case(session, case)
         if person is None:
-            fail(f"--case={case!r}: no such case number", 2)
+            fail(say("audit.no_case", case=repr(case)), 2)
         rows = []
         for e in audit.history(session, person.id):
             who = e.actor
@@ -54,7 +52,8 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
                 officer = session.get(Officer, int(e.actor.split(":")[1]))
                 who = f"{officer.name} ({e.actor})" if officer else e.actor
             rows.append([str(e.id), e.at.astimezone(z).strftime("%Y-%m-%d %H:%M"), e.action, who, e.subject or "",
-                         "(purged)" if e.details is None else e.details if e.details != "{}" else ""])
-    columns = [Column("#", key=True, justify="right"), Column("when", key=True), Column("action", key=True),
-               Column("who", key=True, wrap=True), Column("on"), Column("details", wrap=True)]
-    out.print(fitted(columns, rows, width=out.width, title=f"audit trail of {case}"))
+                         say("audit.purged") if e.details is None else e.details if e.details != "{}" else ""])
+    columns = [Column("#", key=True, justify="right"), Column(say("audit.col_when"), key=True),
+               Column(say("audit.col_action"), key=True), Column(say("audit.col_who"), key=True, wrap=True),
+               Column(say("audit.col_on")), Column(say("audit.col_details"), wrap=True)]
+    out.print(fitted(columns, rows, width=out.width, title=say("audit.listed", case=case)))

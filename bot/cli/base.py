@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from bot.runtime import NotInitialised, Runtime, build
 from bot.settings import SettingsError, load_settings
+from content.catalog import DEFAULT_LANGUAGE, text
 from storage import queries
 from storage.crypto import DecryptError, KeyringError
 from storage.models import Officer, Supervisee
@@ -23,9 +24,20 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except DecryptError as exc:
-            err.print(f"[red]stored data cannot be decrypted with these keys ({exc}): check CHECKIN_KEY_FILE, "
-                      "or CHECKIN_DATA_KEYS and CHECKIN_INDEX_KEY, which take precedence[/]", markup=True)
-            raise typer.Exit(2) from None
+            fail(say("base.undecryptable", error=exc), 2)
+
+
+_office = {"language": DEFAULT_LANGUAGE}
+
+
+def office_language() -> str:
+    """The language of the command line's words: CHECKIN_LANGUAGE (the default language of people too)."""
+    return _office["language"]
+
+
+def say(key: str, /, **params: object) -> str:
+    """A text of the office's (content/locales/office/), in `office_language()`."""
+    return text(_office["language"], f"office.{key}", **params)
 
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
@@ -47,6 +59,12 @@ def _version(value: bool) -> None:
 def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit")) -> None:
     """checkin: keeps people under community supervision in touch with their officers."""
+    try:  # the settings' errors are the command's to report, in the default language
+        _office["language"] = load_settings().language
+    except SettingsError:
+        _office["language"] = DEFAULT_LANGUAGE
+
+
 officer_app = typer.Typer(help="Officers: assistant officers, township supervisors, administrators.",
                           no_args_is_help=True)
 roster_app = typer.Typer(help="The roster of people under supervision.", no_args_is_help=True)
@@ -83,14 +101,15 @@ def runtime(schema: bool = True) -> Runtime:
         rt = build(load_settings())
         if schema:
             rt.require_schema()
-    except (SettingsError, NotInitialised, KeyringError) as exc:
-        err.print(f"[red]{exc}[/]", markup=True)
-        raise typer.Exit(2) from None
+    except NotInitialised as exc:
+        fail(say("base.not_initialised", where=exc.where), 2)
+    except (SettingsError, KeyringError) as exc:
+        fail(str(exc), 2)
     return rt
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]{message}[/]", markup=True)
+    err.print(message, style="red", markup=False)
     raise typer.Exit(code)
 
 
@@ -107,7 +126,7 @@ def acting_for(officer_id: int) -> str:
 def officer_row(session, officer_id: int) -> Officer:
     officer = session.get(Officer, officer_id)
     if officer is None:
-        fail(f"--officer={officer_id}: no officer with this id", 2)
+        fail(say("base.no_officer", option="--officer", id=officer_id), 2)
     return officer
 
 
@@ -125,7 +144,7 @@ def instant(value: str | None, option: str) -> datetime | None:
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
-        fail(f"{option}={value!r}: not an ISO-8601 date-time (e.g. 2027-03-01T09:00+08:00)", 2)
+        fail(say("base.not_instant", option=option, value=repr(value)), 2)
     if at.tzinfo is None:
-        fail(f"{option}={value!r}: give a UTC offset, e.g. +08:00", 2)
+        fail(say("base.no_offset", option=option, value=repr(value)), 2)
     return at

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import acting_for, fail, instant, officer_row, out, runtime, service_app
+from bot.cli.base import acting_for, fail, instant, office_language, officer_row, out, runtime, say, service_app
 from bot.tables import Column, fitted
 from handlers import community_service
 from storage.db import session_scope
@@ -40,8 +40,8 @@ def service_add(
                 now=rt.clock.now(),
             )
         except community_service.ServiceError as exc:
-            fail(str(exc), 2)
-        out.print(f"session {svc.id}: {len(case)} people; attendance code [bold]{svc.code}[/]", markup=True)
+            fail(exc.render(office_language()), 2)
+        out.print(say("service.created", id=svc.id, count=len(case), code=svc.code), markup=False)
 
 
 @service_app.command("list")
@@ -59,10 +59,11 @@ def service_list() -> None:
             cells.append([str(svc.id), svc.starts_at.astimezone(z).strftime("%Y-%m-%d %H:%M"),
                           "; ".join(f"{a.id} {p.case_number} {a.state} {a.hours:g}" for a, p in people),
                           svc.place, svc.ends_at.astimezone(z).strftime("%H:%M"), f"{svc.hours:g}", svc.code])
-    columns = [Column("id", key=True, justify="right"), Column("start", key=True),
-               Column("attendance (id case state hours)", key=True, wrap=True), Column("place"), Column("end"),
-               Column("hours", justify="right"), Column("code")]
-    out.print(fitted(columns, cells, width=out.width, title=f"{len(cells)} service sessions"))
+    columns = [Column(say("service.col_id"), key=True, justify="right"), Column(say("service.col_start"), key=True),
+               Column(say("service.col_attendance"), key=True, wrap=True), Column(say("service.col_place")),
+               Column(say("service.col_end")), Column(say("service.col_hours"), justify="right"),
+               Column(say("service.col_code"))]
+    out.print(fitted(columns, cells, width=out.width, title=say("service.listed", count=len(cells))))
 
 
 @service_app.command("verify")
@@ -79,5 +80,5 @@ def service_verify(
             a = community_service.verify(session, officer_row(session, officer), attendance, rt.clock.now(),
                                          hours=hours, absent=absent, actor=acting_for(officer))
         except community_service.ServiceError as exc:
-            fail(str(exc), 2)
-        out.print(f"attendance {a.id}: {a.state}, {a.hours:g} hours")
+            fail(exc.render(office_language()), 2)
+        out.print(say("service.verified", id=a.id, state=a.state, hours=f"{a.hours:g}"), markup=False)

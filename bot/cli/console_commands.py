@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bot.channels.console import converse
-from bot.cli.base import app, fail, out, person_or_officer, runtime
+from bot.cli.base import app, fail, out, person_or_officer, runtime, say
 from bot.runtime import Runtime
 from handlers.addressing import console_address
 from storage.db import session_scope
@@ -28,7 +28,7 @@ def console_as(rt: Runtime, as_: str) -> None:
     with session_scope(rt.engine) as session:
         who = person_or_officer(session, as_)
         if who is None:
-            fail(f"--as={as_!r}: no such person or officer", 2)
+            fail(say("console.no_such", value=repr(as_)), 2)
         address = console_address(who)
         recipient = ("officer" if isinstance(who, Officer) else "supervisee", who.id)
     asyncio.run(converse(rt.router, rt.engine, rt.clock.now, address, recipient, who.name, out))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bot.backup import BackupError, backup, restore
-from bot.cli.base import app, fail, out, runtime
+from bot.cli.base import app, fail, office_language, out, runtime, say
 from bot.doctor import examine
 from bot.runtime import make_clock
 from bot.settings import SettingsError, load_settings
@@ -20,21 +20,24 @@ MARK = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]
 @app.command()
 def doctor() -> None:
     """Check settings, database, keys, providers, the public URL, the outbox and the sweep; exit 1 on a failure."""
+    lang = office_language()
+    label = say("doctor.check_settings")
     try:
         settings = load_settings()
     except SettingsError as exc:
-        out.print(f"{MARK['fail']} settings: ", end="")
+        out.print(f"{MARK['fail']} {label}: ", end="")
         out.print(str(exc), markup=False)
         raise typer.Exit(1) from None
-    out.print(f"{MARK['ok']} settings: valid")
+    out.print(f"{MARK['ok']} {label}: ", end="")
+    out.print(say("doctor.settings_ok"), markup=False)
     found = examine(settings, make_clock(settings).now())
     for f in found:
-        out.print(f"{MARK[f.level]} {f.check}: ", end="")
-        out.print(f.says + (f" -> {f.fix}" if f.fix else ""), markup=False)
+        out.print(f"{MARK[f.level]} ", end="")
+        out.print(f"{f.label(lang)}: {f.says(lang)}" + (f" -> {f.fix(lang)}" if f.todo else ""), markup=False)
     failed = sum(f.level == "fail" for f in found)
     if failed:
-        fail(f"{failed} check(s) failed", 1)
-    out.print(f"all well ({sum(f.level == 'warn' for f in found)} warning(s))")
+        fail(say("doctor.failed", count=failed), 1)
+    out.print(say("doctor.all_well", count=sum(f.level == "warn" for f in found)), markup=False)
 
 
 @app.command("backup")
@@ -44,11 +47,10 @@ def backup_command(file: Annotated[Path, typer.Argument(help="A new file for the
     try:
         copied = backup(rt.engine, file)
     except BackupError as exc:
-        fail(str(exc), 1)
-    out.print(f"backed up revision {copied.revision}: {copied.people} people, {copied.messages} messages, "
-              f"{copied.audit_entries} audit entries to {file}", markup=False)
-    out.print("the encryption keys are not in it: the backup is unreadable without the key file's copy, which "
-              "must be kept apart from the backups (docs/operations.md)", markup=False)
+        fail(exc.render(office_language()), 1)
+    out.print(say("backup.done", revision=copied.revision, people=copied.people, messages=copied.messages,
+                  entries=copied.audit_entries, path=file), markup=False)
+    out.print(say("backup.no_keys"), markup=False)
 
 
 @app.command("restore")
@@ -58,7 +60,6 @@ def restore_command(file: Annotated[Path, typer.Argument(help="A file made by `c
     try:
         copied = restore(file, rt.engine)
     except BackupError as exc:
-        fail(str(exc), 1)
-    out.print(f"restored revision {copied.revision}: {copied.people} people, {copied.messages} messages, "
-              f"{copied.audit_entries} audit entries; next: `checkin audit verify`, then `checkin doctor`",
-              markup=False)
+        fail(exc.render(office_language()), 1)
+    out.print(say("backup.restored", revision=copied.revision, people=copied.people, messages=copied.messages,
+                  entries=copied.audit_entries), markup=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import acting_for, fail, leave_app, officer_row, out, runtime
+from bot.cli.base import acting_for, fail, leave_app, office_language, officer_row, out, runtime, say
 from bot.tables import Column, fitted
 from handlers import leave
 from handlers.delivery import deliver
@@ -25,7 +25,7 @@ def leave_list(
     states = {"open": [LeaveState.requested, LeaveState.approved], "all": list(LeaveState)}.get(state)
     if states is None:
         if state not in set(LeaveState):
-            fail(f"--state={state!r}: expected open, all, or one of {', '.join(LeaveState)}", 2)
+            fail(say("leave.bad_state", value=repr(state), states=", ".join(LeaveState)), 2)
         states = [state]
     rt = runtime()
     with session_scope(rt.engine) as session:
@@ -40,10 +40,11 @@ def leave_list(
                          lv.ends_on.isoformat(), lv.mode or "-", area.name_en if area else "-",
                          lv.returned_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M")
                          if lv.returned_at else "-", lv.reason])
-    columns = [Column("id", key=True, justify="right"), Column("case", key=True), Column("name"), Column("state"),
-               Column("destination"), Column("from"), Column("to"), Column("mode"), Column("area"), Column("back"),
-               Column("reason")]
-    out.print(fitted(columns, rows, width=out.width, title=f"{len(rows)} leave requests"))
+    columns = [Column(say("leave.col_id"), key=True, justify="right"), Column(say("leave.col_case"), key=True),
+               Column(say("leave.col_name")), Column(say("leave.col_state")), Column(say("leave.col_destination")),
+               Column(say("leave.col_from")), Column(say("leave.col_to")), Column(say("leave.col_mode")),
+               Column(say("leave.col_area")), Column(say("leave.col_back")), Column(say("leave.col_reason"))]
+    out.print(fitted(columns, rows, width=out.width, title=say("leave.listed", count=len(rows))))
 
 
 def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> None:
@@ -52,15 +53,16 @@ def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> No
     with session_scope(rt.engine) as session:
         row = session.get(Leave, leave_id)
         if row is None:
-            fail(f"no leave request {leave_id}", 2)
+            fail(say("leave.no_such", id=leave_id), 2)
         try:
             replies = leave.decide(session, row, officer_row(session, officer_id), decision, now, rt.areas, note,
                                    actor=acting_for(officer_id))
         except leave.LeaveError as exc:
-            fail(f"leave {leave_id}: {exc.render('en')}", 2)
+            fail(say("leave.refused", id=leave_id, why=exc.render(office_language())), 2)
         for i, reply in enumerate(replies):
             deliver(session, reply, now=now, dedupe_key=f"leave:{leave_id}:decision:{i}")
-        out.print(f"leave {leave_id}: {row.state}{' (' + row.mode + ')' if row.mode else ''}; the person is told")
+        out.print(say("leave.decided_mode" if row.mode else "leave.decided", id=leave_id, state=row.state,
+                      mode=row.mode or ""), markup=False)
 
 
 @leave_app.command("approve")
@@ -73,7 +75,7 @@ def leave_approve(
 ) -> None:
     """Approve a leave request; by default the area moves to the destination when it is a known area."""
     if mode is not None and mode not in leave.MODES:
-        fail(f"--mode={mode!r}: expected move or suspend", 2)
+        fail(say("leave.bad_mode", value=repr(mode)), 2)
     rt = runtime()
     with session_scope(rt.engine) as session:
         row = session.get(Leave, leave_id)

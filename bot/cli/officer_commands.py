@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import fail, officer_app, operator, out, runtime
+from bot.cli.base import fail, office_language, officer_app, operator, out, runtime, say
 from bot.tables import Column, fitted
 from handlers import officer_accounts
 from storage import queries
@@ -43,17 +43,15 @@ def officer_add(
 def _officer(session, officer_id: int) -> Officer:
     officer = session.get(Officer, officer_id)
     if officer is None:
-        fail(f"no officer with id {officer_id}", 2)
+        fail(say("officer.no_such", id=officer_id), 2)
     return officer
 
 
-def _as_option(exc: Exception) -> str:
-    """`phone='1': ...` as the command line says it: `--phone='1': ...`."""
-    for mark in ("=", ":"):
-        field, sep, rest = str(exc).partition(mark)
-        if sep and " " not in field:
-            return f"--{field.replace('_', '-')}{mark}{rest}"
-    return str(exc)
+def _as_option(exc: officer_accounts.AccountError) -> str:
+    """The refusal in the office's language, its field as the command line's option: `--phone='1': ...`."""
+    if "field" in exc.params:
+        exc.params["field"] = "--" + exc.params["field"].replace("_", "-")
+    return exc.render(office_language())
 
 
 @officer_app.command("list")
@@ -63,13 +61,16 @@ def officer_list() -> None:
     with session_scope(rt.engine) as session:
         officers = session.exec(select(Officer).order_by(Officer.township, Officer.id)).all()
         load = queries.caseload_counts(session)
-    columns = [Column("id", key=True, justify="right"), Column("name", key=True), Column("role", key=True),
-               Column("township"), Column("caseload", justify="right"), Column("supervisor", justify="right"),
-               Column("telegram"), Column("phone"), Column("lang"), Column("active")]
+    columns = [Column(say("officer.col_id"), key=True, justify="right"), Column(say("officer.col_name"), key=True),
+               Column(say("officer.col_role"), key=True), Column(say("officer.col_township")),
+               Column(say("officer.col_caseload"), justify="right"),
+               Column(say("officer.col_supervisor"), justify="right"), Column(say("officer.col_telegram")),
+               Column(say("officer.col_phone")), Column(say("officer.col_language")), Column(say("officer.col_active"))]
+    yes, no = say("base.yes"), say("base.no")
     rows = [[str(o.id), o.name, o.role, o.township, str(load.get(o.id, 0)), str(o.supervisor_id or ""),
-             "yes" if o.telegram_id else "", "yes" if o.phone else "", o.language,
-             "yes" if o.active else "no"] for o in officers]
-    out.print(fitted(columns, rows, width=out.width, title=f"{len(officers)} officers"))
+             yes if o.telegram_id else "", yes if o.phone else "", o.language,
+             yes if o.active else no] for o in officers]
+    out.print(fitted(columns, rows, width=out.width, title=say("officer.listed", count=len(officers))))
 
 
 @officer_app.command("edit")
@@ -93,8 +94,9 @@ def officer_edit(
             changes = officer_accounts.checked_changes(session, officer, raw, rt.settings.phone_region)
             changed = officer_accounts.edit(session, officer, changes, rt.clock.now(), actor=operator())
         except officer_accounts.AccountError as exc:
-            fail(_as_option(exc).replace("--supervisor-id", "--supervisor"), 2)
-    out.print(f"officer {officer_id}: " + (f"changed {', '.join(changed)}" if changed else "nothing to change"))
+            fail(_as_option(exc), 2)
+    out.print(say("officer.changed", id=officer_id, fields=", ".join(changed)) if changed
+              else say("officer.unchanged", id=officer_id))
 
 
 @officer_app.command("deactivate")
@@ -108,14 +110,14 @@ def officer_deactivate(
         officer = _officer(session, officer_id)
         successor = session.get(Officer, reassign_to) if reassign_to is not None else None
         if reassign_to is not None and successor is None:
-            fail(f"--reassign-to={reassign_to}: no officer with this id", 2)
+            fail(say("base.no_officer", option="--reassign-to", id=reassign_to), 2)
         try:
             moved = officer_accounts.deactivate(session, officer, successor, rt.clock.now(), actor=operator())
         except officer_accounts.AccountError as exc:
-            fail(str(exc), 2)
-    out.print(f"officer {officer_id} deactivated" + (
-        f"; to officer {reassign_to}: {moved.people} people, {moved.alerts} open alerts, {moved.leave} leave, "
-        f"{moved.officers} officers they supervised" if successor else ""))
+            fail(_as_option(exc), 2)
+    out.print(say("officer.handed_over", id=officer_id, to=reassign_to, people=moved.people, alerts=moved.alerts,
+                  leave=moved.leave, officers=moved.officers) if successor else say("officer.deactivated",
+                                                                                   id=officer_id))
 
 
 @officer_app.command("passwd")
@@ -131,7 +133,7 @@ def officer_passwd(
     """Set an officer's password for the web console; administrators also get a TOTP secret and its QR code."""
     from bot.office import auth  # pyotp and segno: loaded by this command only
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
-        "New password", hide_input=True, confirmation_prompt=True)
+        say("officer.new_password"), hide_input=True, confirmation_prompt=True)
     rt = runtime()
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
@@ -142,11 +144,10 @@ def officer_passwd(
         try:
             officer_accounts.set_password(session, officer, password, now, actor=operator(), totp_secret=secret)
         except officer_accounts.PasswordError as exc:
-            fail(f"officer {officer_id}: {exc}", 2)
+            fail(say("officer.refused", id=officer_id, why=exc.render(office_language())), 2)
         uri = auth.totp_uri(officer, secret) if secret else None
-    out.print(f"officer {officer_id}: password set; their console sessions are ended")
+    out.print(say("officer.password_set", id=officer_id))
     if uri:
         path = qr or Path(f"officer-{officer_id}-totp.png")
         auth.qr_png(uri, str(path))
-        out.print(f"an administrator signs in with a TOTP code too: scan {path} with an authenticator app "
-                  f"(or enter {uri}); keep the file away from others, then delete it")
+        out.print(say("officer.totp", path=path, uri=uri), markup=False)

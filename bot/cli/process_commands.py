@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from bot import logs, sample
-from bot.cli.base import app, fail, instant, out, runtime
+from bot.cli.base import app, fail, instant, office_language, out, runtime, say
 from bot.cli.console_commands import console_as
 from bot.report_view import month_status, print_report
 from bot.runtime import Runtime, build
@@ -40,7 +40,8 @@ def tick(
     rt = runtime()
     now = instant(at, "--at") or rt.clock.now()
     report = asyncio.run(_tick(rt, now))
-    table = Table("step", "count", title=f"tick at {now.astimezone(rt.settings.zone).isoformat()}")
+    table = Table(say("tick.col_step"), say("tick.col_count"),
+                  title=say("tick.title", at=now.astimezone(rt.settings.zone).isoformat()))
     for key, value in report.sweep.as_dict().items():
         if key != "skipped":
             table.add_row(key, str(value))
@@ -49,7 +50,7 @@ def tick(
     table.add_row("failed", str(report.drain.failed))
     out.print(table)
     if report.sweep.skipped:
-        out.print("another worker holds the sweep lock; this tick only drained")
+        out.print(say("tick.skipped"), markup=False)
 
 
 @app.command()
@@ -70,7 +71,7 @@ def run(
         ticker = asyncio.run(serve(rt, scheduler=not no_scheduler, stop_at=until))
     except PortInUse as exc:
         fail(str(exc), code=2)
-    out.print(f"stopped after {ticker.ticks} ticks at {rt.clock.now().isoformat()}")
+    out.print(say("run.stopped", ticks=ticker.ticks, at=rt.clock.now().isoformat()), markup=False)
 
 
 @app.command()
@@ -90,7 +91,7 @@ def demo(
 ) -> None:
     """The whole service offline on a sample county: two simulated weeks, then what happened and the report."""
     if sms not in ("twilio", "tencent"):
-        fail(f"--sms {sms!r}: twilio or tencent", 2)
+        fail(say("demo.bad_sms", value=repr(sms)), 2)
     url = f"sqlite:///{(directory / 'checkin.db').resolve()}"
     if console_only:
         directory.mkdir(parents=True, exist_ok=True)
@@ -100,41 +101,38 @@ def demo(
             fail(str(exc), 2)
         migrate(rt.engine)
         if sample.seed(rt.engine, rt.clock.now()):
-            out.print(f"Seeded the sample county (3 townships, 6 officers and an administrator, 40 people) in {url}")
-        out.print(f"Explore it with CHECKIN_KEY_FILE={directory / 'checkin.keys'} CHECKIN_DATABASE_URL={url} "
-                  "checkin roster list")
+            out.print(say("demo.seeded", url=url), markup=False)
+        out.print(say("demo.explore", keys=directory / "checkin.keys", url=url), markup=False)
         console_as(rt, as_)
         return
     from bot import demo as simulation
 
-    out.print(f"Simulating {days} days of the sample county in about {seconds:g} s: Telegram, SMS "
-              f"({'Tencent Cloud' if sms == 'tencent' else 'Twilio'}) and call stand-ins on loopback, the real stack, "
-              "the fast clock.")
+    out.print(say("demo.simulating", days=days, seconds=f"{seconds:g}",
+                  provider="Tencent Cloud" if sms == "tencent" else "Twilio"), markup=False)
     outcome = asyncio.run(simulation.run(directory, days=days, seconds=seconds, console=out, sms=sms))
     rt, zone = outcome.rt, outcome.rt.settings.zone
-    simulation.print_personas(simulation.persona_rates(outcome), out)
+    simulation.print_personas(simulation.persona_rates(outcome), out, office_language())
     months = outcome.months()
     first, last = outcome.start.astimezone(zone), outcome.end.astimezone(zone)
-    out.print(f"Simulated {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} ({zone}): "
-              f"the compliance report for {' and '.join(months)}.")
+    out.print(say("demo.simulated", first=f"{first:%Y-%m-%d %H:%M}", last=f"{last:%Y-%m-%d %H:%M}", zone=zone,
+                  months=", ".join(months)), markup=False)
     for month in months:
         with session_scope(rt.engine) as session:
             lines = compliance.report(session, month, zone=zone, policy=rt.policy, now=rt.clock.now())
         print_report(out, lines, month, None, rt.policy.report_figures.target_per_mille,
-                     status=month_status(month, rt.clock.now(), zone))
-    out.print(f"The database stays in {directory}: CHECKIN_KEY_FILE={directory / 'checkin.keys'} "
-              f"CHECKIN_DATABASE_URL={url} checkin report --month {months[0]} "
-              "(or roster list, officer list, warning list, console --as ...)")
+                     status=month_status(month, rt.clock.now(), zone), lang=office_language())
+    out.print(say("demo.stays", directory=directory, keys=directory / "checkin.keys", url=url, month=months[0]),
+              markup=False)
     from bot.office.demo import console_logins  # the web console's libraries only for the demo that uses them
 
     logins = console_logins(rt, directory)
     where = f"http://127.0.0.1:{port}/console/"
-    out.print(f"The web console{'' if serve else ' (with --serve)'}: {where}\n"
-              f"  an assistant officer: sign in as {logins.officer_id}, password {logins.officer_password}\n"
-              f"  the administrator: sign in as {logins.admin_id}, password {logins.admin_password}, and the code "
-              f"of an authenticator app that scanned {logins.qr} (secret {logins.totp_secret})")
+    out.print(say("demo.console" if serve else "demo.console_with_serve", url=where), markup=False)
+    out.print(say("demo.officer_login", id=logins.officer_id, password=logins.officer_password), markup=False)
+    out.print(say("demo.admin_login", id=logins.admin_id, password=logins.admin_password, qr=logins.qr,
+                  secret=logins.totp_secret), markup=False)
     if serve:
-        out.print("Serving the console on the demo's database; Ctrl-C stops it.")
+        out.print(say("demo.serving"), markup=False)
         asyncio.run(_serve_until_interrupted(rt, port))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import app, fail, out, runtime
+from bot.cli.base import app, fail, office_language, out, runtime, say
 from bot.report_view import cjk_font, draw_chart, month_status, print_report, report_csv, report_xlsx
 from handlers import compliance
 from storage.db import session_scope
@@ -26,27 +26,28 @@ def report(
     rt = runtime()
     try:
         month = compliance.normalise_month(month)
-    except ValueError as exc:
-        fail(f"--month: {exc}", 2)
+    except ValueError:
+        fail(say("report.bad_month", value=repr(month)), 2)
     with session_scope(rt.engine) as session:
         lines = compliance.report(session, month, zone=rt.settings.zone, policy=rt.policy,
                                   now=rt.clock.now(), township=township)
     target = rt.policy.report_figures.target_per_mille
     status = month_status(month, rt.clock.now(), rt.settings.zone)
-    print_report(out, lines, month, township, target, status=status)
+    lang = office_language()
+    print_report(out, lines, month, township, target, status=status, lang=lang)
     if status == "future":
         return
     if csv_file is not None:
         csv_file.write_bytes(report_csv(lines, month))
-        out.print(f"wrote {csv_file}")
+        out.print(say("base.wrote", path=csv_file), markup=False)
     if xlsx_file is not None:
         xlsx_file.write_bytes(report_xlsx(lines, month))
-        out.print(f"wrote {xlsx_file}")
+        out.print(say("base.wrote", path=xlsx_file), markup=False)
     if chart is not None:
-        labels = draw_chart(lines, month, target, chart, font=cjk_font())
+        labels = draw_chart(lines, month, target, chart, font=cjk_font(), lang=lang)
         towns = [line.township for line in lines[:-1]]
         if labels == towns:
-            out.print(f"wrote {chart}")
+            out.print(say("base.wrote", path=chart), markup=False)
         else:  # no font here writes the names: the key, and how to get one
             key = ", ".join(f"{label} = {town}" for label, town in zip(labels, towns, strict=True))
-            out.print(f"wrote {chart} ({key}; for the names on the chart: apt-get install fonts-noto-cjk)")
+            out.print(say("report.chart_key", path=chart, key=key), markup=False)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlmodel import select
 
-from bot.cli.base import app, err, fail, operator, out, person_or_officer, roster_app, runtime
+from bot.cli.base import app, err, fail, office_language, operator, out, person_or_officer, roster_app, runtime, say
 from bot.tables import Column, fitted
 from handlers import enrol
 from handlers.roster import import_roster
@@ -40,11 +40,10 @@ def roster_import(
                                   "unchanged": result.unchanged})
     if not result.ok:
         for e in result.errors:
-            err.print(f"{file.name}: {e}", markup=False)
-        fail(f"{len(result.errors)} problem(s) found; nothing was imported.")
-    verb = "would be" if dry_run else "were"
-    out.print(f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged "
-              f"({result.created + result.updated} {verb} written).")
+            err.print(say("roster.in_file", file=file.name, error=e.render(office_language())), markup=False)
+        fail(say("roster.refused", count=len(result.errors)))
+    out.print(say("roster.checked" if dry_run else "roster.imported", created=result.created, updated=result.updated,
+                  unchanged=result.unchanged, written=result.created + result.updated))
 
 
 @roster_app.command("export")
@@ -63,7 +62,7 @@ def roster_export(
         audit.append(session, actor=operator(), action="roster.export", now=rt.clock.now(),
                      details={"file": file.name, "people": len(rows) - 1})
     file.write_bytes(as_xlsx(rows) if file.suffix.lower() == ".xlsx" else as_csv(rows))
-    out.print(f"wrote {len(rows) - 1} people to {file} (personal data: keep it as the roster is kept)")
+    out.print(say("roster.exported", count=len(rows) - 1, path=file), markup=False)
 
 
 @roster_app.command("list")
@@ -80,14 +79,15 @@ def roster_list(
         query = query.where(Supervisee.officer_id == officer)
     with session_scope(rt.engine) as session:
         people = session.exec(query).all()
-    columns = [Column("case", key=True), Column("name", key=True), Column("township"), Column("level"),
-               Column("status"), Column("officer", justify="right"), Column("channel"), Column("category"),
-               Column("start"), Column("end")]
+    columns = [Column(say("roster.col_case"), key=True), Column(say("roster.col_name"), key=True),
+               Column(say("roster.col_township")), Column(say("roster.col_level")), Column(say("roster.col_status")),
+               Column(say("roster.col_officer"), justify="right"), Column(say("roster.col_channel")),
+               Column(say("roster.col_category")), Column(say("roster.col_start")), Column(say("roster.col_end"))]
     rows = [[p.case_number, p.name, p.township, p.level, p.status, str(p.officer_id),
              p.preferred_channel, p.category,
              p.supervision_start.isoformat(), p.supervision_end.isoformat()] for p in people]
-    out.print(fitted(columns, rows, width=out.width, title=f"{len(people)} people",
-                     note_more=" (a wider terminal, or `checkin roster export`, shows them)"))
+    out.print(fitted(columns, rows, width=out.width, title=say("roster.listed", count=len(people)),
+                     note_more=say("roster.more")))
 
 
 def _bot_username(s) -> str | None:
@@ -103,7 +103,7 @@ def _bot_username(s) -> str | None:
     try:
         return asyncio.run(ask())
     except Exception as exc:  # no network, bad token: print the code without a link
-        err.print(f"could not ask Telegram for the bot's name ({type(exc).__name__}); set TELEGRAM_BOT_USERNAME")
+        err.print(say("enrol.no_bot_name", error=type(exc).__name__), markup=False)
         return None
 
 
@@ -116,15 +116,16 @@ def enroll_link(case_number: Annotated[str, typer.Argument(help="The person's ca
     with session_scope(rt.engine) as session:
         who = person_or_officer(session, case_number)
         if who is None:
-            fail(f"no person or officer {case_number!r}", 2)
+            fail(say("enrol.no_such", ref=repr(case_number)), 2)
         code = enrol.issue_code(session, who, rt.clock.now(), s.enrol_code_days)
     expires = code.expires_at.astimezone(s.zone).strftime("%Y-%m-%d %H:%M")
-    out.print(f"Enrolment code for {case_number}: [bold]{code.code}[/] (single use, expires {expires})", markup=True)
+    out.print(say("enrol.code", ref=case_number, code=code.code, expires=expires), markup=False)
     username = _bot_username(s)
     if username:
-        out.print(f"Telegram: https://t.me/{username}?start={code.code.replace('-', '')}")
+        out.print(say("enrol.telegram_link", link=f"https://t.me/{username}?start={code.code.replace('-', '')}"),
+                  markup=False)
     else:
-        out.print(f"Telegram: open the bot and send  /start {code.code}")
+        out.print(say("enrol.telegram_start", code=code.code), markup=False)
     if isinstance(who, Supervisee):
-        sender = s.twilio_from_number or "the service's SMS number"
-        out.print(f"SMS: no code needed. From {who.phone}, text HELP (or 帮助) to {sender}.")
+        sender = s.twilio_from_number or say("enrol.sms_number")
+        out.print(say("enrol.sms", phone=who.phone, number=sender), markup=False)

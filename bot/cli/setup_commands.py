@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bot.cli.base import app, fail, keys_app, out, runtime
+from bot.cli.base import app, fail, keys_app, out, runtime, say
 from bot.settings import SettingsError, load_settings, new_key_text, read_key_file, write_key_file
 from handlers import purge
 from storage import audit, rekey
@@ -28,20 +28,19 @@ def init() -> None:
         fresh = not has_schema(engine)
         engine.dispose()
         if not fresh:
-            fail(f"the database has data but there are no keys to read it: set CHECKIN_DATA_KEYS and "
-                  f"CHECKIN_INDEX_KEY, or CHECKIN_KEY_FILE (not found: {settings.key_file})", 2)
+            fail(say("setup.no_keys", path=settings.key_file), 2)
         write_key_file(Path(settings.key_file), new_key_text())
-        out.print(f"[yellow]made new encryption keys in {settings.key_file} (readable by you only): keep a copy "
-                  "apart from the database; without them its personal data cannot be read[/]")
+        out.print(say("setup.made_keys", path=settings.key_file), style="yellow", markup=False)
     rt = runtime(schema=False)
     before = current_revision(rt.engine)
     migrate(rt.engine)
     after = current_revision(rt.engine)
     where = rt.engine.url.render_as_string(hide_password=True)
     if before == after:
-        out.print(f"database {where} is up to date (revision {after})")
+        out.print(say("setup.up_to_date", where=where, revision=after), markup=False)
     else:
-        out.print(f"database {where} migrated from {before or 'empty'} to revision {after}")
+        out.print(say("setup.migrated", where=where, before=before or say("setup.empty"), revision=after),
+                  markup=False)
 
 
 
@@ -61,15 +60,15 @@ def keys_generate(
     except SettingsError as exc:
         fail(str(exc), 2)
     if path.exists():
-        fail(f"{path} exists: keys are never overwritten (to change them, `checkin keys rotate`)", 2)
+        fail(say("keys.exists", path=path), 2)
     write_key_file(path, keys)
-    out.print(f"wrote new keys to {path} (mode 600); keep a copy apart from the database")
+    out.print(say("keys.written", path=path), markup=False)
 
 
 def _key_file_only(settings, what: str) -> Path:
+    """The key file, or (keys in the environment) an end saying to do `what` (an office text) there."""
     if settings.data_keys:
-        fail(f"the keys come from CHECKIN_DATA_KEYS/CHECKIN_INDEX_KEY: {what} there (a new data key goes first, "
-              "the old ones stay until `checkin keys rotate` says they are unused)", 2)
+        fail(say("keys.from_environment", what=say(f"keys.{what}")), 2)
     return Path(settings.key_file)
 
 
@@ -77,13 +76,12 @@ def _key_file_only(settings, what: str) -> Path:
 def keys_add() -> None:
     """Put a new data key first in the key file; new values are written with it once the service restarts."""
     rt = runtime()
-    path = _key_file_only(rt.settings, "add the new key")
+    path = _key_file_only(rt.settings, "to_add")
     values = read_key_file(path)
     values["CHECKIN_DATA_KEYS"] = ",".join([new_key(), values["CHECKIN_DATA_KEYS"]])
     write_key_file(path, values)
     ring = Keyring.parse(values["CHECKIN_DATA_KEYS"], values["CHECKIN_INDEX_KEY"])
-    out.print(f"{path}: new data key {ring.primary} first, {len(ring.data_keys) - 1} older kept. Restart the service "
-              "(so that it reads values under the new key), then run `checkin keys rotate`.")
+    out.print(say("keys.added", path=path, key=ring.primary, older=len(ring.data_keys) - 1), markup=False)
 
 
 @keys_app.command("rotate")
@@ -106,25 +104,24 @@ def keys_rotate(
     from_file = not settings.data_keys
     keyring, path = rt.engine.dialect.checkin_keyring, Path(settings.key_file)
     if new_index_key:
-        path = _key_file_only(settings, "set the new CHECKIN_INDEX_KEY, then run `checkin keys rotate --reindex`")
+        path = _key_file_only(settings, "to_reindex")
         values = read_key_file(path)
         values["CHECKIN_INDEX_KEY"] = new_key()
         keyring = Keyring.parse(values["CHECKIN_DATA_KEYS"], values["CHECKIN_INDEX_KEY"])
         write_key_file(path, values)  # first: a reindex cut short is finished by `--reindex`
-        out.print(f"{path}: new index key")
+        out.print(say("keys.new_index", path=path), markup=False)
         reindex = True
     engine = make_engine(settings.database_url, keyring)
     report = rekey.reencrypt(engine)
     for column, n in sorted(report.rewritten.items()):
-        out.print(f"  {column}: {n} re-encrypted")
-    out.print(f"re-encrypted {sum(report.rewritten.values())} values under key {keyring.primary}")
+        out.print(say("keys.column", column=column, count=n), markup=False)
+    out.print(say("keys.reencrypted", count=sum(report.rewritten.values()), key=keyring.primary), markup=False)
     if reindex:
         idx = rekey.reindex(engine)
-        out.print(f"recomputed {idx.reindexed} phone indexes; reset {idx.conversations_reset} conversations")
+        out.print(say("keys.reindexed", count=idx.reindexed, reset=idx.conversations_reset), markup=False)
     stale = sorted(k for k in report.keys_in_use if k != keyring.primary)
     if stale:
-        fail(f"values under keys {', '.join(stale)} remain (written meanwhile by a service holding old keys?): "
-              "run this again", 1)
+        fail(say("keys.stale", keys=", ".join(stale)), 1)
     with session_scope(engine) as session:
         audit.append(session, actor="cli", action="keys.rotate", now=rt.clock.now(), subject=f"key:{keyring.primary}",
                      details={"reencrypted": sum(report.rewritten.values()), "reindexed": reindex})
@@ -133,9 +130,9 @@ def keys_rotate(
         values = read_key_file(path)
         values["CHECKIN_DATA_KEYS"] = values["CHECKIN_DATA_KEYS"].split(",")[0]
         write_key_file(path, values)
-        out.print(f"old keys {', '.join(unused)} no longer used: removed from {path}")
+        out.print(say("keys.removed", keys=", ".join(unused), path=path), markup=False)
     elif unused:
-        out.print(f"old keys {', '.join(unused)} no longer used: remove them from CHECKIN_DATA_KEYS")
+        out.print(say("keys.remove_them", keys=", ".join(unused)), markup=False)
     engine.dispose()
 
 
@@ -155,19 +152,17 @@ def purge_command(
         elif result.recordings:  # spoken reports' audio, kept by Twilio: deleted there before the purge commits
             left = _delete_recordings(rt.settings, result.recordings)
             if left:
-                out.print(f"[yellow]{len(left)} recordings could not be deleted at Twilio; delete them in the Twilio "
-                          f"console: {', '.join(left)}")
-    verb = "would remove" if dry_run else "removed"
-    out.print(f"supervision ended before {result.cutoff} ({years} years): {len(result.people)} people; "
-              f"{result.notified} still reachable {'would be' if dry_run else 'were'} sent a last message")
-    table = Table("personal data", verb)
+                out.print(say("purge.recordings_left", count=len(left), sids=", ".join(left)), style="yellow",
+                          markup=False)
+    out.print(say("purge.would" if dry_run else "purge.done", cutoff=result.cutoff, years=years,
+                  people=len(result.people), notified=result.notified), markup=False)
+    table = Table(say("purge.col_data"), say("purge.col_would" if dry_run else "purge.col_removed"))
     for name, n in result.removed.items():
-        table.add_row(name.replace("_", " "), str(n))
-    table.add_row("recordings at Twilio", str(len(result.recordings)))
+        table.add_row(say(f"purge.table_{name}"), str(n))
+    table.add_row(say("purge.recordings"), str(len(result.recordings)))
     out.print(table)
     if not dry_run and result.people:
-        out.print("kept for the monthly report: obligations, escalations, study, service and warning counts; "
-                  "every purge is in the audit trail (checkin audit verify)")
+        out.print(say("purge.kept"), markup=False)
 
 
 def _delete_recordings(settings, urls: list[str]) -> list[str]:

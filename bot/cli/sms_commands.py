@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import fail, out, sms_app
+from bot.cli.base import fail, office_language, out, say, sms_app
 from bot.settings import SettingsError, load_settings
 from content.samples import SAMPLE
 from content.sms_templates import TemplateError, check, expected_text, load_templates
@@ -34,29 +34,30 @@ def templates_check(
     try:
         templates = load_templates(file)
     except TemplateError as exc:
-        fail(str(exc), 2)
+        fail(exc.render(office_language()), 2)
     found = check(templates, SAMPLE)
     for language, t in templates.notice.items():
         mine = sum(1 for (lang, _key) in templates.by_key if lang == language)
-        out.print(f"[{language}] notice {t.id} ({t.max_chars} characters a part); {mine} templates; "
-                  f"{len(found.without[language])} message keys without one (they go as notices)", markup=False)
+        out.print(say("sms.notice", language=language, id=t.id, chars=t.max_chars, templates=mine,
+                      without=len(found.without[language])), markup=False)
         by_section: dict[str, list[str]] = {}
         for key in found.without[language]:
             section, _, rest = key.partition(".")
             by_section.setdefault(section, []).append(rest)
         for section, keys in sorted(by_section.items()):
-            out.print(f"  as notices: {section}: {', '.join(keys)}", markup=False)
+            out.print(say("sms.as_notices", section=section, keys=", ".join(keys)), markup=False)
     if texts:
         for (language, key), t in sorted(templates.by_key.items()):
-            out.print(f"\n[{language}] {key} (id {t.id}, variables {', '.join(t.names) or 'none'})", markup=False)
+            out.print("\n" + say("sms.template", language=language, key=key, id=t.id,
+                                 names=", ".join(t.names) or say("sms.no_variables")), markup=False)
             out.print(expected_text(language, key), markup=False)
         for language, t in templates.notice.items():
-            out.print(f"\n[{language}] notice (id {t.id})", markup=False)
+            out.print("\n" + say("sms.notice_text", language=language, id=t.id), markup=False)
             out.print(t.text, markup=False)
     for line in found.drifted:
-        out.print(f"approved text is not the message's any more, register it again: {line}", markup=False)
-    for line in found.too_long:
-        out.print(f"over its limit: {line}", markup=False)
+        out.print(say("sms.drifted", line=line), markup=False)
+    for over in found.too_long:
+        out.print(say("sms.too_long", **over), markup=False)
     if not found.ok:
         raise typer.Exit(1)
-    out.print("templates match the messages")
+    out.print(say("sms.match"), markup=False)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import acting_for, fail, officer_row, out, runtime, warning_app
+from bot.cli.base import acting_for, fail, office_language, officer_row, out, runtime, say, warning_app
 from bot.tables import Column, fitted
 from handlers import formal_warnings
 from storage import queries
@@ -24,13 +24,13 @@ def warning_add(
     with session_scope(rt.engine) as session:
         person = queries.supervisee_by_case(session, case_number)
         if person is None:
-            fail(f"no person with case number {case_number!r}", 2)
+            fail(say("warning.no_person", case=repr(case_number)), 2)
         try:
             entry = formal_warnings.record(session, officer_row(session, officer), person, reason, rt.clock.now(),
                                            rt.settings.zone, actor=acting_for(officer))
         except formal_warnings.WarningError as exc:
-            fail(str(exc), 2)
-        out.print(f"warning {entry.id} recorded for {case_number}")
+            fail(exc.render(office_language()), 2)
+        out.print(say("warning.recorded", id=entry.id, case=case_number), markup=False)
 
 
 @warning_app.command("correct")
@@ -47,8 +47,8 @@ def warning_correct(
             entry = formal_warnings.amend(session, officer_row(session, officer), warning_id, reason, rt.clock.now(),
                                           rt.settings.zone, withdraw=withdraw, actor=acting_for(officer))
         except formal_warnings.WarningError as exc:
-            fail(str(exc), 2)
-        out.print(f"entry {entry.id} ({entry.kind}) amends warning {warning_id}")
+            fail(exc.render(office_language()), 2)
+        out.print(say("warning.amended", entry=entry.id, kind=entry.kind, id=warning_id), markup=False)
 
 
 @warning_app.command("list")
@@ -58,12 +58,14 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
     with session_scope(rt.engine) as session:
         person = queries.supervisee_by_case(session, case_number)
         if person is None:
-            fail(f"no person with case number {case_number!r}", 2)
+            fail(say("warning.no_person", case=repr(case_number)), 2)
         lines = formal_warnings.ledger(session, person.id)
         rows = [[str(line.entry.id), line.entry.created_at.astimezone(rt.settings.zone).strftime("%Y-%m-%d %H:%M"),
-                 str(line.entry.officer_id), "withdrawn" if line.withdrawn else "standing", line.reason,
+                 str(line.entry.officer_id), say("warning.withdrawn") if line.withdrawn else say("warning.standing"),
+                 line.reason,
                  ", ".join(f"{a.kind} #{a.id}" for a in line.amended)] for line in lines]
-    columns = [Column("id", key=True, justify="right"), Column("given", key=True), Column("state", key=True),
-               Column("reason", key=True, wrap=True), Column("by", justify="right"), Column("amendments")]
+    columns = [Column(say("warning.col_id"), key=True, justify="right"), Column(say("warning.col_given"), key=True),
+               Column(say("warning.col_state"), key=True), Column(say("warning.col_reason"), key=True, wrap=True),
+               Column(say("warning.col_by"), justify="right"), Column(say("warning.col_amendments"))]
     out.print(fitted(columns, [[r[0], r[1], r[3], r[4], r[2], r[5]] for r in rows], width=out.width,
-                     title=f"warnings of {case_number}"))
+                     title=say("warning.listed", case=case_number)))

@@ -11,7 +11,7 @@ from storage.db import head_revision, session_scope
 from storage.models import EnrolmentCode, Leave, LocationCheck, Message, Officer
 from tests.conftest import clear_env, roster_csv
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 def run(*args, input=None, ok=True):
@@ -164,7 +164,8 @@ def _persona_rows(out: str) -> list[tuple[int, int, int]]:
 @pytest.mark.parametrize("sms", ["twilio", "tencent"])
 def test_demo_simulates_the_whole_service(tmp_path, monkeypatch, sms):
     """The demo as a user runs it: a process of its own, a clean stderr, people who answer as they mean to; its
-    SMS through Twilio's stand-in or Tencent Cloud's (approved templates, TC3-signed)."""
+    SMS through Twilio's stand-in or Tencent Cloud's (approved templates, TC3-signed). The first speaks the office's
+    default language, Chinese; the second English (CHECKIN_LANGUAGE=en)."""
     import os
     import subprocess
     import sys
@@ -175,16 +176,24 @@ def test_demo_simulates_the_whole_service(tmp_path, monkeypatch, sms):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--dir", str(tmp_path / "d"), "--days", "3",
                            "--seconds", "15", "--sms", sms], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "100", "PYTHONPATH": str(root)}, cwd=tmp_path)
+                          env={**os.environ, "COLUMNS": "100", "PYTHONPATH": str(root),
+                               **({"CHECKIN_LANGUAGE": "en"} if sms == "tencent" else {})}, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no traceback, no library's INFO line between the progress bar and the tables
-    assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
-    assert "location check-ins:" in out and "leave:" in out
-    assert "Simulated " in out and "the compliance report for " in out
-    # The console on the demo's database: its address, and a sign-in for an officer and for the administrator.
-    assert "The web console (with --serve): http://127.0.0.1:8080/console/" in out
-    assert "an assistant officer: sign in as " in out and "the administrator: sign in as " in out
+    if sms == "twilio":
+        assert "发出的消息" in out and "提醒" in out and "月度报表" in out and "全县" in out
+        assert "位置报到：" in out and "请假：" in out and "已模拟 " in out
+        # The console on the demo's database: its address, and a sign-in for an officer and for the administrator.
+        assert "工作台（加 --serve）：http://127.0.0.1:8080/console/" in out
+        assert "协管员：以 " in out and "管理员：以 " in out
+        assert "outbound messages" not in out and "compliance" not in out
+    else:
+        assert "outbound messages" in out and "escalations" in out and "compliance 20" in out
+        assert "location check-ins:" in out and "leave:" in out
+        assert "Simulated " in out and "the compliance report for " in out
+        assert "The web console (with --serve): http://127.0.0.1:8080/console/" in out
+        assert "an assistant officer: sign in as " in out and "the administrator: sign in as " in out
     assert list(tmp_path.glob("**/officer-*-totp.png"))
     personas = _persona_rows(out)
     assert len(personas) == 10 and sum(p[0] for p in personas) > 40

@@ -43,7 +43,7 @@ class Server:
             twilio_from_number=self.tw.number, twilio_api_base_url=self.tw.base_url), **changed})
 
     def levels(self, **changed) -> dict[str, tuple[str, str]]:
-        return {f.check: (f.level, f"{f.says} {f.fix}") for f in examine(self.settings(**changed), NOW)}
+        return {f.check: (f.level, f"{f.says('en')} {f.fix('en')}") for f in examine(self.settings(**changed), NOW)}
 
 
 @pytest.fixture
@@ -138,12 +138,12 @@ async def test_a_database_behind_its_migrations_fails_and_the_command_exits_1(se
                             TELEGRAM_BASE_URL=server.tg.base_url,
                             CHECKIN_PUBLIC_URL=f"http://127.0.0.1:{server.port}").items():
         monkeypatch.setenv(name, value)
-    done = await asyncio.to_thread(CliRunner().invoke, app, ["doctor"], env={"COLUMNS": "200"})
+    done = await asyncio.to_thread(CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke, app, ["doctor"], env={"COLUMNS": "200"})
     assert done.exit_code == 1, done.output
     assert "FAIL database" in done.output and "is at revision 0019, this version needs 0020" in done.output
     assert "run `checkin init`" in done.output and "1 check(s) failed" in done.output
     migrate(server.db.engine)
-    well = await asyncio.to_thread(CliRunner().invoke, app, ["doctor"], env={"COLUMNS": "200"})
+    well = await asyncio.to_thread(CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke, app, ["doctor"], env={"COLUMNS": "200"})
     assert well.exit_code == 0 and "all well" in well.output, well.output
 
 

@@ -80,5 +80,5 @@ def test_json_log_lines_and_the_version():
     line = json.loads(JsonLines().format(record))
     assert (line["level"], line["logger"], line["message"]) == ("INFO", "handlers.checkin", "obligation 7 done")
     assert line["at"].endswith("+00:00")
-    done = CliRunner().invoke(app, ["--version"])
+    done = CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke(app, ["--version"])
     assert done.exit_code == 0 and done.output.startswith("checkin ")

@@ -12,7 +12,7 @@ from storage.db import session_scope
 from storage.models import AuditEntry, Escalation, Leave, Officer, Supervisee
 from tests.sim import County, local, steps
 
-runner = CliRunner(env={"COLUMNS": "200"})
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
 
 
 def cli(*args, code: int = 0) -> str:

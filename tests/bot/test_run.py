@@ -73,7 +73,7 @@ def test_fast_clock_job_fires_every_simulated_minute():
 
 def test_tick_command_catches_up(env):
     c = County(env)
-    runner = CliRunner()
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
     result = runner.invoke(app, ["tick", "--at", "2027-03-01T10:00+08:00"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "prompted" in result.output
@@ -139,7 +139,7 @@ def test_run_on_a_port_in_use_says_so_and_stops(env, monkeypatch):
     port = taken.getsockname()[1]
     monkeypatch.setenv("CHECKIN_HTTP_PORT", str(port))
     try:
-        result = CliRunner().invoke(app, ["run", "--no-scheduler"])
+        result = CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke(app, ["run", "--no-scheduler"])
     finally:
         taken.close()
     assert result.exit_code == 2

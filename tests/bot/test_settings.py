@@ -67,7 +67,7 @@ def test_cli_stops_with_the_message(monkeypatch):
     from bot.cli import app
 
     monkeypatch.setenv("CHECKIN_TIMEZONE", "Nowhere/Land")
-    result = CliRunner().invoke(app, ["officer", "list"])
+    result = CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke(app, ["officer", "list"])
     assert result.exit_code == 2
     assert "CHECKIN_TIMEZONE='Nowhere/Land'" in result.output
 

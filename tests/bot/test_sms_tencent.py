@@ -115,7 +115,7 @@ def test_the_template_check_passes_for_content_and_catches_drift(tmp_path, monke
     from content.sms_templates import DEFAULT_FILE
 
     monkeypatch.delenv("CHECKIN_SMS_TEMPLATES_FILE", raising=False)
-    runner = CliRunner()
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
     ok = runner.invoke(app, ["sms", "templates", "check", "--texts"])
     assert ok.exit_code == 0, ok.output
     assert "templates match the messages" in ok.output and "[zh-CN] checkin.prompt+checkin.sms_hint" in ok.output

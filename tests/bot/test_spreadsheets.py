@@ -98,7 +98,7 @@ def test_the_report_as_csv_and_xlsx_and_the_chart_with_and_without_a_cjk_font(db
     monkeypatch.setenv("CHECKIN_DATABASE_URL", db.url)
     monkeypatch.setenv("CHECKIN_CLOCK", f"{datetime(2027, 3, 2, tzinfo=UTC).isoformat()}@1")
     monkeypatch.setattr("bot.cli.report_commands.cjk_font", lambda: None)  # a machine without one
-    done = CliRunner().invoke(app, ["report", "--month", "2027-03", "--csv", "m.csv", "--xlsx", "m.xlsx",
+    done = CliRunner(env={"CHECKIN_LANGUAGE": "en"}).invoke(app, ["report", "--month", "2027-03", "--csv", "m.csv", "--xlsx", "m.xlsx",
                                     "--chart", "m.png"], env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert "(T1 = 红果镇; for the names on the chart: apt-get install fonts-noto-cjk)" in done.output

@@ -15,12 +15,13 @@ from bot import sample
 from bot.cli import app
 from bot.report_view import REPORT_COLUMNS, print_report
 from bot.tables import Column, fitted, transposed
+from content.catalog import text
 from content.policy import load_policy
 from handlers import compliance
 from storage.db import session_scope
 from storage.models import Officer, Supervisee
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 NOW = datetime(2027, 3, 15, 2, tzinfo=UTC)
 
 
@@ -70,14 +71,16 @@ def test_other_tables_fit_80_columns(county, args):
     assert max(len(line) for line in out.splitlines() if line.strip()) <= 80
 
 
-def test_the_report_is_transposed_and_names_its_figures_as_the_csv_does(county, tmp_path):
+def test_the_report_is_transposed_and_names_its_figures_in_words(county, tmp_path):
+    """A row per figure, named in the office's words; the CSV's columns keep the figures' names."""
     out = run("report", "--month", "2027-3", "--csv", str(tmp_path / "r.csv"))
     assert "compliance 2027-03 so far" in out and "2027-3 " not in out  # --month normalised
     with (tmp_path / "r.csv").open(encoding="utf-8-sig") as fh:  # written with a BOM, for Excel
         header = next(csv.reader(fh))
     assert header == ["month", *REPORT_COLUMNS]
     rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
-    assert [r for r in rows if r] == list(REPORT_COLUMNS[1:])  # the same names, one row each
+    assert [r for r in rows if r] == [text("en", f"office.report.figure_{k}") for k in REPORT_COLUMNS[1:]]
+    assert "not yet active" in rows and "not_yet_active" not in out
     assert all(town in out for town in ("红果镇", "两河镇", "平关镇", "county"))
 
 
@@ -102,7 +105,7 @@ def test_people_not_yet_begun_are_counted_apart(county):
     county_line = lines[-1]
     assert county_line.not_yet_active == 1 and county_line.active + county_line.not_yet_active == 40
     console = Console(width=80, record=True, file=None)
-    print_report(console, lines, "2027-03", None, 5.0, status="current")
+    print_report(console, lines, "2027-03", None, 5.0, status="current", lang="en")
     assert "1 people begin supervision later in 2027-03" in console.export_text()
 
 

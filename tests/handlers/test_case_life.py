@@ -17,7 +17,7 @@ from storage.db import session_scope
 from storage.models import AuditEntry, Escalation, Leave, Supervisee
 from tests.sim import SH, County, local, steps
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 def states(c: County, person, kind: str = "checkin", upto=None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from storage.db import session_scope
 from storage.models import Officer, ServiceAttendance
 from tests.sim import County, local, steps
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 def _session(c: County, cases=("JZ-S", "JZ-O")):

@@ -17,7 +17,7 @@ from storage.models import Officer, Supervisee
 from tests.factories import supervisee
 from tests.sim import SH, County, local, steps
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 async def _march(db) -> County:

@@ -11,7 +11,7 @@ from storage.db import session_scope
 from storage.models import Warning_
 from tests.sim import County, local
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 async def test_warning_by_chat_is_told_listed_and_scoped(db):

@@ -107,26 +107,30 @@ async def test_sweep_greets_on_the_holiday_morning_once(db):
     assert bodies[0].startswith("Tom Lee, happy Spring Festival!") and "刘芳，春节快乐！" in bodies[1]
 
 
-runner = CliRunner()
+runner = CliRunner(env={"CHECKIN_LANGUAGE": "en"})
 
 
 def test_greet_command_dry_run_writes_nothing_then_sends(env):
+    """In the office's default language, Chinese (the holiday's name too)."""
     c = County(env)
-    dry = runner.invoke(app, ["greet", "--holiday", "春节", "--dry-run"], env={"COLUMNS": "200"})
+    office = CliRunner(env={"COLUMNS": "200"})
+    dry = office.invoke(app, ["greet", "--holiday", "春节", "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "dry run: nothing written" in dry.output and "王伟，春节快乐！" in dry.output
-    assert "by sms, which is not configured: their messages wait in the outbox and are dropped unsent at" in dry.output
+    assert "春节" in dry.output and "2027-02-06（试运行" in dry.output and "王伟，春节快乐！" in dry.output
+    assert "人通过 sms 联系，该渠道未配置：他们的消息在发件箱等待，" in dry.output and "未发出即丢弃" in dry.output
     assert c.out() == []
     with session_scope(env.engine) as s:
         assert s.exec(select(func.count()).select_from(Broadcast)).one() == 0
-    real = runner.invoke(app, ["greet", "--date", "2028-01-26"], env={"COLUMNS": "200"})
+    real = office.invoke(app, ["greet", "--date", "2028-01-26"])
     assert real.exit_code == 0, real.output
-    assert "3 people, 3 queued now" in real.output and "not configured" in real.output
-    again = runner.invoke(app, ["greet", "--date", "2028-01-26"], env={"COLUMNS": "200"})
-    assert "0 queued now, 3 from an earlier run" in again.output
+    assert "3 人，本次排队 3 人" in real.output and "该渠道未配置" in real.output
+    again = office.invoke(app, ["greet", "--date", "2028-01-26"])
+    assert "本次排队 0 人，此前已排 3 人" in again.output
     assert len(c.out(kind="greeting")) == 3
-    bad = runner.invoke(app, ["greet", "--date", "2027-03-03"])
-    assert bad.exit_code == 2 and "no holiday on 2027-03-03" in bad.output
+    bad = office.invoke(app, ["greet", "--date", "2027-03-03"])
+    assert bad.exit_code == 2 and "在 2027-03-03 没有节日" in bad.output
+    english = runner.invoke(app, ["greet", "--date", "2028-01-26"], env={"COLUMNS": "200"})
+    assert "Chinese New Year 2028-01-26: 3 people, 0 queued now, 3 from an earlier run" in english.output
 
 
 def test_broadcast_to_one_township(env):

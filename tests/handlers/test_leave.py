@@ -202,7 +202,7 @@ async def test_officers_list_and_the_cli(county, env):
     assert (await c.send("telegram", "5002", local(2027, 3, 1, 11), "/leaves")).replies[0].text == \
         "没有待审批或进行中的请假。"
     first, second = leaves(c)
-    runner = CliRunner(env={"COLUMNS": "250"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "250"})
     result = runner.invoke(app, ["leave", "list"])
     assert result.exit_code == 0 and "JZ-S" in result.output and "Guiyang" in result.output
     result = runner.invoke(app, ["leave", "approve", str(first.id), "--officer", str(c.other.id)])

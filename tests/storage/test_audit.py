@@ -87,7 +87,7 @@ async def test_verify_finds_reordered_entries(db):
 async def test_audit_commands(db, env):
     c = County(db)
     await _actions(c)
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     ok = runner.invoke(app, ["audit", "verify"])
     assert ok.exit_code == 0 and "audit trail intact: 4 entries" in ok.output
     shown = runner.invoke(app, ["audit", "show", "--case", "JZ-S"])
@@ -101,7 +101,7 @@ async def test_audit_commands(db, env):
 async def test_verify_prints_the_head_and_expect_finds_a_cut_off_tail(db, env):
     c = County(db)
     await _actions(c)
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     ok = runner.invoke(app, ["audit", "verify"])
     head = ok.output.split("head ")[1].split()[0]
     with session_scope(c.engine) as s:
@@ -120,7 +120,7 @@ def test_a_cli_action_for_an_officer_is_recorded_as_the_operator_acting_for_them
     import getpass
 
     c = County(db)
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     done = runner.invoke(app, ["warning", "add", "JZ-S", "--officer", str(c.li.id), "--reason", "连续三天未报到"])
     assert done.exit_code == 0, done.output
     with session_scope(c.engine) as s:

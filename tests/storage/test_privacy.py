@@ -158,7 +158,7 @@ async def test_keys_commands_rotate_a_key_file(db, env, tmp_path, monkeypatch):
     keyfile.write_text("".join(f"{name}={os.environ[name]}\n" for name in ("CHECKIN_DATA_KEYS", "CHECKIN_INDEX_KEY")))
     monkeypatch.delenv("CHECKIN_DATA_KEYS")
     monkeypatch.delenv("CHECKIN_INDEX_KEY")
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     c = County(db)
     await _activity(c)
     before = _snapshot(c.engine)
@@ -211,7 +211,7 @@ def test_keys_are_checked_and_errors_name_them():
 def test_without_keys_the_cli_says_what_to_do(env, monkeypatch, tmp_path):
     monkeypatch.delenv("CHECKIN_DATA_KEYS")
     monkeypatch.delenv("CHECKIN_INDEX_KEY")
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     listed = runner.invoke(app, ["roster", "list"])
     assert listed.exit_code == 2 and "no encryption keys" in listed.output
     refused = runner.invoke(app, ["init"])  # a database with data and no keys: nothing is made up
@@ -277,7 +277,7 @@ async def test_purge_command(db, env):
     with session_scope(c.engine) as s:
         s.execute(update(Supervisee).where(Supervisee.id == c.lenient.id)
                   .values(supervision_end=date(2020, 1, 31), status="ended"))
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"CHECKIN_LANGUAGE": "en", "COLUMNS": "200"})
     dry = runner.invoke(app, ["purge", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "1 people; 1 still reachable would be sent a last message" in dry.output
