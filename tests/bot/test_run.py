@@ -42,7 +42,7 @@ def test_run_under_the_fast_clock_matches_minute_ticks(db, tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stopped after" in proc.stdout
+    assert "已停止：共 " in proc.stdout  # the office's default language, Chinese
 
     # The same county on a second database, swept every simulated minute in-process.
     class Other:
