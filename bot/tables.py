@@ -9,6 +9,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
+from content.catalog import DEFAULT_LANGUAGE, text
+
 BORDER = 3  # a column's padding (one space each side) and its right border
 
 
@@ -30,10 +32,10 @@ def _width(title: str, cells: Sequence[str]) -> int:
 
 
 def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, width: int, title: str | None = None,
-           note_more: str = "") -> Table:
+           note_more: str = "", lang: str = DEFAULT_LANGUAGE) -> Table:
     """A table of whole columns that fits in `width`: key columns first, then the others in their order.
 
-    Columns left out are named in the caption (with `note_more`, e.g. where to see them all).
+    Columns left out are named in the caption, in `lang` (with `note_more`, e.g. where to see them all).
     """
     widths = [_width(c.title, [r[i] for r in rows]) for i, c in enumerate(columns)]
     widths = [min(w, WRAP_MIN) if c.wrap else w for c, w in zip(columns, widths, strict=True)]
@@ -46,7 +48,8 @@ def fitted(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, width: i
             shown.append(i)
             room -= w + BORDER
     left_out = [c.title for i, c in enumerate(columns) if i not in shown]
-    caption = f"not shown at {width} columns: {', '.join(left_out)}{note_more}" if left_out else None
+    caption = text(lang, "office.base.not_shown", width=width, columns=", ".join(left_out)) + note_more \
+        if left_out else None
     table = Table(title=title, caption=caption, caption_justify="left")
     for i in shown:
         if columns[i].wrap:

@@ -10,6 +10,7 @@ from datetime import datetime
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
+from content.catalog import DEFAULT_LANGUAGE, text
 from handlers.contract import Inbound, Location
 from handlers.router import Router
 from scheduler.channels import SendResult
@@ -23,8 +24,9 @@ class ConsoleChannel:
     name = "console"
     rate = 1000.0
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, lang: str = DEFAULT_LANGUAGE) -> None:
         self.console = console or Console(highlight=False)
+        self.lang = lang  # the terminal's own words (the messages are in the person's language)
         self.last_buttons: list[tuple[str, str]] = []
 
     async def send(self, message: Outgoing) -> SendResult:
@@ -35,7 +37,7 @@ class ConsoleChannel:
             for i, (label, _) in enumerate(self.last_buttons, 1):
                 self.console.print(f"   [{i}] {label}", markup=False)
         if message.payload.get("request_location"):
-            self.console.print("   (share a location as: @LAT,LON)", markup=False)
+            self.console.print("   " + text(self.lang, "office.console.share_location"), markup=False)
         return SendResult(provider_id=f"console-{uuid.uuid4().hex[:16]}")
 
     def button_for(self, typed: str) -> str | None:
@@ -59,13 +61,13 @@ class ConsoleChannel:
 
 
 async def converse(router: Router, engine: Engine, now: Callable[[], datetime], address: str,
-                   recipient: tuple[str, int], name: str, out: Console) -> None:
-    """Read lines from the terminal as `address`, handle each, and print what comes back, until end of input."""
-    channel = ConsoleChannel(out)
+                   recipient: tuple[str, int], name: str, out: Console, lang: str = DEFAULT_LANGUAGE) -> None:
+    """Read lines from the terminal as `address`, handle each, and print what comes back, until end of input; the
+    terminal's own words in `lang`."""
+    channel = ConsoleChannel(out, lang)
     outbox = Outbox(engine, {"console": channel})
     interactive = sys.stdin.isatty()
-    out.print(f"[dim]Talking as {name} ({address}). Type /help; a digit presses a button; "
-              "@LAT,LON shares a location; Ctrl-D ends.[/]", markup=True)
+    out.print(text(lang, "office.console.talking_as", name=name, address=address), style="dim", markup=False)
     await outbox.drain(now(), recipient=recipient)
     while True:
         try:

@@ -29,7 +29,7 @@ def areas_list(
                Column(say("areas.col_name_zh")), Column(say("areas.col_name_en")),
                Column("km²", justify="right"), Column(say("areas.col_aliases"), wrap=True)]
     rows = [[a.key, a.kind, a.name_zh, a.name_en, f"{a.geometry.area / 1e6:,.0f}", ", ".join(a.aliases)] for a in found]
-    out.print(fitted(columns, rows, width=out.width))
+    out.print(fitted(columns, rows, width=out.width, lang=office_language()))
     out.print(say("areas.listed", count=len(list(found)), source=found.source), markup=False)
 
 

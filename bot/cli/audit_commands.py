@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import audit_app, fail, out, runtime, say
+from bot.cli.base import audit_app, fail, office_language, out, runtime, say
 from bot.tables import Column, fitted
 from storage import audit, queries
 from storage.db import session_scope
@@ -56,4 +56,5 @@ def audit_show(case: Annotated[str, typer.Option("--case", help="Case number")])
     columns = [Column("#", key=True, justify="right"), Column(say("audit.col_when"), key=True),
                Column(say("audit.col_action"), key=True), Column(say("audit.col_who"), key=True, wrap=True),
                Column(say("audit.col_on")), Column(say("audit.col_details"), wrap=True)]
-    out.print(fitted(columns, rows, width=out.width, title=say("audit.listed", case=case)))
+    out.print(fitted(columns, rows, width=out.width, lang=office_language(),
+                     title=say("audit.listed", case=case)))

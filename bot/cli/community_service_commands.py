@@ -63,7 +63,8 @@ def service_list() -> None:
                Column(say("service.col_attendance"), key=True, wrap=True), Column(say("service.col_place")),
                Column(say("service.col_end")), Column(say("service.col_hours"), justify="right"),
                Column(say("service.col_code"))]
-    out.print(fitted(columns, cells, width=out.width, title=say("service.listed", count=len(cells))))
+    out.print(fitted(columns, cells, width=out.width, lang=office_language(),
+                     title=say("service.listed", count=len(cells))))
 
 
 @service_app.command("verify")

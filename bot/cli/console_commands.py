@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bot.channels.console import converse
-from bot.cli.base import app, fail, out, person_or_officer, runtime, say
+from bot.cli.base import app, fail, office_language, out, person_or_officer, runtime, say
 from bot.runtime import Runtime
 from handlers.addressing import console_address
 from storage.db import session_scope
@@ -31,4 +31,4 @@ def console_as(rt: Runtime, as_: str) -> None:
             fail(say("console.no_such", value=repr(as_)), 2)
         address = console_address(who)
         recipient = ("officer" if isinstance(who, Officer) else "supervisee", who.id)
-    asyncio.run(converse(rt.router, rt.engine, rt.clock.now, address, recipient, who.name, out))
+    asyncio.run(converse(rt.router, rt.engine, rt.clock.now, address, recipient, who.name, out, office_language()))

@@ -44,7 +44,8 @@ def leave_list(
                Column(say("leave.col_name")), Column(say("leave.col_state")), Column(say("leave.col_destination")),
                Column(say("leave.col_from")), Column(say("leave.col_to")), Column(say("leave.col_mode")),
                Column(say("leave.col_area")), Column(say("leave.col_back")), Column(say("leave.col_reason"))]
-    out.print(fitted(columns, rows, width=out.width, title=say("leave.listed", count=len(rows))))
+    out.print(fitted(columns, rows, width=out.width, lang=office_language(),
+                     title=say("leave.listed", count=len(rows))))
 
 
 def _decide(leave_id: int, officer_id: int, decision: str, note: str = "") -> None:

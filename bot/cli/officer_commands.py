@@ -70,7 +70,8 @@ def officer_list() -> None:
     rows = [[str(o.id), o.name, o.role, o.township, str(load.get(o.id, 0)), str(o.supervisor_id or ""),
              yes if o.telegram_id else "", yes if o.phone else "", o.language,
              yes if o.active else no] for o in officers]
-    out.print(fitted(columns, rows, width=out.width, title=say("officer.listed", count=len(officers))))
+    out.print(fitted(columns, rows, width=out.width, lang=office_language(),
+                     title=say("officer.listed", count=len(officers))))
 
 
 @officer_app.command("edit")

@@ -86,7 +86,8 @@ def roster_list(
     rows = [[p.case_number, p.name, p.township, p.level, p.status, str(p.officer_id),
              p.preferred_channel, p.category,
              p.supervision_start.isoformat(), p.supervision_end.isoformat()] for p in people]
-    out.print(fitted(columns, rows, width=out.width, title=say("roster.listed", count=len(people)),
+    out.print(fitted(columns, rows, width=out.width, lang=office_language(),
+                     title=say("roster.listed", count=len(people)),
                      note_more=say("roster.more")))
 
 

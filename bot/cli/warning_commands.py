@@ -68,4 +68,4 @@ def warning_list(case_number: Annotated[str, typer.Argument(help="The person's c
                Column(say("warning.col_state"), key=True), Column(say("warning.col_reason"), key=True, wrap=True),
                Column(say("warning.col_by"), justify="right"), Column(say("warning.col_amendments"))]
     out.print(fitted(columns, [[r[0], r[1], r[3], r[4], r[2], r[5]] for r in rows], width=out.width,
-                     title=say("warning.listed", case=case_number)))
+                     lang=office_language(), title=say("warning.listed", case=case_number)))

@@ -150,6 +150,8 @@ def county(env, tmp_path):
 def test_the_command_line_speaks_chinese_by_default_and_english_on_request(county, tmp_path):
     listing = run("officer", "list")
     assert "共 1 名工作人员" in listing.output and "负责人数" in listing.output and "是" in listing.output
+    narrow = CliRunner(env={"COLUMNS": "60"}).invoke(app, ["officer", "list"]).output
+    assert "60 列宽放不下：" in narrow and "not shown" not in narrow  # the columns left out, named in Chinese
     english = run("officer", "list", language="en")
     assert "1 officers" in english.output and "caseload" in english.output
     assert "负责人数" not in english.output

@@ -112,7 +112,7 @@ def test_people_not_yet_begun_are_counted_apart(county):
 def test_fitted_keeps_key_columns_and_names_what_it_left_out():
     columns = [Column("case", key=True), Column("wide" * 10), Column("small")]
     rows = [["JZ-2027-000123456789", "x" * 60, "y"]]
-    table = fitted(columns, rows, width=40)
+    table = fitted(columns, rows, width=40, lang="en")
     console = Console(width=40, record=True, file=None)
     console.print(table)
     text = console.export_text()
