@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -65,6 +66,10 @@ def _cell(key: str, value) -> str:
     return str(value)
 
 
+def _say(lang: str, key: str, /, **params: object) -> str:
+    return text(lang, f"office.report.{key}", **params)
+
+
 def month_status(month: str, now: datetime, zone: tzinfo) -> str:
     """"future", "current" or "past": whether the month has begun, and ended, at `now` (local to `zone`)."""
     start, end = compliance.month_bounds(month, zone)
@@ -74,9 +79,7 @@ def month_status(month: str, now: datetime, zone: tzinfo) -> str:
 def print_report(out: Console, lines, month: str, township: str | None, target: float, *,
                  status: str = "past", lang: str = DEFAULT_LANGUAGE) -> None:
     """The report, figures as rows and one column per township (in blocks that fit the terminal), in `lang`."""
-    def say(key: str, /, **params: object) -> str:
-        return text(lang, f"office.report.{key}", **params)
-
+    say = partial(_say, lang)
     if status == "future":
         out.print(say("future", month=month), markup=False)
         return
@@ -148,11 +151,7 @@ def draw_chart(lines, month: str, target: float, path: Path, font: str | None = 
     import matplotlib.pyplot as plt
 
     towns = [line for line in lines if line.township != compliance.COUNTY]
-    words = lang if font is not None else "en"
-
-    def say(key: str, /, **params: object) -> str:
-        return text(words, f"office.report.{key}", **params)
-
+    say = partial(_say, lang if font is not None else "en")
     labels = chart_labels([line.township for line in towns] or [say("chart_none")], font)
     with plt.rc_context({"font.family": [font, "DejaVu Sans"]} if font else {}):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)

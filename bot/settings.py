@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,6 +21,14 @@ from content.areas import load_areas
 from content.policy import load_policy
 from content.sms_templates import load_templates
 from storage.crypto import Keyring, KeyringError, new_key
+
+# The settings naming a file of the county's own, and what reads (and so checks) each: PolicyError, AreaError,
+# TemplateError.
+CHECKED_FILES = {
+    "policy_file": load_policy,
+    "areas_file": lambda path: load_areas(path, geometry=False),
+    "sms_templates_file": load_templates,
+}
 
 LANGUAGES = ("zh-CN", "en")
 _CLOCK = re.compile(r"^(?P<start>[^@]+)@(?P<speed>[0-9]+(\.[0-9]+)?)$")
@@ -113,28 +121,14 @@ class Settings(BaseSettings):
             raise ValueError("not a database URL (e.g. sqlite:///checkin.db)") from exc
         return v
 
-    @field_validator("policy_file")
+    @field_validator(*CHECKED_FILES)
     @classmethod
-    def _policy(cls, v: str | None) -> str | None:
+    def _file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """A file of the county's own, read now: its error (a ValueError naming the entry, field and value) stops
+        the start rather than the first use."""
         if v in (None, ""):
             return None
-        load_policy(v)  # PolicyError (a ValueError) names the key and value
-        return v
-
-    @field_validator("areas_file")
-    @classmethod
-    def _areas(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        load_areas(v, geometry=False)  # AreaError (a ValueError) names the feature, field and value
-        return v
-
-    @field_validator("sms_templates_file")
-    @classmethod
-    def _templates(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        load_templates(v)  # TemplateError (a ValueError) names the entry
+        CHECKED_FILES[info.field_name](v)
         return v
 
     @field_validator("tencent_callback_networks")

@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from bot.runtime import NotInitialised, Runtime, build
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from content.catalog import DEFAULT_LANGUAGE, text
 from storage import queries
 from storage.crypto import DecryptError, KeyringError
@@ -27,17 +27,25 @@ class _Commands(TyperGroup):
             fail(say("base.undecryptable", error=exc), 2)
 
 
-_office = {"language": DEFAULT_LANGUAGE}
+# This command's settings, read once by the callback that runs before every command (None: not valid; the command
+# says why when it reads them).
+_invocation: dict[str, Settings | None] = {"settings": None}
+
+
+def settings() -> Settings:
+    """This command's settings (SettingsError, naming each bad one, when they are not valid)."""
+    return _invocation["settings"] or load_settings()
 
 
 def office_language() -> str:
     """The language of the command line's words: CHECKIN_LANGUAGE (the default language of people too)."""
-    return _office["language"]
+    found = _invocation["settings"]
+    return found.language if found else DEFAULT_LANGUAGE
 
 
 def say(key: str, /, **params: object) -> str:
     """A text of the office's (content/locales/office/), in `office_language()`."""
-    return text(_office["language"], f"office.{key}", **params)
+    return text(office_language(), f"office.{key}", **params)
 
 
 app = typer.Typer(help="checkin: keeps people under community supervision in touch with their officers.",
@@ -60,9 +68,9 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
                                        help="Print the version and exit")) -> None:
     """checkin: keeps people under community supervision in touch with their officers."""
     try:  # the settings' errors are the command's to report, in the default language
-        _office["language"] = load_settings().language
+        _invocation["settings"] = load_settings()
     except SettingsError:
-        _office["language"] = DEFAULT_LANGUAGE
+        _invocation["settings"] = None
 
 
 officer_app = typer.Typer(help="Officers: assistant officers, township supervisors, administrators.",
@@ -98,7 +106,7 @@ err = Console(stderr=True, highlight=False)
 
 def runtime(schema: bool = True) -> Runtime:
     try:
-        rt = build(load_settings())
+        rt = build(settings())
         if schema:
             rt.require_schema()
     except NotInitialised as exc:

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from bot.backup import BackupError, backup, restore
-from bot.cli.base import app, fail, office_language, out, runtime, say
+from bot.cli.base import app, fail, office_language, out, runtime, say, settings
 from bot.doctor import examine
 from bot.runtime import make_clock
-from bot.settings import SettingsError, load_settings
+from bot.settings import SettingsError
 
 MARK = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
 
@@ -23,14 +23,14 @@ def doctor() -> None:
     lang = office_language()
     label = say("doctor.check_settings")
     try:
-        settings = load_settings()
+        current = settings()
     except SettingsError as exc:
         out.print(f"{MARK['fail']} {label}: ", end="")
         out.print(str(exc), markup=False)
         raise typer.Exit(1) from None
     out.print(f"{MARK['ok']} {label}: ", end="")
     out.print(say("doctor.settings_ok"), markup=False)
-    found = examine(settings, make_clock(settings).now())
+    found = examine(current, make_clock(current).now())
     for f in found:
         out.print(f"{MARK[f.level]} ", end="")
         out.print(f"{f.label(lang)}: {f.says(lang)}" + (f" -> {f.fix(lang)}" if f.todo else ""), markup=False)

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from bot.cli.base import app, fail, keys_app, out, runtime, say
-from bot.settings import SettingsError, load_settings, new_key_text, read_key_file, write_key_file
+from bot.cli.base import settings as current_settings
+from bot.settings import SettingsError, new_key_text, read_key_file, write_key_file
 from handlers import purge
 from storage import audit, rekey
 from storage.crypto import Keyring, key_id, new_key
@@ -20,7 +21,7 @@ from storage.db import current_revision, has_schema, make_engine, migrate, sessi
 def init() -> None:
     """Create or migrate the database (and, for a new one without keys, make the key file)."""
     try:
-        settings = load_settings()
+        settings = current_settings()
     except SettingsError as exc:
         fail(str(exc), 2)
     if not settings.data_keys and not Path(settings.key_file).exists():
@@ -56,7 +57,7 @@ def keys_generate(
             out.print(f"{name}={value}", markup=False, soft_wrap=True)
         return
     try:
-        path = file or Path(load_settings().key_file)
+        path = file or Path(current_settings().key_file)
     except SettingsError as exc:
         fail(str(exc), 2)
     if path.exists():

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.base import fail, office_language, out, say, sms_app
-from bot.settings import SettingsError, load_settings
+from bot.cli.base import fail, office_language, out, say, settings, sms_app
+from bot.settings import SettingsError
 from content.samples import SAMPLE
 from content.sms_templates import TemplateError, check, expected_text, load_templates
 
@@ -28,7 +28,7 @@ def templates_check(
     """
     if file is None:
         try:
-            file = load_settings().sms_templates_file
+            file = settings().sms_templates_file
         except SettingsError as exc:
             fail(str(exc), 2)
     try:
